@@ -1,0 +1,94 @@
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "core/tensor.h"
+
+namespace kervan {
+
+// Hyper-parameters of one AdamW update, already resolved for this step.
+struct AdamWStep {
+  float lr;
+  float beta1, beta2, eps;
+  float weight_decay;       // decoupled: p -= lr * wd * p, before the Adam update
+  float bias_correction1;   // 1 - beta1^t
+  float bias_correction2;   // 1 - beta2^t
+  float grad_scale;         // applied to the gradient first (global-norm clipping)
+};
+
+// Every kernel the layers, models and optimizer use. One implementation per device: the CPU one
+// (OpenBLAS + OpenMP) lives in core/cpu, the CUDA one in core/cuda. Models call only this
+// interface, so they never branch on the device. Tensors are row-major and contiguous;
+// "[N, C]" below means any tensor whose last dimension is C, viewed as N rows.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+
+  // ---- memory
+  virtual Tensor empty(const Shape& shape, DType dtype) = 0;
+  Tensor zeros(const Shape& shape, DType dtype = DType::F32);
+  virtual void fill(Tensor& t, float value) = 0;
+  virtual void copy_from_host(Tensor& dst, const void* src) = 0;
+  virtual void copy_to_host(void* dst, const Tensor& src) = 0;
+
+  // ---- dense algebra
+  // y = alpha * op(a) @ op(b) + beta * y, with a, b, y 2-D; op(a) is a^T when trans_a.
+  virtual void matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                      float alpha, float beta) = 0;
+  // y[n, :] += bias  (y [N, C], bias [C])
+  virtual void add_bias(Tensor& y, const Tensor& bias) = 0;
+  // dbias += sum_n dy[n, :]
+  virtual void bias_backward(Tensor& dbias, const Tensor& dy) = 0;
+  // out = a + b (elementwise; out may alias a or b)
+  virtual void add(Tensor& out, const Tensor& a, const Tensor& b) = 0;
+  // t *= s
+  virtual void scale(Tensor& t, float s) = 0;
+  // sum of squares in double, for gradient norms
+  virtual double sum_squares(const Tensor& t) = 0;
+
+  // ---- layers (see core/layers for the math of each)
+  // out[b,t,:] = wte[tokens[b,t], :] + wpe[t, :]
+  virtual void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte,
+                                 const Tensor& wpe) = 0;
+  // dwte[tokens[b,t], :] += dout[b,t,:];  dwpe[t, :] += sum_b dout[b,t,:]
+  virtual void embedding_backward(Tensor& dwte, Tensor& dwpe, const Tensor& dout,
+                                  const Tensor& tokens) = 0;
+  // out = (x - mean) * rstd * w + b, per row; saves mean and rstd [N] for backward.
+  virtual void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
+                                 const Tensor& w, const Tensor& b) = 0;
+  // dx = d/dx (overwritten); dw, db accumulated.
+  virtual void layernorm_backward(Tensor& dx, Tensor& dw, Tensor& db, const Tensor& dout,
+                                  const Tensor& x, const Tensor& w, const Tensor& mean,
+                                  const Tensor& rstd) = 0;
+  // out = gelu_tanh(x)
+  virtual void gelu_forward(Tensor& out, const Tensor& x) = 0;
+  // dx = gelu_tanh'(x) * dout (overwritten; dx may alias dout)
+  virtual void gelu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) = 0;
+  // Causal multi-head attention on a fused qkv [B, T, 3C] (q, k, v each [B, T, C], head h at
+  // columns h*hs..(h+1)*hs). Saves the probabilities probs [B, NH, T, T] for backward.
+  virtual void attention_forward(Tensor& out, Tensor& probs, const Tensor& qkv, int n_head) = 0;
+  // dqkv overwritten; dprobs [B, NH, T, T] is scratch.
+  virtual void attention_backward(Tensor& dqkv, Tensor& dprobs, const Tensor& dout,
+                                  const Tensor& qkv, const Tensor& probs, int n_head) = 0;
+  // losses[n] = -log softmax(logits[n, :vocab])[targets[n]]; columns >= vocab are padding and
+  // never predicted. Targets < 0 are ignored (loss 0).
+  virtual void cross_entropy_forward(Tensor& losses, const Tensor& logits, const Tensor& targets,
+                                     int64_t vocab) = 0;
+  // dlogits[n, j] = dloss * (softmax_j - [j == target]) for j < vocab, 0 for padding columns.
+  // dlogits may alias logits (the logits are not needed after this).
+  virtual void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& targets,
+                                      int64_t vocab, float dloss) = 0;
+
+  // ---- optimizer
+  virtual void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                            const AdamWStep& step) = 0;
+
+  // Worker threads this backend uses for host-side compute (CPU: OpenMP + OpenBLAS).
+  virtual void set_num_threads(int n) = 0;
+  virtual int num_threads() const = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace kervan

@@ -1,0 +1,116 @@
+// Causal multi-head self-attention on a fused qkv [B, T, 3C]; per batch b and head h, with
+// Q, K, V the [T, hs] slices of that head and s = 1/sqrt(hs):
+//   S = s Q K^T,  P = softmax(S) over j <= i (zero above the diagonal),  O = P V
+// Backward, given dO:
+//   dP = dO V^T,  dV = P^T dO,  dS = P * (dP - rowsum(P * dP)),  dQ = s dS K,  dK = s dS^T Q
+// Each (b, h) is one independent task of small GEMMs; OpenBLAS runs single-threaded inside them
+// and OpenMP spreads the tasks.
+#include <cblas.h>
+
+#include <cmath>
+
+#include "core/cpu/cpu_backend.h"
+#include "core/error.h"
+
+namespace kervan {
+
+namespace {
+
+// OpenBLAS keeps its own thread pool; inside an OpenMP task loop each GEMM must stay on its thread.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
+  ~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
+
+struct HeadView {
+  int64_t B, T, C, NH, hs;
+};
+
+HeadView head_view(const Tensor& qkv, int n_head) {
+  const int64_t B = qkv.dim(0), T = qkv.dim(1), C = qkv.dim(2) / 3;
+  KERVAN_CHECK(qkv.ndim() == 3 && qkv.dim(2) == 3 * C && C % n_head == 0, "attention qkv shape");
+  return {B, T, C, n_head, C / n_head};
+}
+
+}  // namespace
+
+void CpuBackend::attention_forward(Tensor& out, Tensor& probs, const Tensor& qkv, int n_head) {
+  const auto [B, T, C, NH, hs] = head_view(qkv, n_head);
+  KERVAN_CHECK(out.numel() == B * T * C && probs.numel() == B * NH * T * T, "attention shapes");
+  const float s = 1.0f / std::sqrt(static_cast<float>(hs));
+  const float* pqkv = qkv.data<float>();
+  float* pout = out.data<float>();
+  float* pprobs = probs.data<float>();
+  SingleThreadedBlas one_thread;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t h = 0; h < NH; ++h) {
+      const float* q = pqkv + b * T * 3 * C + h * hs;
+      const float* k = q + C;
+      const float* v = q + 2 * C;
+      float* P = pprobs + (b * NH + h) * T * T;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, s, q, 3 * C, k, 3 * C, 0.0f, P, T);
+      for (int64_t i = 0; i < T; ++i) {
+        float* row = P + i * T;
+        float mx = row[0];
+        for (int64_t j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
+        float sum = 0.0f;
+        for (int64_t j = 0; j <= i; ++j) {
+          row[j] = std::exp(row[j] - mx);
+          sum += row[j];
+        }
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
+        for (int64_t j = i + 1; j < T; ++j) row[j] = 0.0f;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, v, 3 * C, 0.0f,
+                  pout + b * T * C + h * hs, C);
+    }
+  }
+}
+
+void CpuBackend::attention_backward(Tensor& dqkv, Tensor& dprobs, const Tensor& dout,
+                                    const Tensor& qkv, const Tensor& probs, int n_head) {
+  const auto [B, T, C, NH, hs] = head_view(qkv, n_head);
+  KERVAN_CHECK(dqkv.numel() == qkv.numel() && dprobs.numel() == probs.numel(), "attention grads");
+  const float s = 1.0f / std::sqrt(static_cast<float>(hs));
+  const float* pqkv = qkv.data<float>();
+  const float* pdout = dout.data<float>();
+  const float* pprobs = probs.data<float>();
+  float* pdqkv = dqkv.data<float>();
+  float* pdprobs = dprobs.data<float>();
+  SingleThreadedBlas one_thread;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t h = 0; h < NH; ++h) {
+      const int64_t off = b * T * 3 * C + h * hs;
+      const float* q = pqkv + off;
+      const float* k = q + C;
+      const float* v = q + 2 * C;
+      float* dq = pdqkv + off;
+      float* dk = dq + C;
+      float* dv = dq + 2 * C;
+      const float* dO = pdout + b * T * C + h * hs;
+      const float* P = pprobs + (b * NH + h) * T * T;
+      float* dP = pdprobs + (b * NH + h) * T * T;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dO, C, v, 3 * C, 0.0f, dP, T);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, dO, C, 0.0f, dv, 3 * C);
+      for (int64_t i = 0; i < T; ++i) {  // dP becomes dS in place
+        const float* p = P + i * T;
+        float* d = dP + i * T;
+        float dot = 0.0f;
+        for (int64_t j = 0; j <= i; ++j) dot += p[j] * d[j];
+        for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - dot);
+        for (int64_t j = i + 1; j < T; ++j) d[j] = 0.0f;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, s, dP, T, k, 3 * C, 0.0f, dq, 3 * C);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, s, dP, T, q, 3 * C, 0.0f, dk, 3 * C);
+    }
+  }
+}
+
+}  // namespace kervan

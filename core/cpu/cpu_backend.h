@@ -1,0 +1,68 @@
+#pragma once
+#include "core/backend.h"
+
+namespace kervan {
+
+// CPU backend: GEMMs through OpenBLAS (cblas_sgemm), everything else as OpenMP loops with static
+// schedules and fixed-order reductions, so a run with the same thread count is bit-reproducible.
+// The kernels are spread over the files of core/cpu/, one file per layer family.
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend();
+  Device device() const override { return Device::CPU; }
+
+  Tensor empty(const Shape& shape, DType dtype) override;
+  void fill(Tensor& t, float value) override;
+  void copy_from_host(Tensor& dst, const void* src) override;
+  void copy_to_host(void* dst, const Tensor& src) override;
+
+  void matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
+              float beta) override;
+  void add_bias(Tensor& y, const Tensor& bias) override;
+  void bias_backward(Tensor& dbias, const Tensor& dy) override;
+  void add(Tensor& out, const Tensor& a, const Tensor& b) override;
+  void scale(Tensor& t, float s) override;
+  double sum_squares(const Tensor& t) override;
+
+  void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte,
+                         const Tensor& wpe) override;
+  void embedding_backward(Tensor& dwte, Tensor& dwpe, const Tensor& dout,
+                          const Tensor& tokens) override;
+  void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
+                         const Tensor& b) override;
+  void layernorm_backward(Tensor& dx, Tensor& dw, Tensor& db, const Tensor& dout, const Tensor& x,
+                          const Tensor& w, const Tensor& mean, const Tensor& rstd) override;
+  void gelu_forward(Tensor& out, const Tensor& x) override;
+  void gelu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) override;
+  void attention_forward(Tensor& out, Tensor& probs, const Tensor& qkv, int n_head) override;
+  void attention_backward(Tensor& dqkv, Tensor& dprobs, const Tensor& dout, const Tensor& qkv,
+                          const Tensor& probs, int n_head) override;
+  void cross_entropy_forward(Tensor& losses, const Tensor& logits, const Tensor& targets,
+                             int64_t vocab) override;
+  void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& targets,
+                              int64_t vocab, float dloss) override;
+
+  void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                    const AdamWStep& step) override;
+
+  void set_num_threads(int n) override;
+  int num_threads() const override { return threads_; }
+
+ private:
+  int threads_ = 1;
+};
+
+// [N, C] view of a tensor: C is the last dimension, N the product of the others.
+struct RowsCols {
+  int64_t rows, cols;
+};
+RowsCols rows_cols(const Tensor& t);
+
+// Splits [0, n) into `parts` contiguous chunks; chunk i is [begin, end).
+inline void chunk_range(int64_t n, int parts, int i, int64_t& begin, int64_t& end) {
+  const int64_t base = n / parts, extra = n % parts;
+  begin = i * base + (i < extra ? i : extra);
+  end = begin + base + (i < extra ? 1 : 0);
+}
+
+}  // namespace kervan

@@ -1,0 +1,52 @@
+#include "core/model/generate.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace kervan {
+
+namespace {
+
+// Picks a token from logits[0, vocab) after temperature and top-k, with the uniform draw u.
+int32_t pick(const std::vector<float>& logits, int64_t vocab, const SampleOptions& opt, double u) {
+  if (opt.temperature <= 0.0f)
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.begin() + vocab) - logits.begin());
+  std::vector<int32_t> ids(vocab);
+  for (int64_t i = 0; i < vocab; ++i) ids[i] = static_cast<int32_t>(i);
+  int64_t k = opt.top_k > 0 ? std::min(opt.top_k, vocab) : vocab;
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  const float mx = logits[ids[0]];
+  std::vector<double> p(k);
+  double sum = 0.0;
+  for (int64_t i = 0; i < k; ++i) sum += p[i] = std::exp((logits[ids[i]] - mx) / opt.temperature);
+  double acc = 0.0;
+  for (int64_t i = 0; i < k; ++i) {
+    acc += p[i] / sum;
+    if (u < acc) return ids[i];
+  }
+  return ids[k - 1];
+}
+
+}  // namespace
+
+std::vector<int32_t> generate(GPT& model, std::vector<int32_t> prompt, int64_t window, const SampleOptions& opt) {
+  KERVAN_CHECK(!prompt.empty(), "generate needs a prompt of at least one token");
+  const int64_t Vp = model.config().padded_vocab(), vocab = model.config().vocab_size;
+  const uint64_t key = stream_key(opt.seed, "sample");
+  std::vector<float> row(Vp);
+  for (int64_t i = 0; i < opt.max_new_tokens; ++i) {
+    const int64_t T = std::min<int64_t>(prompt.size(), window);
+    const int32_t* ctx = prompt.data() + prompt.size() - T;
+    model.forward(ctx, nullptr, 1, T);
+    const Tensor last = model.logits().view({T, Vp}).rows(T - 1, T);
+    model.backend().copy_to_host(row.data(), last);
+    prompt.push_back(pick(row, vocab, opt, uniform_at(key, i)));
+  }
+  return prompt;
+}
+
+}  // namespace kervan

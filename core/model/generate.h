@@ -1,0 +1,20 @@
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/model/gpt.h"
+
+namespace kervan {
+
+struct SampleOptions {
+  int64_t max_new_tokens = 100;
+  float temperature = 1.0f;  // <= 0: greedy
+  int64_t top_k = 0;         // 0: the whole vocabulary
+  uint64_t seed = 0;
+};
+
+// Autoregressive sampling: appends max_new_tokens to `prompt` (at least one token), feeding the
+// model the last model-window tokens each time. Deterministic for a given seed.
+std::vector<int32_t> generate(GPT& model, std::vector<int32_t> prompt, int64_t window, const SampleOptions& opt);
+
+}  // namespace kervan

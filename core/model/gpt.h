@@ -1,0 +1,88 @@
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/layers/attention.h"
+#include "core/layers/embedding.h"
+#include "core/layers/layernorm.h"
+#include "core/layers/mlp.h"
+#include "core/model/gpt_config.h"
+
+namespace kervan {
+
+// GPT-2: token + position embedding, n_layer pre-LN blocks
+//   x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
+// a final LayerNorm, and an LM head tied to the token embedding (logits = ln_f(x) wte^T).
+// Initialisation follows GPT-2: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 n_layer)).
+//
+// The model owns its activations, sized once for (max_batch, max_seq); any smaller batch or
+// sequence runs on views of the same memory.
+class GPT {
+ public:
+  GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t max_seq);
+
+  // Parameters drawn from `seed` (see ParameterSet::initialize); gradients zeroed.
+  void init_weights(uint64_t seed);
+
+  // tokens, targets: host int32 [B, T]. Returns the mean cross-entropy over the targets, or 0
+  // when targets is null (inference: only logits() is meaningful).
+  float forward(const int32_t* tokens, const int32_t* targets, int64_t B, int64_t T);
+  // Accumulates into the gradients d(loss_scale * mean loss)/d(parameters) for the last forward.
+  // Overwrites the logits.
+  void backward(float loss_scale);
+
+  // [B, T, padded_vocab] logits of the last forward (valid until backward).
+  const Tensor& logits() const { return step_.logits; }
+  ParameterSet& params() { return params_; }
+  const GPTConfig& config() const { return config_; }
+  Backend& backend() { return be_; }
+
+ private:
+  struct Block {
+    LayerNorm ln_1;
+    CausalSelfAttention attn;
+    LayerNorm ln_2;
+    Mlp mlp;
+  };
+  // Activations one block keeps for backward.
+  struct BlockSaved {
+    Tensor ln1, ln1_mean, ln1_rstd;
+    AttentionSaved attn;
+    Tensor res1;  // x + attn(ln_1(x))
+    Tensor ln2, ln2_mean, ln2_rstd;
+    MlpSaved mlp;
+    Tensor res2;  // block output
+  };
+  // Every tensor one step touches, as views of the right (B, T) into max-size buffers.
+  struct StepTensors {
+    int64_t B = 0, T = 0;
+    Tensor tokens, targets, x0;
+    std::vector<BlockSaved> blocks;
+    Tensor lnf, lnf_mean, lnf_rstd, logits, losses;
+    Tensor y;                            // output of attn / mlp before the residual add
+    Tensor dres, dln, dtmp, dhidden;     // backward scratch
+    AttentionScratch attn_scratch;
+  };
+
+  // Builds every step tensor for (B, T), each from make(shape, dtype), always in the same order:
+  // once with allocation at the maximum size, then with views into those buffers.
+  StepTensors layout(int64_t B, int64_t T, const std::function<Tensor(Shape, DType)>& make) const;
+  void resize_step(int64_t B, int64_t T);
+  void block_forward(const Block& blk, BlockSaved& s, const Tensor& x);
+  void block_backward(const Block& blk, const BlockSaved& s, const Tensor& x);
+
+  GPTConfig config_;
+  Backend& be_;
+  int64_t max_batch_, max_seq_;
+  ParameterSet params_;
+  std::unique_ptr<Embedding> embedding_;
+  std::vector<Block> blocks_;
+  std::unique_ptr<LayerNorm> ln_f_;
+
+  std::vector<Tensor> buffers_;  // max-size storage, in layout() order
+  StepTensors step_;
+  int64_t valid_targets_ = 0;
+};
+
+}  // namespace kervan

@@ -1,0 +1,41 @@
+#include "core/optim/adamw.h"
+
+#include <cmath>
+
+namespace kervan {
+
+AdamW::AdamW(ParameterSet& params, Backend& backend, AdamWConfig config)
+    : params_(params), be_(backend), cfg_(config) {
+  m_ = be_.zeros({params.numel()});
+  v_ = be_.zeros({params.numel()});
+}
+
+void AdamW::step(float lr, float grad_scale) {
+  ++t_;
+  AdamWStep st{lr,
+               cfg_.beta1,
+               cfg_.beta2,
+               cfg_.eps,
+               0.0f,
+               static_cast<float>(1.0 - std::pow(static_cast<double>(cfg_.beta1), static_cast<double>(t_))),
+               static_cast<float>(1.0 - std::pow(static_cast<double>(cfg_.beta2), static_cast<double>(t_))),
+               grad_scale};
+  for (Parameter& p : params_.all()) {
+    st.weight_decay = p.weight_decay ? cfg_.weight_decay : 0.0f;
+    Tensor m = m_.slice_flat(p.offset, p.shape);
+    Tensor v = v_.slice_flat(p.offset, p.shape);
+    be_.adamw_update(p.value, p.grad, m, v, st);
+  }
+}
+
+float grad_global_norm(Backend& backend, ParameterSet& params) {
+  return static_cast<float>(std::sqrt(backend.sum_squares(params.grads())));
+}
+
+float clip_factor(float norm, float max_norm) {
+  if (max_norm <= 0.0f) return 1.0f;
+  const float f = max_norm / (norm + 1e-6f);
+  return f < 1.0f ? f : 1.0f;
+}
+
+}  // namespace kervan

@@ -1,0 +1,35 @@
+#pragma once
+#include "core/parameters.h"
+
+namespace kervan {
+
+struct AdamWConfig {
+  float beta1 = 0.9f;
+  float beta2 = 0.95f;
+  float eps = 1e-8f;
+  float weight_decay = 0.1f;  // applied only to parameters declared with weight_decay
+};
+
+// AdamW over a ParameterSet, with first and second moments in flat buffers parallel to the
+// parameters (math in core/cpu/adamw.cpp).
+class AdamW {
+ public:
+  AdamW(ParameterSet& params, Backend& backend, AdamWConfig config);
+  // One update at learning rate `lr`; gradients are multiplied by `grad_scale` first (clipping).
+  void step(float lr, float grad_scale);
+  int64_t steps_taken() const { return t_; }
+
+ private:
+  ParameterSet& params_;
+  Backend& be_;
+  AdamWConfig cfg_;
+  Tensor m_, v_;
+  int64_t t_ = 0;
+};
+
+// Global L2 norm of all gradients, and the factor that clips it to max_norm (as
+// torch.nn.utils.clip_grad_norm_: max_norm / (norm + 1e-6), capped at 1; max_norm <= 0: no clip).
+float grad_global_norm(Backend& backend, ParameterSet& params);
+float clip_factor(float norm, float max_norm);
+
+}  // namespace kervan

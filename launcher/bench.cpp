@@ -1,0 +1,95 @@
+#include "launcher/bench.h"
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/error.h"
+#include "core/model/gpt.h"
+#include "core/optim/adamw.h"
+#include "core/rng.h"
+#include "launcher/gemm_peak.h"
+
+namespace kervan {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+}  // namespace
+
+int run_bench_gemm(int64_t n, int64_t threads, int reps) {
+  auto be = make_cpu_backend();
+  be->set_num_threads(static_cast<int>(threads));
+  const double flops = measure_gemm_flops(*be, n, reps);
+  nlohmann::json j = {{"bench", "gemm"}, {"n", n}, {"threads", threads}, {"gflops", flops / 1e9}};
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+int run_bench_train(const BenchTrainOptions& o) {
+  GPTConfig cfg;
+  if (!o.preset.empty()) {
+    cfg = gpt_preset(o.preset);
+  } else {
+    cfg.n_layer = static_cast<int>(o.layers);
+    cfg.n_head = static_cast<int>(o.heads);
+    cfg.d_model = o.d_model;
+    cfg.vocab_size = o.vocab;
+  }
+  cfg.max_seq_len = std::max(cfg.max_seq_len, o.seq);
+  cfg.validate();
+  if (o.batch <= 0 || o.seq <= 0 || o.steps <= 0 || o.threads <= 0)
+    throw UserError("bench train: --batch, --seq, --steps and --threads must be positive");
+
+  auto be = make_cpu_backend();
+  be->set_num_threads(static_cast<int>(o.threads));
+  const double peak = measure_gemm_flops(*be, 1024, 5);
+  GPT model(cfg, *be, o.batch, o.seq);
+  model.init_weights(1337);
+  AdamW opt(model.params(), *be, {});
+
+  const int64_t n = o.batch * o.seq;
+  std::vector<int32_t> x(n), y(n);
+  const uint64_t key = stream_key(1337, "bench.tokens");
+  double fwd = 0, bwd = 0, upd = 0, total = 0;
+  for (int64_t step = 0; step < o.warmup_steps + o.steps; ++step) {
+    for (int64_t i = 0; i < n; ++i) {
+      x[i] = static_cast<int32_t>(splitmix64(key ^ (2 * (step * n + i))) % cfg.vocab_size);
+      y[i] = static_cast<int32_t>(splitmix64(key ^ (2 * (step * n + i) + 1)) % cfg.vocab_size);
+    }
+    const auto t0 = Clock::now();
+    model.params().zero_grad(*be);
+    model.forward(x.data(), y.data(), o.batch, o.seq);
+    const double t_fwd = since(t0);
+    model.backward(1.0f);
+    const double t_bwd = since(t0) - t_fwd;
+    const float norm = grad_global_norm(*be, model.params());
+    opt.step(1e-4f, clip_factor(norm, 1.0f));
+    const double t_all = since(t0);
+    if (step >= o.warmup_steps) {
+      fwd += t_fwd;
+      bwd += t_bwd;
+      upd += t_all - t_fwd - t_bwd;
+      total += t_all;
+    }
+  }
+  const double tps = n * o.steps / total;
+  nlohmann::json j = {{"impl", "kervan"},
+                      {"tokens_per_s", tps},
+                      {"ms_per_step", 1e3 * total / o.steps},
+                      {"mfu", 6.0 * cfg.num_params() * tps / peak},
+                      {"params", cfg.num_params()},
+                      {"peak_rss_mb", peak_rss_mb()},
+                      {"gemm_gflops", peak / 1e9},
+                      {"threads", o.threads},
+                      {"batch", o.batch},
+                      {"seq", o.seq}};
+  if (o.profile)
+    j["ms_per_phase"] = {{"forward", 1e3 * fwd / o.steps}, {"backward", 1e3 * bwd / o.steps},
+                         {"clip_and_adamw", 1e3 * upd / o.steps}};
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+}  // namespace kervan

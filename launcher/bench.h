@@ -1,0 +1,19 @@
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace kervan {
+
+struct BenchTrainOptions {
+  std::string preset;
+  int64_t layers = 0, heads = 0, d_model = 0, vocab = 0;
+  int64_t batch = 4, seq = 64, threads = 1, steps = 10, warmup_steps = 2;
+  bool profile = false;  // also print per-phase timings
+};
+
+// `kervan bench gemm`: prints one JSON line with the fp32 GEMM throughput.
+int run_bench_gemm(int64_t n, int64_t threads, int reps);
+// `kervan bench train`: trains on random tokens; prints one JSON line last.
+int run_bench_train(const BenchTrainOptions& opt);
+
+}  // namespace kervan

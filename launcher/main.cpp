@@ -1,0 +1,86 @@
+// The `kervan` command: one binary, one subcommand per job.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "core/error.h"
+#include "launcher/bench.h"
+#include "launcher/prepare.h"
+#include "launcher/run_config.h"
+#include "launcher/train.h"
+
+int main(int argc, char** argv) {
+  using namespace kervan;
+  spdlog::set_default_logger(spdlog::stderr_color_mt("kervan"));
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
+
+  CLI::App app{"kervan: pretrain GPT language models"};
+  app.require_subcommand(1);
+
+  std::string config_path;
+  std::vector<std::string> overrides;
+  auto* train = app.add_subcommand("train", "Train a model from a TOML config");
+  train->add_option("--config", config_path, "Config file (TOML)")->required();
+  train->add_option("--set", overrides, "Override a config key: section.key=value (repeatable)");
+
+  std::string tokenizer = "bytes", out_path;
+  std::vector<std::string> inputs;
+  auto* prepare = app.add_subcommand("prepare", "Turn text files into a token file");
+  prepare->add_option("--tokenizer", tokenizer, "Tokenizer (bytes: one token per byte)")
+      ->check(CLI::IsMember({"bytes"}));
+  prepare->add_option("--out", out_path, "Output llm.c token file (.bin)")->required();
+  prepare->add_option("inputs", inputs, "Input text files")->required();
+
+  auto* bench = app.add_subcommand("bench", "Benchmarks (print JSON lines)");
+  bench->require_subcommand(1);
+  int64_t gemm_n = 2048, gemm_threads = 1;
+  int gemm_reps = 5;
+  auto* gemm = bench->add_subcommand("gemm", "fp32 GEMM throughput of the CPU backend");
+  gemm->add_option("--size", gemm_n, "Matrix size n (n x n x n)");
+  gemm->add_option("--threads", gemm_threads, "Threads");
+  gemm->add_option("--reps", gemm_reps, "Timed repetitions (best is reported)");
+  BenchTrainOptions bt;
+  auto* btrain = bench->add_subcommand("train", "Train on random tokens and report speed");
+  auto* preset_opt = btrain->add_option("--preset", bt.preset, "Model preset");
+  auto* layers_opt = btrain->add_option("--layers", bt.layers, "Layers")->excludes(preset_opt);
+  btrain->add_option("--heads", bt.heads, "Heads")->needs(layers_opt);
+  btrain->add_option("--d-model", bt.d_model, "Model width")->needs(layers_opt);
+  btrain->add_option("--vocab", bt.vocab, "Vocabulary size")->needs(layers_opt);
+  btrain->add_option("--batch", bt.batch, "Sequences per step");
+  btrain->add_option("--seq", bt.seq, "Sequence length");
+  btrain->add_option("--threads", bt.threads, "Threads");
+  btrain->add_option("--steps", bt.steps, "Timed steps");
+  btrain->add_option("--warmup-steps", bt.warmup_steps, "Untimed steps first");
+  btrain->add_flag("--profile", bt.profile, "Also report forward / backward / optimizer time");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+
+  try {
+    if (*train) return run_train(load_run_config(config_path, overrides));
+    if (*prepare) return run_prepare_bytes(inputs, out_path);
+    if (*gemm) return run_bench_gemm(gemm_n, gemm_threads, gemm_reps);
+    if (*btrain) {
+      if (bt.preset.empty() && (bt.layers <= 0 || bt.heads <= 0 || bt.d_model <= 0 || bt.vocab <= 0))
+        throw UserError("bench train: give --preset or all of --layers --heads --d-model --vocab");
+      return run_bench_train(bt);
+    }
+  } catch (const UserError& e) {
+    std::fprintf(stderr, "kervan: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kervan: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

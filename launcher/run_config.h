@@ -1,0 +1,60 @@
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/model/gpt_config.h"
+#include "core/optim/lr_schedule.h"
+
+namespace kervan {
+
+// Everything `kervan train` needs, resolved from a TOML file plus --set overrides. Each field's
+// TOML key is `section.field` (documented in configs/README.md).
+struct RunConfig {
+  std::string file;  // the config file, for messages
+  std::string preset;
+  GPTConfig model;
+
+  struct Data {
+    std::string path;                // llm.c .bin token file
+    std::string tokenizer = "none";  // how to show samples: "bytes" or "none" (ids)
+  } data;
+
+  struct Train {
+    int64_t steps = 0;
+    int64_t micro_batch = 0;  // sequences per process per micro-step
+    int64_t seq_len = 0;
+    int64_t grad_accum = 1;   // micro-steps per optimizer step
+    int64_t seed = 1337;
+    float lr = 6e-4f;
+    float min_lr = 0.0f;
+    int64_t warmup_steps = 0;
+    std::string schedule = "cosine";
+    int64_t decay_steps = 0;  // wsd
+    float weight_decay = 0.1f;
+    float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
+    float grad_clip = 1.0f;   // <= 0: off
+    int64_t threads = 0;      // 0: all cores
+  } train;
+
+  struct Log {
+    std::string metrics_file;
+    int64_t every = 1;  // console line every N steps
+  } log;
+
+  struct Sample {
+    int64_t tokens = 0;  // generate this many tokens after training (0: none)
+    std::string prompt = "\n";
+    float temperature = 1.0f;
+    int64_t top_k = 0;
+  } sample;
+
+  LrSchedule schedule() const;
+};
+
+// Reads `path`, applies overrides of the form "section.key=value" (the value parsed as TOML, or
+// taken as a string when it is not valid TOML), and validates. Every mistake is a UserError that
+// names the file (or the --set) and the key: unknown keys, wrong types, impossible model shapes.
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+
+}  // namespace kervan

@@ -1,0 +1,127 @@
+// The whole GPT-2 model against PyTorch (fixture from tests/fixtures/make_gpt_fixture.py), plus
+// whole-model properties that need no reference: finite differences through every layer at once,
+// and bit-identical repeat runs.
+//
+// Tolerances (fp32 on both sides, different summation orders in GEMMs and reductions):
+//   loss and logits: 1e-5 relative;  gradients: relative L2 error per tensor <= 1e-4;
+//   5 AdamW steps: losses 1e-5 relative, parameters relative L2 <= 1e-4 per tensor.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/model/gpt.h"
+#include "core/optim/adamw.h"
+#include "core/optim/lr_schedule.h"
+#include "fd_check.h"
+#include "fixture.h"
+
+namespace kervan::test {
+namespace {
+
+double rel_l2(const float* a, const float* b, int64_t n, int64_t stride_a = 0, int64_t stride_b = 0, int64_t row = 0) {
+  double d2 = 0, b2 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t ia = row ? (i / row) * stride_a + i % row : i;
+    const int64_t ib = row ? (i / row) * stride_b + i % row : i;
+    d2 += (static_cast<double>(a[ia]) - b[ib]) * (static_cast<double>(a[ia]) - b[ib]);
+    b2 += static_cast<double>(b[ib]) * b[ib];
+  }
+  return std::sqrt(d2 / std::max(b2, 1e-30));
+}
+
+class GptParity : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fx = read_fixture(std::string(KERVAN_FIXTURES_DIR) + "/gpt_tiny.kvfx");
+    const auto& c = fx.at("config").i32;
+    cfg = GPTConfig{c[0], c[1], c[2], c[3], c[4]};
+    B = c[5];
+    T = c[6];
+    be->set_num_threads(2);
+    model = std::make_unique<GPT>(cfg, *be, B, T);
+    model->init_weights(0);
+    for (Parameter& p : model->params().all()) {
+      const auto& src = fx.at("param." + p.name).f32;
+      ASSERT_LE(static_cast<int64_t>(src.size()), p.value.numel()) << p.name;
+      std::copy(src.begin(), src.end(), p.value.data<float>());  // wte: the first V rows
+    }
+  }
+  float forward() { return model->forward(fx.at("inputs").i32.data(), fx.at("targets").i32.data(), B, T); }
+
+  std::map<std::string, FixtureEntry> fx;
+  GPTConfig cfg;
+  int64_t B = 0, T = 0;
+  std::unique_ptr<Backend> be = make_cpu_backend();
+  std::unique_ptr<GPT> model;
+};
+
+TEST_F(GptParity, LossAndLogitsMatchTorch) {
+  const float loss = forward();
+  const float want = fx.at("loss").f32[0];
+  EXPECT_NEAR(loss, want, 1e-5 * std::abs(want));
+  const int64_t V = cfg.vocab_size, Vp = cfg.padded_vocab();
+  EXPECT_LT(rel_l2(model->logits().data<float>(), fx.at("logits").f32.data(), B * T * V, Vp, V, V), 1e-5);
+}
+
+TEST_F(GptParity, GradientsMatchTorch) {
+  forward();
+  model->backward(1.0f);
+  for (Parameter& p : model->params().all()) {
+    const auto& want = fx.at("grad." + p.name).f32;
+    EXPECT_LT(rel_l2(p.grad.data<float>(), want.data(), static_cast<int64_t>(want.size())), 1e-4) << p.name;
+  }
+  // Padding rows of the tied embedding never receive gradient.
+  const Parameter* wte = model->params().find("wte");
+  for (int64_t i = cfg.vocab_size * cfg.d_model; i < wte->grad.numel(); ++i) ASSERT_EQ(wte->grad.data<float>()[i], 0.0f);
+}
+
+TEST_F(GptParity, FiveAdamWStepsWithClippingAndWarmupMatchTorch) {
+  const auto& h = fx.at("hparams").f32;  // max_lr, min_lr, beta1, beta2, eps, wd, clip, warmup, total
+  LrSchedule sched{LrSchedule::Kind::Cosine, h[0], h[1], static_cast<int64_t>(h[7]), static_cast<int64_t>(h[8]), 0};
+  AdamW opt(model->params(), *be, {h[2], h[3], h[4], h[5]});
+  const auto& losses = fx.at("train_losses").f32;
+  const auto& norms = fx.at("grad_norms").f32;
+  for (int s = 0; s < 5; ++s) {
+    model->params().zero_grad(*be);
+    const float loss = forward();
+    EXPECT_NEAR(loss, losses[s], 1e-5 * std::abs(losses[s])) << "step " << s;
+    model->backward(1.0f);
+    const float norm = grad_global_norm(*be, model->params());
+    EXPECT_NEAR(norm, norms[s], 1e-4 * norms[s]) << "step " << s;
+    opt.step(sched.at(s), clip_factor(norm, h[6]));
+  }
+  EXPECT_GT(norms[0], h[6]) << "the fixture must exercise clipping";
+  for (Parameter& p : model->params().all()) {
+    const auto& want = fx.at("final." + p.name).f32;
+    EXPECT_LT(rel_l2(p.value.data<float>(), want.data(), static_cast<int64_t>(want.size())), 1e-4) << p.name;
+  }
+}
+
+// Finite differences through the whole model, on a sample of each parameter tensor.
+TEST_F(GptParity, WholeModelFiniteDifferences) {
+  forward();
+  model->backward(1.0f);
+  for (const char* name : {"wte", "wpe", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.1.mlp.c_proj.bias", "ln_f.bias"}) {
+    Parameter* p = model->params().find(name);
+    // A [16]-element window of the tensor, where the gradient is not trivially small.
+    Tensor window = p->value.slice_flat(0, {16});
+    std::vector<float> ana(p->grad.data<float>(), p->grad.data<float>() + 16);
+    auto loss = [&] { return static_cast<double>(forward()); };
+    EXPECT_LT(fd_relative_error(window, ana, loss, 1e-2f), 2e-2) << name;
+  }
+}
+
+TEST_F(GptParity, RepeatRunIsBitIdentical) {
+  auto run = [&] {
+    model->params().zero_grad(*be);
+    const float loss = forward();
+    model->backward(1.0f);
+    return std::make_pair(loss, to_vector(model->params().grads()));
+  };
+  const auto a = run(), b = run();
+  EXPECT_EQ(a.first, b.first);
+  EXPECT_TRUE(a.second == b.second);
+}
+
+}  // namespace
+}  // namespace kervan::test

@@ -1,0 +1,221 @@
+// Every layer's backward against central finite differences (see fd_check.h for the tolerance).
+#include <gtest/gtest.h>
+
+#include "core/backend.h"
+#include "core/layers/attention.h"
+#include "core/layers/embedding.h"
+#include "core/layers/layernorm.h"
+#include "core/layers/linear.h"
+#include "core/layers/mlp.h"
+#include "fd_check.h"
+
+namespace kervan::test {
+namespace {
+
+class LayerFd : public ::testing::Test {
+ protected:
+  void SetUp() override { be->set_num_threads(2); }
+  Tensor randn(Shape s, uint64_t seed, float std = 1.0f) {
+    Tensor t = be->empty(s, DType::F32);
+    fill_normal(t, seed, std);
+    return t;
+  }
+  std::unique_ptr<Backend> be = make_cpu_backend();
+};
+
+TEST_F(LayerFd, Linear) {
+  ParameterSet ps;
+  Linear lin(ps, "lin", 7, 5, 0.5f);
+  ps.allocate(*be);
+  ps.initialize(*be, 1);
+  fill_normal(ps.find("lin.bias")->value, 9, 0.5f);
+  Tensor x = randn({3, 4, 7}, 2), y = randn({3, 4, 5}, 0), w = randn({3, 4, 5}, 3), dx = randn({3, 4, 7}, 0);
+  auto loss = [&] {
+    lin.forward(*be, y, x);
+    return weighted_sum(y, w);
+  };
+  loss();
+  lin.backward(*be, &dx, w, x);
+  EXPECT_LT(fd_relative_error(x, to_vector(dx), loss), kFdTolerance);
+  for (const char* name : {"lin.weight", "lin.bias"}) {
+    Parameter* p = ps.find(name);
+    EXPECT_LT(fd_relative_error(p->value, to_vector(p->grad), loss), kFdTolerance) << name;
+  }
+  // The check has teeth: a gradient off by 10% fails it.
+  std::vector<float> wrong = to_vector(dx);
+  for (float& v : wrong) v *= 1.1f;
+  EXPECT_GT(fd_relative_error(x, wrong, loss), kFdTolerance);
+}
+
+TEST_F(LayerFd, LayerNorm) {
+  ParameterSet ps;
+  LayerNorm ln(ps, "ln", 16);
+  ps.allocate(*be);
+  ps.initialize(*be, 1);
+  fill_normal(ps.find("ln.weight")->value, 4);
+  fill_normal(ps.find("ln.bias")->value, 5);
+  Tensor x = randn({6, 16}, 2, 2.0f), y = randn({6, 16}, 0), w = randn({6, 16}, 3), dx = randn({6, 16}, 0);
+  Tensor mean = be->empty({6}, DType::F32), rstd = be->empty({6}, DType::F32);
+  auto loss = [&] {
+    ln.forward(*be, y, mean, rstd, x);
+    return weighted_sum(y, w);
+  };
+  loss();
+  ln.backward(*be, dx, w, x, mean, rstd);
+  EXPECT_LT(fd_relative_error(x, to_vector(dx), loss), kFdTolerance);
+  for (const char* name : {"ln.weight", "ln.bias"}) {
+    Parameter* p = ps.find(name);
+    EXPECT_LT(fd_relative_error(p->value, to_vector(p->grad), loss), kFdTolerance) << name;
+  }
+}
+
+TEST_F(LayerFd, Gelu) {
+  Tensor x = randn({50}, 2, 2.0f), y = randn({50}, 0), w = randn({50}, 3), dx = randn({50}, 0);
+  auto loss = [&] {
+    be->gelu_forward(y, x);
+    return weighted_sum(y, w);
+  };
+  loss();
+  be->gelu_backward(dx, x, w);
+  EXPECT_LT(fd_relative_error(x, to_vector(dx), loss, 1e-3f), kFdTolerance);
+  // Spot values of the tanh approximation: gelu(1) = 0.841192, gelu(-1) = -0.158808.
+  float in[2] = {1.0f, -1.0f}, out[2];
+  Tensor a = be->empty({2}, DType::F32), b = be->empty({2}, DType::F32);
+  be->copy_from_host(a, in);
+  be->gelu_forward(b, a);
+  be->copy_to_host(out, b);
+  EXPECT_NEAR(out[0], 0.841192f, 1e-5f);
+  EXPECT_NEAR(out[1], -0.158808f, 1e-5f);
+}
+
+TEST_F(LayerFd, ResidualAdd) {
+  Tensor a = randn({10}, 1), b = randn({10}, 2), y = randn({10}, 0), w = randn({10}, 3);
+  auto loss = [&] {
+    be->add(y, a, b);
+    return weighted_sum(y, w);
+  };
+  // d(a + b)/da = d/db = identity: the gradient of either input is the output gradient.
+  EXPECT_LT(fd_relative_error(a, to_vector(w), loss), kFdTolerance);
+  EXPECT_LT(fd_relative_error(b, to_vector(w), loss), kFdTolerance);
+}
+
+TEST_F(LayerFd, AttentionCore) {
+  const int64_t B = 2, T = 5, C = 8;
+  const int NH = 2;
+  Tensor qkv = randn({B, T, 3 * C}, 2), out = randn({B, T, C}, 0), w = randn({B, T, C}, 3);
+  Tensor probs = randn({B, NH, T, T}, 0), dprobs = randn({B, NH, T, T}, 0), dqkv = randn({B, T, 3 * C}, 0);
+  auto loss = [&] {
+    be->attention_forward(out, probs, qkv, NH);
+    return weighted_sum(out, w);
+  };
+  loss();
+  // Causality: every probability above the diagonal is exactly zero, each row sums to one.
+  const float* P = probs.data<float>();
+  for (int64_t bh = 0; bh < B * NH; ++bh)
+    for (int64_t i = 0; i < T; ++i) {
+      double s = 0;
+      for (int64_t j = 0; j < T; ++j) {
+        if (j > i) {
+          EXPECT_EQ(P[(bh * T + i) * T + j], 0.0f);
+        }
+        s += P[(bh * T + i) * T + j];
+      }
+      EXPECT_NEAR(s, 1.0, 1e-6);
+    }
+  be->attention_backward(dqkv, dprobs, w, qkv, probs, NH);
+  EXPECT_LT(fd_relative_error(qkv, to_vector(dqkv), loss), kFdTolerance);
+}
+
+TEST_F(LayerFd, CausalSelfAttentionLayer) {
+  ParameterSet ps;
+  CausalSelfAttention attn(ps, "attn", 8, 2, 0.3f, 0.3f);
+  ps.allocate(*be);
+  ps.initialize(*be, 7);
+  const int64_t B = 2, T = 4, C = 8;
+  AttentionSaved saved{be->empty({B, T, 3 * C}, DType::F32), be->empty({B, 2, T, T}, DType::F32),
+                       be->empty({B, T, C}, DType::F32)};
+  AttentionScratch scratch{be->empty({B, T, C}, DType::F32), be->empty({B, T, 3 * C}, DType::F32),
+                           be->empty({B, 2, T, T}, DType::F32)};
+  Tensor x = randn({B, T, C}, 2), y = randn({B, T, C}, 0), w = randn({B, T, C}, 3), dx = randn({B, T, C}, 0);
+  auto loss = [&] {
+    attn.forward(*be, y, saved, x);
+    return weighted_sum(y, w);
+  };
+  loss();
+  attn.backward(*be, dx, w, x, saved, scratch);
+  EXPECT_LT(fd_relative_error(x, to_vector(dx), loss), kFdTolerance);
+  for (const char* name : {"attn.c_attn.weight", "attn.c_proj.weight", "attn.c_attn.bias"}) {
+    Parameter* p = ps.find(name);
+    EXPECT_LT(fd_relative_error(p->value, to_vector(p->grad), loss), kFdTolerance) << name;
+  }
+}
+
+TEST_F(LayerFd, Mlp) {
+  ParameterSet ps;
+  Mlp mlp(ps, "mlp", 6, 24, 0.3f, 0.3f);
+  ps.allocate(*be);
+  ps.initialize(*be, 7);
+  MlpSaved saved{be->empty({3, 24}, DType::F32), be->empty({3, 24}, DType::F32)};
+  Tensor x = randn({3, 6}, 2), y = randn({3, 6}, 0), w = randn({3, 6}, 3), dx = randn({3, 6}, 0);
+  Tensor dh = randn({3, 24}, 0);
+  auto loss = [&] {
+    mlp.forward(*be, y, saved, x);
+    return weighted_sum(y, w);
+  };
+  loss();
+  mlp.backward(*be, dx, w, x, saved, dh);
+  EXPECT_LT(fd_relative_error(x, to_vector(dx), loss), kFdTolerance);
+  Parameter* p = ps.find("mlp.c_fc.weight");
+  EXPECT_LT(fd_relative_error(p->value, to_vector(p->grad), loss), kFdTolerance);
+}
+
+TEST_F(LayerFd, Embedding) {
+  ParameterSet ps;
+  Embedding emb(ps, 10, 16, 6, 4, 1.0f);
+  ps.allocate(*be);
+  ps.initialize(*be, 3);
+  Tensor tokens = be->empty({2, 3}, DType::I32);
+  const int32_t ids[6] = {1, 9, 1, 4, 4, 4};  // repeats exercise the scatter-add
+  be->copy_from_host(tokens, ids);
+  Tensor y = randn({2, 3, 4}, 0), w = randn({2, 3, 4}, 3);
+  auto loss = [&] {
+    emb.forward(*be, y, tokens);
+    return weighted_sum(y, w);
+  };
+  loss();
+  emb.backward(*be, w, tokens);
+  for (const char* name : {"wte", "wpe"}) {
+    Parameter* p = ps.find(name);
+    EXPECT_LT(fd_relative_error(p->value, to_vector(p->grad), loss), kFdTolerance) << name;
+  }
+  // Padding rows (>= vocab 10) start at zero and get no gradient.
+  Parameter* wte = ps.find("wte");
+  for (int64_t i = 10 * 4; i < 16 * 4; ++i) {
+    EXPECT_EQ(wte->value.data<float>()[i], 0.0f);
+    EXPECT_EQ(wte->grad.data<float>()[i], 0.0f);
+  }
+}
+
+TEST_F(LayerFd, CrossEntropy) {
+  const int64_t N = 4, V = 7, Vp = 8;
+  Tensor logits = randn({N, Vp}, 2, 2.0f), losses = randn({N}, 0), dlogits = randn({N, Vp}, 0);
+  Tensor targets = be->empty({N}, DType::I32);
+  const int32_t t[N] = {0, 6, 3, 3};
+  be->copy_from_host(targets, t);
+  auto loss = [&] {
+    be->cross_entropy_forward(losses, logits, targets, V);
+    double s = 0;
+    for (int64_t i = 0; i < N; ++i) s += losses.data<float>()[i];
+    return s / N;
+  };
+  loss();
+  be->cross_entropy_backward(dlogits, logits, targets, V, 1.0f / N);
+  EXPECT_LT(fd_relative_error(logits, to_vector(dlogits), loss), kFdTolerance);
+  for (int64_t n = 0; n < N; ++n) EXPECT_EQ(dlogits.data<float>()[n * Vp + V], 0.0f) << "padding column";
+  // Uniform logits give loss log(V) exactly.
+  be->fill(logits, 0.0f);
+  EXPECT_NEAR(loss(), std::log(7.0), 1e-6);
+}
+
+}  // namespace
+}  // namespace kervan::test
