@@ -3,10 +3,12 @@
 //   S = s Q K^T,  P = softmax(S) over j <= i (zero above the diagonal),  O = P V
 // Backward, given dO:
 //   dP = dO V^T,  dV = P^T dO,  dS = P * (dP - rowsum(P * dP)),  dQ = s dS K,  dK = s dS^T Q
-// Each (b, h) is one independent task of small GEMMs; OpenBLAS runs single-threaded inside them
+// Each (b, h) is one independent task of small GEMMs over blocks of query rows (so the masked
+// upper triangle is mostly skipped); OpenBLAS runs single-threaded inside them
 // and OpenMP spreads the tasks.
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/cpu/cpu_backend.h"
@@ -29,6 +31,9 @@ class SingleThreadedBlas {
 struct HeadView {
   int64_t B, T, C, NH, hs;
 };
+
+// Query rows per block of the causal GEMMs: block i multiplies against keys [0, end of block i).
+constexpr int64_t kRowBlock = 64;
 
 HeadView head_view(const Tensor& qkv, int n_head) {
   const int64_t B = qkv.dim(0), T = qkv.dim(1), C = qkv.dim(2) / 3;
@@ -53,22 +58,28 @@ void CpuBackend::attention_forward(Tensor& out, Tensor& probs, const Tensor& qkv
       const float* k = q + C;
       const float* v = q + 2 * C;
       float* P = pprobs + (b * NH + h) * T * T;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, s, q, 3 * C, k, 3 * C, 0.0f, P, T);
-      for (int64_t i = 0; i < T; ++i) {
-        float* row = P + i * T;
-        float mx = row[0];
-        for (int64_t j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
-        float sum = 0.0f;
-        for (int64_t j = 0; j <= i; ++j) {
-          row[j] = std::exp(row[j] - mx);
-          sum += row[j];
+      float* o = pout + b * T * C + h * hs;
+      // Row block [r0, r1) only attends to columns [0, r1): skips most of the masked triangle.
+      for (int64_t r0 = 0; r0 < T; r0 += kRowBlock) {
+        const int64_t r1 = std::min(T, r0 + kRowBlock);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, hs, s, q + r0 * 3 * C, 3 * C, k, 3 * C,
+                    0.0f, P + r0 * T, T);
+        for (int64_t i = r0; i < r1; ++i) {
+          float* row = P + i * T;
+          float mx = row[0];
+          for (int64_t j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
+          float sum = 0.0f;
+          for (int64_t j = 0; j <= i; ++j) {
+            row[j] = std::exp(row[j] - mx);
+            sum += row[j];
+          }
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
+          for (int64_t j = i + 1; j < T; ++j) row[j] = 0.0f;
         }
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-        for (int64_t j = i + 1; j < T; ++j) row[j] = 0.0f;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, hs, r1, 1.0f, P + r0 * T, T, v, 3 * C, 0.0f,
+                    o + r0 * C, C);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, v, 3 * C, 0.0f,
-                  pout + b * T * C + h * hs, C);
     }
   }
 }
@@ -97,18 +108,27 @@ void CpuBackend::attention_backward(Tensor& dqkv, Tensor& dprobs, const Tensor& 
       const float* dO = pdout + b * T * C + h * hs;
       const float* P = pprobs + (b * NH + h) * T * T;
       float* dP = pdprobs + (b * NH + h) * T * T;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dO, C, v, 3 * C, 0.0f, dP, T);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, dO, C, 0.0f, dv, 3 * C);
-      for (int64_t i = 0; i < T; ++i) {  // dP becomes dS in place
-        const float* p = P + i * T;
-        float* d = dP + i * T;
-        float dot = 0.0f;
-        for (int64_t j = 0; j <= i; ++j) dot += p[j] * d[j];
-        for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - dot);
-        for (int64_t j = i + 1; j < T; ++j) d[j] = 0.0f;
+      for (int64_t i = 0; i < T; ++i)  // dK and dV accumulate over row blocks
+        for (int64_t c = 0; c < hs; ++c) dk[i * 3 * C + c] = dv[i * 3 * C + c] = 0.0f;
+      for (int64_t r0 = 0; r0 < T; r0 += kRowBlock) {
+        const int64_t r1 = std::min(T, r0 + kRowBlock), n = r1 - r0;
+        const float* Pb = P + r0 * T;
+        float* dPb = dP + r0 * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r1, hs, 1.0f, dO + r0 * C, C, v, 3 * C, 0.0f, dPb, T);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, n, 1.0f, Pb, T, dO + r0 * C, C, 1.0f, dv, 3 * C);
+        for (int64_t i = r0; i < r1; ++i) {  // dP becomes dS in place
+          const float* p = P + i * T;
+          float* d = dP + i * T;
+          float dot = 0.0f;
+          for (int64_t j = 0; j <= i; ++j) dot += p[j] * d[j];
+          for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - dot);
+          for (int64_t j = i + 1; j < r1; ++j) d[j] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, r1, s, dPb, T, k, 3 * C, 0.0f, dq + r0 * 3 * C,
+                    3 * C);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, n, s, dPb, T, q + r0 * 3 * C, 3 * C, 1.0f, dk,
+                    3 * C);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, s, dP, T, k, 3 * C, 0.0f, dq, 3 * C);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, s, dP, T, q, 3 * C, 0.0f, dk, 3 * C);
     }
   }
 }

@@ -7,7 +7,9 @@
 //   5 AdamW steps: losses 1e-5 relative, parameters relative L2 <= 1e-4 per tensor.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "core/model/gpt.h"
 #include "core/optim/adamw.h"
@@ -92,22 +94,51 @@ TEST_F(GptParity, FiveAdamWStepsWithClippingAndWarmupMatchTorch) {
   }
   EXPECT_GT(norms[0], h[6]) << "the fixture must exercise clipping";
   for (Parameter& p : model->params().all()) {
-    const auto& want = fx.at("final." + p.name).f32;
-    EXPECT_LT(rel_l2(p.value.data<float>(), want.data(), static_cast<int64_t>(want.size())), 1e-4) << p.name;
+    auto want = fx.at("final." + p.name).f32;
+    float* got = p.value.data<float>();
+    if (p.name.ends_with(".attn.c_attn.bias")) {
+      // The key bias adds q.b to a whole row of scores, which softmax ignores: its true gradient is
+      // zero and both sides hold rounding noise, which Adam's m / sqrt(v) turns into steps of +-lr.
+      // Those entries can only be checked against Adam's bound of one lr per step.
+      const int64_t C = cfg.d_model;
+      for (int64_t i = C; i < 2 * C; ++i) {
+        EXPECT_LE(std::abs(got[i] - want[i]), 5 * h[0] * 1.01f) << p.name << "[" << i << "]";
+        want[i] = got[i];
+      }
+    }
+    EXPECT_LT(rel_l2(got, want.data(), static_cast<int64_t>(want.size())), 1e-4) << p.name;
   }
 }
 
-// Finite differences through the whole model, on a sample of each parameter tensor.
+// Finite differences through the whole model. The loss is an fp32 mean, so its rounding noise
+// (~1e-7 absolute) over h = 1e-2 is ~1e-5 in a difference quotient: each tensor is checked on its 8
+// largest-gradient entries, where that noise is small against the gradient, to 2e-2 (relative L2).
 TEST_F(GptParity, WholeModelFiniteDifferences) {
   forward();
   model->backward(1.0f);
-  for (const char* name : {"wte", "wpe", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.1.mlp.c_proj.bias", "ln_f.bias"}) {
+  const float h = 1e-2f;
+  for (const char* name : {"wte", "wpe", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.0.attn.c_proj.weight",
+                           "h.1.mlp.c_fc.weight", "h.1.mlp.c_proj.bias", "ln_f.bias"}) {
     Parameter* p = model->params().find(name);
-    // A [16]-element window of the tensor, where the gradient is not trivially small.
-    Tensor window = p->value.slice_flat(0, {16});
-    std::vector<float> ana(p->grad.data<float>(), p->grad.data<float>() + 16);
-    auto loss = [&] { return static_cast<double>(forward()); };
-    EXPECT_LT(fd_relative_error(window, ana, loss, 1e-2f), 2e-2) << name;
+    std::vector<int64_t> idx(p->grad.numel());
+    std::iota(idx.begin(), idx.end(), 0);
+    const float* g = p->grad.data<float>();
+    std::partial_sort(idx.begin(), idx.begin() + 8, idx.end(),
+                      [&](int64_t a, int64_t b) { return std::abs(g[a]) > std::abs(g[b]); });
+    double d2 = 0, g2 = 0;
+    for (int i = 0; i < 8; ++i) {
+      float& w = p->value.data<float>()[idx[i]];
+      const float keep = w;
+      w = keep + h;
+      const double up = forward();
+      w = keep - h;
+      const double down = forward();
+      w = keep;
+      const double num = (up - down) / (2.0 * h);
+      d2 += (num - g[idx[i]]) * (num - g[idx[i]]);
+      g2 += static_cast<double>(g[idx[i]]) * g[idx[i]];
+    }
+    EXPECT_LT(std::sqrt(d2 / g2), 2e-2) << name;
   }
 }
 

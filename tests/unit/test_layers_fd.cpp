@@ -99,8 +99,11 @@ TEST_F(LayerFd, ResidualAdd) {
   EXPECT_LT(fd_relative_error(b, to_vector(w), loss), kFdTolerance);
 }
 
-TEST_F(LayerFd, AttentionCore) {
-  const int64_t B = 2, T = 5, C = 8;
+class AttentionFd : public LayerFd, public ::testing::WithParamInterface<int64_t> {};
+
+// T = 5 fits one block of query rows; T = 70 spans two (the CPU kernel blocks rows by 64).
+TEST_P(AttentionFd, Core) {
+  const int64_t B = 2, T = GetParam(), C = 8;
   const int NH = 2;
   Tensor qkv = randn({B, T, 3 * C}, 2), out = randn({B, T, C}, 0), w = randn({B, T, C}, 3);
   Tensor probs = randn({B, NH, T, T}, 0), dprobs = randn({B, NH, T, T}, 0), dqkv = randn({B, T, 3 * C}, 0);
@@ -125,6 +128,7 @@ TEST_F(LayerFd, AttentionCore) {
   be->attention_backward(dqkv, dprobs, w, qkv, probs, NH);
   EXPECT_LT(fd_relative_error(qkv, to_vector(dqkv), loss), kFdTolerance);
 }
+INSTANTIATE_TEST_SUITE_P(SeqLens, AttentionFd, ::testing::Values(5, 70));
 
 TEST_F(LayerFd, CausalSelfAttentionLayer) {
   ParameterSet ps;
