@@ -6,6 +6,7 @@ As a script it benchmarks training steps on random tokens and prints one JSON li
       --batch B --seq T --threads N --steps S [--warmup-steps W]
 """
 import argparse
+import ctypes
 import json
 import math
 import resource
@@ -131,6 +132,16 @@ def lr_at(step, max_lr, min_lr, warmup, total):
     return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
+def set_threads(n):
+    """Size both of torch's CPU thread pools. Debian's torch does its GEMMs in OpenBLAS (the
+    pthreads build), whose own pool defaults to every CPU and ignores torch.set_num_threads."""
+    torch.set_num_threads(n)
+    try:
+        ctypes.CDLL("libopenblas.so.0").openblas_set_num_threads(n)
+    except (OSError, AttributeError):  # some other BLAS: torch's setting is all there is
+        pass
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--preset", choices=sorted(PRESETS))
@@ -155,10 +166,7 @@ def main():
     if min(a.batch, a.seq, a.threads, a.steps) <= 0 or a.warmup_steps < 0:
         ap.error("--batch, --seq, --threads and --steps must be positive")
 
-    # torch's default here is 1 thread (it counts physical cores via cpuinfo), so set it.
-    # The BLAS is Debian's OpenBLAS (pthreads build), which sizes its own pool from the CPU
-    # count, not from set_num_threads.
-    torch.set_num_threads(a.threads)
+    set_threads(a.threads)  # torch's own default here is 1 thread, OpenBLAS's is 2
     torch.manual_seed(1337)
     model = GPT(L, H, D, V, max(max_t, a.seq))
     # AdamW: foreach=False (the per-tensor loop) measured faster than foreach=True on the

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The benchmarks behind bench/RESULTS.md, in one go (about 10 minutes on 2 cores).
+# Needs PyTorch for the peer: scripts/install-deps.sh --torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kervan=${KERVAN:-build/kervan}
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+     "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}"
+"$kervan" bench gemm --threads 1 --size 2048
+"$kervan" bench gemm --threads 2 --size 2048
+bench/compare_torch.sh --kervan "$kervan" -- --preset gpt2-small --batch 4 --seq 64 --threads 2 --steps 10
+bench/compare_torch.sh --kervan "$kervan" -- --layers 4 --heads 4 --d-model 256 --vocab 8192 --batch 8 --seq 256 --threads 2 --steps 10
+"$kervan" bench train --preset gpt2-small --batch 4 --seq 64 --threads 2 --steps 5 --profile
