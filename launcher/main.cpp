@@ -10,6 +10,7 @@
 #include "launcher/prepare.h"
 #include "launcher/run_config.h"
 #include "launcher/train.h"
+#include "parallel/mpi_runtime.h"
 
 int main(int argc, char** argv) {
   using namespace kervan;
@@ -76,9 +77,12 @@ int main(int argc, char** argv) {
       return run_bench_train(bt);
     }
   } catch (const UserError& e) {
+    // Under mpirun the other ranks may be waiting in a collective: end them all.
+    if (MpiRuntime::active()) MpiRuntime::abort_job(e.what(), 2);
     std::fprintf(stderr, "kervan: error: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {
+    if (MpiRuntime::active()) MpiRuntime::abort_job(std::string("internal error: ") + e.what(), 1);
     std::fprintf(stderr, "kervan: internal error: %s\n", e.what());
     return 1;
   }

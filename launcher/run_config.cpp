@@ -102,6 +102,43 @@ LrSchedule RunConfig::schedule() const {
   return s;
 }
 
+std::string RunConfig::canonical() const {
+  std::string s;
+  auto add = [&s](const char* key, const auto& v) {
+    s += key;
+    s += '=';
+    if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string>)
+      s += v;
+    else
+      s += std::to_string(v);
+    s += '\n';
+  };
+  add("model.n_layer", model.n_layer);
+  add("model.n_head", model.n_head);
+  add("model.d_model", model.d_model);
+  add("model.vocab_size", model.vocab_size);
+  add("model.max_seq_len", model.max_seq_len);
+  add("data.path", data.path);
+  add("train.steps", train.steps);
+  add("train.micro_batch", train.micro_batch);
+  add("train.seq_len", train.seq_len);
+  add("train.grad_accum", train.grad_accum);
+  add("train.seed", train.seed);
+  add("train.lr", train.lr);
+  add("train.min_lr", train.min_lr);
+  add("train.warmup_steps", train.warmup_steps);
+  add("train.schedule", train.schedule);
+  add("train.decay_steps", train.decay_steps);
+  add("train.weight_decay", train.weight_decay);
+  add("train.beta1", train.beta1);
+  add("train.beta2", train.beta2);
+  add("train.eps", train.eps);
+  add("train.grad_clip", train.grad_clip);
+  add("parallel.tp", parallel.tp);
+  add("parallel.bucket_mb", parallel.bucket_mb);
+  return s;
+}
+
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
   toml::table root;
   try {
@@ -155,6 +192,10 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   r.get("train", "grad_clip", t.grad_clip);
   r.get("train", "threads", t.threads);
 
+  r.get("parallel", "tp", c.parallel.tp);
+  r.get("parallel", "bucket_mb", c.parallel.bucket_mb);
+  r.get("parallel", "collective_timeout_s", c.parallel.collective_timeout_s);
+
   r.get("log", "metrics_file", c.log.metrics_file);
   r.get("log", "every", c.log.every);
 
@@ -183,6 +224,10 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (c.data.path.empty()) throw UserError(path + ": data.path is required");
   if (c.data.tokenizer != "bytes" && c.data.tokenizer != "none")
     throw UserError(r.where("data.tokenizer") + ": data.tokenizer must be \"bytes\" or \"none\"");
+  if (c.parallel.tp < 1) throw UserError(r.where("parallel.tp") + ": parallel.tp must be >= 1");
+  if (!(c.parallel.bucket_mb > 0)) throw UserError(r.where("parallel.bucket_mb") + ": parallel.bucket_mb must be > 0");
+  if (!(c.parallel.collective_timeout_s > 0))
+    throw UserError(r.where("parallel.collective_timeout_s") + ": parallel.collective_timeout_s must be > 0");
   if (t.threads < 0) throw UserError(r.where("train.threads") + ": train.threads must be >= 0");
   if (t.warmup_steps < 0 || t.decay_steps < 0 || t.decay_steps > t.steps)
     throw UserError(path + ": train.warmup_steps and train.decay_steps must lie in [0, train.steps]");

@@ -37,6 +37,12 @@ struct RunConfig {
     int64_t threads = 0;      // 0: all cores
   } train;
 
+  struct Parallel {
+    int64_t tp = 1;                      // tensor-parallel size (DP = world / tp)
+    float bucket_mb = 25.0f;             // data-parallel all-reduce bucket size
+    float collective_timeout_s = 600.0f;  // a collective slower than this ends the job
+  } parallel;
+
   struct Log {
     std::string metrics_file;
     int64_t every = 1;  // console line every N steps
@@ -50,6 +56,8 @@ struct RunConfig {
   } sample;
 
   LrSchedule schedule() const;
+  // Every resolved field as text: ranks compare its hash to catch mismatched configs.
+  std::string canonical() const;
 };
 
 // Reads `path`, applies overrides of the form "section.key=value" (the value parsed as TOML, or

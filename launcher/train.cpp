@@ -13,9 +13,13 @@
 #include "core/model/generate.h"
 #include "core/model/gpt.h"
 #include "core/optim/adamw.h"
+#include "core/rng.h"
 #include "datasets/llmc_token_file.h"
 #include "datasets/window_sampler.h"
 #include "launcher/gemm_peak.h"
+#include "parallel/data_parallel.h"
+#include "parallel/mpi_runtime.h"
+#include "parallel/process_grid.h"
 
 namespace kervan {
 
@@ -40,51 +44,121 @@ std::vector<int32_t> encode_prompt(const std::string& prompt, const std::string&
   return ids;
 }
 
+// The processes of one job: MPI when started by mpirun/srun, otherwise this process alone.
+struct Job {
+  std::unique_ptr<MpiRuntime> mpi;
+  ProcessGrid grid;
+  std::unique_ptr<Communicator> world, dp;
+  bool leader() const { return grid.world_rank == 0; }
+};
+
+Job start_job(const RunConfig& cfg) {
+  Job job;
+  if (launched_by_mpi()) job.mpi = std::make_unique<MpiRuntime>();
+  const int rank = job.mpi ? job.mpi->world_rank() : 0, size = job.mpi ? job.mpi->world_size() : 1;
+  try {
+    job.grid = ProcessGrid::make(rank, size, static_cast<int>(cfg.parallel.tp));
+  } catch (const UserError& e) {
+    throw UserError(cfg.file + ": " + e.what());
+  }
+  if (job.grid.tp > 1) throw UserError(cfg.file + ": parallel.tp > 1: tensor parallelism is not implemented yet");
+  const double timeout = cfg.parallel.collective_timeout_s;
+  if (job.mpi) {
+    job.world = job.mpi->group(0, "world", timeout);
+    job.dp = job.mpi->group(job.grid.tp_rank, "data-parallel", timeout);
+  } else {
+    job.world = std::make_unique<SoloCommunicator>();
+    job.dp = std::make_unique<SoloCommunicator>();
+  }
+  return job;
+}
+
+// Every rank must train the same thing: compare a hash of the resolved config across ranks.
+void check_same_config(const RunConfig& cfg, Job& job, Backend& be) {
+  const uint64_t h = stream_key(0, cfg.canonical());
+  Tensor mine = be.empty({2}, DType::I32), all = be.empty({2 * job.world->size()}, DType::I32);
+  const int32_t parts[2] = {static_cast<int32_t>(h), static_cast<int32_t>(h >> 32)};
+  be.copy_from_host(mine, parts);
+  job.world->all_gather(all, mine);
+  const int32_t* p = all.data<int32_t>();
+  for (int r = 1; r < job.world->size(); ++r)
+    if (p[2 * r] != p[0] || p[2 * r + 1] != p[1])
+      throw UserError(cfg.file + ": the resolved config of rank " + std::to_string(r) +
+                      " differs from rank 0's (every rank must get the same file, --set flags and data)");
+}
+
+float mean_over(Communicator& group, Backend& be, double value) {
+  Tensor t = be.empty({1}, DType::F32);
+  const float v = static_cast<float>(value);
+  be.copy_from_host(t, &v);
+  group.all_reduce(t, ReduceOp::Avg);
+  return t.data<float>()[0];
+}
+
 }  // namespace
 
 int run_train(const RunConfig& cfg) {
   const auto& t = cfg.train;
+  Job job = start_job(cfg);
+  if (!job.leader()) spdlog::set_level(spdlog::level::warn);
   auto be = make_cpu_backend();
   be->set_num_threads(t.threads > 0 ? static_cast<int>(t.threads) : omp_get_num_procs());
+  check_same_config(cfg, job, *be);
 
   LlmcTokenFile data(cfg.data.path, cfg.model.vocab_size);
   WindowSampler sampler(data.size(), t.seq_len, static_cast<uint64_t>(t.seed));
 
   std::ofstream metrics;
-  if (!cfg.log.metrics_file.empty()) {
+  if (job.leader() && !cfg.log.metrics_file.empty()) {
     metrics.open(cfg.log.metrics_file, std::ios::trunc);
     if (!metrics) throw UserError(cfg.file + ": log.metrics_file: cannot write '" + cfg.log.metrics_file + "'");
   }
 
   GPT model(cfg.model, *be, t.micro_batch, t.seq_len);
-  model.init_weights(static_cast<uint64_t>(t.seed));
+  model.init_weights(static_cast<uint64_t>(t.seed));  // same values on every rank (counter-based)
   AdamW opt(model.params(), *be, {t.beta1, t.beta2, t.eps, t.weight_decay});
+  std::unique_ptr<GradientAllReducer> reducer;
+  if (job.grid.dp > 1) {
+    reducer = std::make_unique<GradientAllReducer>(model.params(), *job.dp,
+                                                   static_cast<int64_t>(cfg.parallel.bucket_mb * 1e6));
+    model.set_grad_ready_hook([&reducer](const Parameter& p) { reducer->grad_ready(p); });
+  }
   const LrSchedule schedule = cfg.schedule();
-  const double peak_flops = measure_gemm_flops(*be, 1024, 3);
+  const double peak_flops = measure_gemm_flops(*be, 1024, 3) * job.grid.world_size;
   const int64_t params = cfg.model.num_params();
-  const int64_t tokens_per_step = t.micro_batch * t.seq_len * t.grad_accum;
+  const int64_t dp = job.grid.dp, B = t.micro_batch;
+  const int64_t samples_per_step = B * dp * t.grad_accum;
+  const int64_t tokens_per_step = samples_per_step * t.seq_len;
   spdlog::info("model: {} layers, {} heads, d_model {}, vocab {} (padded {}), {:.2f}M parameters",
                cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model, cfg.model.vocab_size,
                cfg.model.padded_vocab(), params / 1e6);
-  spdlog::info("data: {} ({} tokens, {} windows of {}); {} tokens per step; {} threads; GEMM peak {:.1f} GFLOP/s",
-               cfg.data.path, data.size(), sampler.num_windows(), t.seq_len + 1, tokens_per_step,
+  spdlog::info("data: {} ({} tokens, {} windows of {}); {}; {} tokens per step; {} threads per rank; GEMM peak "
+               "{:.1f} GFLOP/s in all",
+               cfg.data.path, data.size(), sampler.num_windows(), t.seq_len + 1, job.grid.describe(), tokens_per_step,
                be->num_threads(), peak_flops / 1e9);
+  if (reducer) spdlog::info("data parallel: {} gradient buckets of ~{} MB", reducer->num_buckets(), cfg.parallel.bucket_mb);
 
-  std::vector<int32_t> inputs(t.micro_batch * t.seq_len), targets(inputs.size());
+  std::vector<int32_t> inputs(B * t.seq_len), targets(inputs.size());
   int64_t consumed_samples = 0;
   for (int64_t step = 0; step < t.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     model.params().zero_grad(*be);
     double loss = 0.0;
     for (int64_t micro = 0; micro < t.grad_accum; ++micro) {
-      sampler.fill_batch(data.tokens(), consumed_samples, t.micro_batch, inputs.data(), targets.data());
-      consumed_samples += t.micro_batch;
-      loss += model.forward(inputs.data(), targets.data(), t.micro_batch, t.seq_len) / t.grad_accum;
+      // Global batch layout: micro-step m of DP rank r reads samples [m*B*dp + r*B, +B) of this step.
+      sampler.fill_batch(data.tokens(), consumed_samples + (micro * dp + job.grid.dp_rank) * B, B, inputs.data(),
+                         targets.data());
+      loss += model.forward(inputs.data(), targets.data(), B, t.seq_len) / t.grad_accum;
+      const bool last = micro == t.grad_accum - 1;
+      if (reducer && last) reducer->begin();  // gradients are reduced once, on the last micro-batch
       model.backward(1.0f / static_cast<float>(t.grad_accum));
     }
+    if (reducer) reducer->finish();
+    consumed_samples += samples_per_step;
     const float norm = grad_global_norm(*be, model.params());
     const float lr = schedule.at(step);
     opt.step(lr, clip_factor(norm, t.grad_clip));
+    if (dp > 1) loss = mean_over(*job.dp, *be, loss);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!std::isfinite(loss) || !std::isfinite(norm)) {
       spdlog::error("step {}: loss {} / grad norm {} is not finite; stopping", step, loss, norm);
@@ -97,6 +171,10 @@ int run_train(const RunConfig& cfg) {
                           {"lr", lr},              {"grad_norm", norm},
                           {"tokens_per_s", tps},   {"mfu", mfu},
                           {"ms_per_step", secs * 1e3}, {"consumed_samples", consumed_samples}};
+      if (reducer) {
+        j["comm_ms"] = reducer->comm_s() * 1e3;
+        j["exposed_comm_ms"] = reducer->exposed_s() * 1e3;
+      }
       metrics << j.dump() << '\n' << std::flush;
     }
     if (step % cfg.log.every == 0 || step == t.steps - 1)
@@ -104,13 +182,14 @@ int run_train(const RunConfig& cfg) {
                    step, t.steps, loss, lr, norm, tps, 100 * mfu);
   }
 
-  if (cfg.sample.tokens > 0) {
+  if (cfg.sample.tokens > 0 && job.leader()) {
     SampleOptions so{cfg.sample.tokens, cfg.sample.temperature, cfg.sample.top_k, static_cast<uint64_t>(t.seed)};
     const auto prompt = encode_prompt(cfg.sample.prompt, cfg.data.tokenizer, cfg.model.vocab_size);
     const auto out = generate(model, prompt, t.seq_len, so);
     std::printf("----- sample (%lld tokens) -----\n%s\n-----\n", static_cast<long long>(cfg.sample.tokens),
                 decode_for_display(out, cfg.data.tokenizer).c_str());
   }
+  job.world->barrier();
   return 0;
 }
 

@@ -21,11 +21,14 @@ GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t m
   blocks_.reserve(config_.n_layer);
   for (int l = 0; l < config_.n_layer; ++l) {
     const std::string h = "h." + std::to_string(l);
+    const size_t first = params_.all().size();
     blocks_.push_back(Block{LayerNorm(params_, h + ".ln_1", C),
                             CausalSelfAttention(params_, h + ".attn", C, config_.n_head, kInitStd, proj_std),
                             LayerNorm(params_, h + ".ln_2", C),
                             Mlp(params_, h + ".mlp", C, 4 * C, kInitStd, proj_std)});
+    block_params_.emplace_back(first, params_.all().size());
   }
+  ln_f_params_ = params_.all().size();
   ln_f_ = std::make_unique<LayerNorm>(params_, "ln_f", C);
   params_.allocate(be_);
 
@@ -82,6 +85,11 @@ void GPT::resize_step(int64_t B, int64_t T) {
   KERVAN_CHECK(B <= max_batch_ && T <= max_seq_, "batch larger than the model was built for");
   size_t i = 0;
   step_ = layout(B, T, [this, &i](Shape s, DType) { return buffers_[i++].slice_flat(0, std::move(s)); });
+}
+
+void GPT::grads_ready(size_t first, size_t last) {
+  if (!grad_ready_) return;
+  for (size_t i = first; i < last; ++i) grad_ready_(params_.all()[i]);
 }
 
 void GPT::init_weights(uint64_t seed) { params_.initialize(be_, seed); }
@@ -151,9 +159,13 @@ void GPT::backward(float loss_scale) {
   be_.matmul(wte.grad, dlogits, true, st.lnf.view({BT, C}), false, 1.0f, 1.0f);
   const Tensor& last = config_.n_layer ? st.blocks.back().res2 : st.x0;
   ln_f_->backward(be_, st.dres, st.dln, last, st.lnf_mean, st.lnf_rstd);
-  for (int l = config_.n_layer - 1; l >= 0; --l)
+  grads_ready(ln_f_params_, params_.all().size());
+  for (int l = config_.n_layer - 1; l >= 0; --l) {
     block_backward(blocks_[l], st.blocks[l], l == 0 ? st.x0 : st.blocks[l - 1].res2);
+    grads_ready(block_params_[l].first, block_params_[l].second);
+  }
   embedding_->backward(be_, st.dres, st.tokens);
+  grads_ready(0, block_params_.empty() ? ln_f_params_ : block_params_.front().first);  // wte (also the LM head), wpe
 }
 
 }  // namespace kervan

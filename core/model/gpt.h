@@ -32,6 +32,10 @@ class GPT {
   // Overwrites the logits.
   void backward(float loss_scale);
 
+  // Called during backward with each parameter as soon as its gradient for this backward is
+  // complete, last layer first (data parallelism starts gradient all-reduces from here).
+  void set_grad_ready_hook(std::function<void(const Parameter&)> hook) { grad_ready_ = std::move(hook); }
+
   // [B, T, padded_vocab] logits of the last forward (valid until backward).
   const Tensor& logits() const { return step_.logits; }
   ParameterSet& params() { return params_; }
@@ -71,6 +75,8 @@ class GPT {
   void resize_step(int64_t B, int64_t T);
   void block_forward(const Block& blk, BlockSaved& s, const Tensor& x);
   void block_backward(const Block& blk, const BlockSaved& s, const Tensor& x);
+  // Reports parameters [first, last) of the declaration order to the grad-ready hook.
+  void grads_ready(size_t first, size_t last);
 
   GPTConfig config_;
   Backend& be_;
@@ -79,6 +85,10 @@ class GPT {
   std::unique_ptr<Embedding> embedding_;
   std::vector<Block> blocks_;
   std::unique_ptr<LayerNorm> ln_f_;
+  // Declaration-order index ranges of each block's parameters, and where ln_f's begin.
+  std::vector<std::pair<size_t, size_t>> block_params_;
+  size_t ln_f_params_ = 0;
+  std::function<void(const Parameter&)> grad_ready_;
 
   std::vector<Tensor> buffers_;  // max-size storage, in layout() order
   StepTensors step_;

@@ -1,0 +1,52 @@
+#pragma once
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "core/parameters.h"
+#include "parallel/communicator.h"
+
+namespace kervan {
+
+// Data-parallel gradient averaging, overlapped with the backward pass.
+//
+// The flat gradient buffer is cut into buckets of about `bucket_bytes`, walking the parameters
+// in reverse declaration order (the order backward produces them), each bucket a contiguous
+// range of whole parameters. The model reports each parameter whose gradient is final
+// (grad_ready); when a bucket's last parameter arrives its all-reduce (average over the group)
+// starts at once, while backward goes on with earlier layers. finish() waits for all of them.
+// Every rank builds the same buckets and sees parameters become ready in the same order, so the
+// collectives line up across ranks.
+class GradientAllReducer {
+ public:
+  GradientAllReducer(ParameterSet& params, Communicator& group, int64_t bucket_bytes);
+
+  // Arms the reducer for the coming backward (the last micro-batch of a step).
+  void begin();
+  void grad_ready(const Parameter& p);
+  // Returns when every bucket is averaged across the group.
+  void finish();
+
+  int num_buckets() const { return static_cast<int>(buckets_.size()); }
+  // Of the last step: seconds finish() waited (communication not hidden behind backward), and
+  // seconds the all-reduces took in total.
+  double exposed_s() const { return exposed_s_; }
+  double comm_s() const { return comm_s_; }
+
+ private:
+  struct Bucket {
+    int64_t begin = 0, end = 0;  // element range in the flat gradient buffer
+    int params = 0, pending = 0;
+    std::unique_ptr<CommHandle> handle;
+  };
+  void launch(Bucket& b);
+
+  ParameterSet& params_;
+  Communicator& group_;
+  std::vector<Bucket> buckets_;
+  std::unordered_map<int64_t, int> bucket_of_offset_;
+  bool armed_ = false;
+  double exposed_s_ = 0, comm_s_ = 0;
+};
+
+}  // namespace kervan

@@ -1,0 +1,57 @@
+#include "parallel/mpi_runtime.h"
+
+#include <mpi.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "core/error.h"
+#include "parallel/mpi_communicator.h"
+
+namespace kervan {
+
+namespace {
+bool g_active = false;
+}
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+MpiRuntime::MpiRuntime() {
+  int provided = 0;
+  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
+  if (provided < MPI_THREAD_MULTIPLE) {
+    MPI_Finalize();
+    throw UserError("this MPI library does not provide MPI_THREAD_MULTIPLE, which kervan needs");
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  g_active = true;
+}
+
+MpiRuntime::~MpiRuntime() {
+  if (std::uncaught_exceptions() > 0) return;  // the handler aborts the job (see header)
+  MPI_Finalize();
+  g_active = false;
+}
+
+bool MpiRuntime::active() { return g_active; }
+
+std::unique_ptr<Communicator> MpiRuntime::group(int color, const std::string& name, double timeout_s) const {
+  MPI_Comm comm;
+  MPI_Comm_split(MPI_COMM_WORLD, color, rank_, &comm);
+  return std::make_unique<MpiCommunicator>(comm, name, timeout_s);
+}
+
+void MpiRuntime::abort_job(const std::string& message, int exit_code) {
+  std::fprintf(stderr, "kervan: error: %s\n", message.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);
+}
+
+}  // namespace kervan

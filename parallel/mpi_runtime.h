@@ -1,0 +1,41 @@
+#pragma once
+#include <memory>
+#include <string>
+
+#include "parallel/communicator.h"
+
+namespace kervan {
+
+// True when this process was started by mpirun or srun (Open MPI / PMIx environment), in which
+// case MPI must be initialised; a plain `kervan train` runs alone without touching MPI.
+bool launched_by_mpi();
+
+// MPI for the lifetime of this object: MPI_Init_thread asking for MPI_THREAD_MULTIPLE (each
+// MpiCommunicator runs its collectives on its own thread, and a timed-out wait talks to the
+// other ranks from the caller's thread), MPI_Finalize at the end. When the object is destroyed
+// by an exception, MPI is left running: MPI_Finalize could wait forever for ranks stuck in a
+// collective, so the handler ends the job with abort_job instead.
+class MpiRuntime {
+ public:
+  MpiRuntime();
+  ~MpiRuntime();
+  MpiRuntime(const MpiRuntime&) = delete;
+  MpiRuntime& operator=(const MpiRuntime&) = delete;
+  int world_rank() const { return rank_; }
+  int world_size() const { return size_; }
+
+  // The communicator of the ranks that pass the same `color`, ordered by world rank.
+  // Collective over all ranks. `name` appears in error messages ("data-parallel", ...).
+  std::unique_ptr<Communicator> group(int color, const std::string& name, double timeout_s) const;
+
+  // True between construction and destruction of the runtime (MPI usable).
+  static bool active();
+
+  // Ends every rank of the job with `exit_code` after printing `message` on this rank's stderr.
+  [[noreturn]] static void abort_job(const std::string& message, int exit_code);
+
+ private:
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace kervan
