@@ -13,7 +13,11 @@ struct BenchTrainOptions {
 
 // `kervan bench gemm`: prints one JSON line with the fp32 GEMM throughput.
 int run_bench_gemm(int64_t n, int64_t threads, int reps);
-// `kervan bench train`: trains on random tokens; prints one JSON line last.
+// `kervan bench train`: trains on random tokens; prints one JSON line last. Under mpirun every
+// rank is a data-parallel replica with its own batch (the global batch is ranks x --batch).
 int run_bench_train(const BenchTrainOptions& opt);
+// `mpirun -np N kervan bench allreduce`: our all-reduce against plain MPI_Allreduce on the same
+// buffers, sizes min_bytes, 4 x min_bytes, ... max_bytes; one JSON line per size.
+int run_bench_allreduce(int64_t min_bytes, int64_t max_bytes, int reps);
 
 }  // namespace kervan

@@ -42,6 +42,12 @@ int main(int argc, char** argv) {
   gemm->add_option("--size", gemm_n, "Matrix size n (n x n x n)");
   gemm->add_option("--threads", gemm_threads, "Threads");
   gemm->add_option("--reps", gemm_reps, "Timed repetitions (best is reported)");
+  int64_t ar_min = 4096, ar_max = 256 << 20;
+  int ar_reps = 5;
+  auto* allreduce = bench->add_subcommand("allreduce", "All-reduce bus bandwidth vs plain MPI (run under mpirun)");
+  allreduce->add_option("--min-bytes", ar_min, "Smallest message");
+  allreduce->add_option("--max-bytes", ar_max, "Largest message (sizes grow 4x)");
+  allreduce->add_option("--reps", ar_reps, "Timed repetitions per size (median)");
   BenchTrainOptions bt;
   auto* btrain = bench->add_subcommand("train", "Train on random tokens and report speed");
   auto* preset_opt = btrain->add_option("--preset", bt.preset, "Model preset");
@@ -71,6 +77,7 @@ int main(int argc, char** argv) {
     if (*train) return run_train(load_run_config(config_path, overrides));
     if (*prepare) return run_prepare_bytes(inputs, out_path);
     if (*gemm) return run_bench_gemm(gemm_n, gemm_threads, gemm_reps);
+    if (*allreduce) return run_bench_allreduce(ar_min, ar_max, ar_reps);
     if (*btrain) {
       if (bt.preset.empty() && (bt.layers <= 0 || bt.heads <= 0 || bt.d_model <= 0 || bt.vocab <= 0))
         throw UserError("bench train: give --preset or all of --layers --heads --d-model --vocab");

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -110,6 +111,9 @@ int run_train(const RunConfig& cfg) {
 
   std::ofstream metrics;
   if (job.leader() && !cfg.log.metrics_file.empty()) {
+    const auto dir = std::filesystem::path(cfg.log.metrics_file).parent_path();
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
     metrics.open(cfg.log.metrics_file, std::ios::trunc);
     if (!metrics) throw UserError(cfg.file + ": log.metrics_file: cannot write '" + cfg.log.metrics_file + "'");
   }
