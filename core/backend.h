@@ -51,9 +51,10 @@ class Backend {
   // out[b,t,:] = wte[tokens[b,t], :] + wpe[t, :]
   virtual void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte,
                                  const Tensor& wpe) = 0;
-  // dwte[tokens[b,t], :] += dout[b,t,:];  dwpe[t, :] += sum_b dout[b,t,:]
-  virtual void embedding_backward(Tensor& dwte, Tensor& dwpe, const Tensor& dout,
-                                  const Tensor& tokens) = 0;
+  // table[ids[n], :] += scale * rows[n, :]  (ids repeat; the token-embedding gradient)
+  virtual void scatter_add_rows(Tensor& table, const Tensor& rows, const Tensor& ids, float scale) = 0;
+  // dwpe[t, :] += sum_b dout[b, t, :]  (the position-embedding gradient; dout [B, T, C])
+  virtual void position_embedding_backward(Tensor& dwpe, const Tensor& dout) = 0;
   // out = (x - mean) * rstd * w + b, per row; saves mean and rstd [N] for backward.
   virtual void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
                                  const Tensor& w, const Tensor& b) = 0;

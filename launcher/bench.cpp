@@ -57,8 +57,8 @@ int run_bench_train(const BenchTrainOptions& o) {
   AdamW opt(model.params(), *be, {});
   std::unique_ptr<GradientAllReducer> reducer;
   if (dp) {
-    reducer = std::make_unique<GradientAllReducer>(model.params(), *dp, 25'000'000);
-    model.set_grad_ready_hook([&reducer](const Parameter& p) { reducer->grad_ready(p); });
+    reducer = std::make_unique<GradientAllReducer>(model.params(), *dp, *be, 25'000'000, model.params().find("wte"));
+    reducer->attach(model);
   }
 
   const int64_t n = o.batch * o.seq;

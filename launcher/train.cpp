@@ -123,9 +123,10 @@ int run_train(const RunConfig& cfg) {
   AdamW opt(model.params(), *be, {t.beta1, t.beta2, t.eps, t.weight_decay});
   std::unique_ptr<GradientAllReducer> reducer;
   if (job.grid.dp > 1) {
-    reducer = std::make_unique<GradientAllReducer>(model.params(), *job.dp,
-                                                   static_cast<int64_t>(cfg.parallel.bucket_mb * 1e6));
-    model.set_grad_ready_hook([&reducer](const Parameter& p) { reducer->grad_ready(p); });
+    reducer = std::make_unique<GradientAllReducer>(model.params(), *job.dp, *be,
+                                                   static_cast<int64_t>(cfg.parallel.bucket_mb * 1e6),
+                                                   model.params().find("wte"));
+    reducer->attach(model);
   }
   const LrSchedule schedule = cfg.schedule();
   const double peak_flops = measure_gemm_flops(*be, 1024, 3) * job.grid.world_size;

@@ -6,22 +6,44 @@
 
 namespace kervan {
 
-GradientAllReducer::GradientAllReducer(ParameterSet& params, Communicator& group, int64_t bucket_bytes)
-    : params_(params), group_(group) {
+GradientAllReducer::GradientAllReducer(ParameterSet& params, Communicator& group, Backend& backend,
+                                       int64_t bucket_bytes, const Parameter* token_embedding)
+    : params_(params), group_(group), be_(backend), wte_(token_embedding) {
   auto& all = params.all();
   Bucket current;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     const int64_t n = it->value.numel();
+    if (&*it == wte_ && current.params) {  // wte alone in its bucket
+      buckets_.push_back(std::move(current));
+      current = Bucket{};
+    }
     if (current.params == 0) current.end = it->offset + n;
     current.begin = it->offset;
     ++current.params;
     bucket_of_offset_[it->offset] = static_cast<int>(buckets_.size());
-    if ((current.end - current.begin) * static_cast<int64_t>(sizeof(float)) >= bucket_bytes) {
+    if (&*it == wte_ || (current.end - current.begin) * static_cast<int64_t>(sizeof(float)) >= bucket_bytes) {
       buckets_.push_back(std::move(current));
       current = Bucket{};
     }
   }
   if (current.params) buckets_.push_back(std::move(current));
+}
+
+void GradientAllReducer::attach(GPT& model) {
+  model.set_grad_ready_hook([this](const Parameter& p) { grad_ready(p); });
+  if (wte_) model.set_token_grad_hook([this](const Tensor& rows, const Tensor& ids) { return token_grads(rows, ids); });
+}
+
+bool GradientAllReducer::token_grads(const Tensor& rows, const Tensor& tokens) {
+  if (!armed_) return false;
+  const int64_t n = group_.size();
+  if (all_rows_.numel() != n * rows.numel()) {
+    all_rows_ = be_.empty({n * rows.numel()}, DType::F32);
+    all_ids_ = be_.empty({n * tokens.numel()}, DType::I32);
+  }
+  rows_handle_ = group_.all_gather_async(all_rows_, rows.view({rows.numel()}));
+  ids_handle_ = group_.all_gather_async(all_ids_, tokens.view({tokens.numel()}));
+  return true;
 }
 
 void GradientAllReducer::begin() {
@@ -54,6 +76,16 @@ void GradientAllReducer::finish() {
     b.handle->wait();
     comm_s_ += b.handle->seconds();
     b.handle.reset();
+  }
+  if (rows_handle_) {
+    rows_handle_->wait();
+    ids_handle_->wait();
+    comm_s_ += rows_handle_->seconds() + ids_handle_->seconds();
+    Tensor wte_grad = wte_->grad;
+    be_.scatter_add_rows(wte_grad, all_rows_.view({all_ids_.numel(), wte_->shape[1]}), all_ids_,
+                         1.0f / static_cast<float>(group_.size()));
+    rows_handle_.reset();
+    ids_handle_.reset();
   }
   exposed_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   armed_ = false;

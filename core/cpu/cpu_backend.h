@@ -26,8 +26,8 @@ class CpuBackend final : public Backend {
 
   void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte,
                          const Tensor& wpe) override;
-  void embedding_backward(Tensor& dwte, Tensor& dwpe, const Tensor& dout,
-                          const Tensor& tokens) override;
+  void scatter_add_rows(Tensor& table, const Tensor& rows, const Tensor& ids, float scale) override;
+  void position_embedding_backward(Tensor& dwpe, const Tensor& dout) override;
   void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
                          const Tensor& b) override;
   void layernorm_backward(Tensor& dx, Tensor& dw, Tensor& db, const Tensor& dout, const Tensor& x,

@@ -23,29 +23,34 @@ void CpuBackend::embedding_forward(Tensor& out, const Tensor& tokens, const Tens
   }
 }
 
-// dwte is a scatter-add (tokens repeat), so threads split the channels, not the tokens: each
-// element of dwte is then summed by one thread in token order, which keeps it deterministic.
-void CpuBackend::embedding_backward(Tensor& dwte, Tensor& dwpe, const Tensor& dout,
-                                    const Tensor& tokens) {
-  const int64_t B = tokens.dim(0), T = tokens.dim(1), C = dwte.dim(1);
-  const int32_t* tok = tokens.data<int32_t>();
-  const float* pd = dout.data<float>();
-  float* pwte = dwte.data<float>();
-  float* pwpe = dwpe.data<float>();
+// A scatter-add (ids repeat), so threads split the channels, not the rows: each element of the
+// table is then summed by one thread in row order, which keeps it deterministic.
+void CpuBackend::scatter_add_rows(Tensor& table, const Tensor& rows, const Tensor& ids, float scale) {
+  const int64_t N = ids.numel(), C = table.dim(1);
+  KERVAN_CHECK(rows.numel() == N * C, "scatter_add_rows shapes");
+  const int32_t* id = ids.data<int32_t>();
+  const float* pr = rows.data<float>();
+  float* pt = table.data<float>();
 #pragma omp parallel
   {
     int64_t c0, c1;
     chunk_range(C, omp_get_num_threads(), omp_get_thread_num(), c0, c1);
-    for (int64_t bt = 0; bt < B * T; ++bt) {
-      const float* d = pd + bt * C;
-      float* e = pwte + static_cast<int64_t>(tok[bt]) * C;
-      float* p = pwpe + (bt % T) * C;
-      for (int64_t c = c0; c < c1; ++c) {
-        e[c] += d[c];
-        p[c] += d[c];
-      }
+    for (int64_t n = 0; n < N; ++n) {
+      const float* r = pr + n * C;
+      float* e = pt + static_cast<int64_t>(id[n]) * C;
+      for (int64_t c = c0; c < c1; ++c) e[c] += scale * r[c];
     }
   }
+}
+
+void CpuBackend::position_embedding_backward(Tensor& dwpe, const Tensor& dout) {
+  const int64_t B = dout.dim(0), T = dout.dim(1), C = dout.dim(2);
+  const float* pd = dout.data<float>();
+  float* pw = dwpe.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t c = 0; c < C; ++c) pw[t * C + c] += pd[(b * T + t) * C + c];
 }
 
 }  // namespace kervan

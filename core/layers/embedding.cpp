@@ -12,7 +12,10 @@ void Embedding::forward(Backend& be, Tensor& x, const Tensor& tokens) const {
 }
 
 void Embedding::backward(Backend& be, const Tensor& dx, const Tensor& tokens) const {
-  be.embedding_backward(wte_.grad, wpe_.grad, dx, tokens);
+  be.scatter_add_rows(wte_.grad, dx, tokens, 1.0f);
+  backward_positions(be, dx);
 }
+
+void Embedding::backward_positions(Backend& be, const Tensor& dx) const { be.position_embedding_backward(wpe_.grad, dx); }
 
 }  // namespace kervan

@@ -11,8 +11,10 @@ class Embedding {
   Embedding(ParameterSet& params, int64_t vocab, int64_t padded_vocab, int64_t max_seq_len,
             int64_t dim, float init_std);
   void forward(Backend& be, Tensor& x, const Tensor& tokens) const;
-  // dwte, dwpe accumulate.
+  // dwte, dwpe accumulate. backward_positions does only the dwpe part: data parallelism applies
+  // the token rows itself (see GPT::set_token_grad_hook).
   void backward(Backend& be, const Tensor& dx, const Tensor& tokens) const;
+  void backward_positions(Backend& be, const Tensor& dx) const;
 
   Parameter& wte() const { return wte_; }
 

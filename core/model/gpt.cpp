@@ -157,6 +157,7 @@ void GPT::backward(float loss_scale) {
   Tensor dln = st.dln.view({BT, C});
   be_.matmul(dln, dlogits, false, wte.value, false, 1.0f, 0.0f);
   be_.matmul(wte.grad, dlogits, true, st.lnf.view({BT, C}), false, 1.0f, 1.0f);
+  if (token_grad_ && grad_ready_) grad_ready_(wte);
   const Tensor& last = config_.n_layer ? st.blocks.back().res2 : st.x0;
   ln_f_->backward(be_, st.dres, st.dln, last, st.lnf_mean, st.lnf_rstd);
   grads_ready(ln_f_params_, params_.all().size());
@@ -164,8 +165,15 @@ void GPT::backward(float loss_scale) {
     block_backward(blocks_[l], st.blocks[l], l == 0 ? st.x0 : st.blocks[l - 1].res2);
     grads_ready(block_params_[l].first, block_params_[l].second);
   }
-  embedding_->backward(be_, st.dres, st.tokens);
-  grads_ready(0, block_params_.empty() ? ln_f_params_ : block_params_.front().first);  // wte (also the LM head), wpe
+  const size_t embedding_end = block_params_.empty() ? ln_f_params_ : block_params_.front().first;
+  if (token_grad_) {
+    embedding_->backward_positions(be_, st.dres);
+    if (!token_grad_(st.dres, st.tokens)) be_.scatter_add_rows(wte.grad, st.dres, st.tokens, 1.0f);
+    grads_ready(1, embedding_end);  // wpe (index 1; wte, index 0, was reported after the LM head)
+  } else {
+    embedding_->backward(be_, st.dres, st.tokens);
+    grads_ready(0, embedding_end);  // wte (also the LM head), wpe
+  }
 }
 
 }  // namespace kervan

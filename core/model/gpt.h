@@ -35,6 +35,12 @@ class GPT {
   // Called during backward with each parameter as soon as its gradient for this backward is
   // complete, last layer first (data parallelism starts gradient all-reduces from here).
   void set_grad_ready_hook(std::function<void(const Parameter&)> hook) { grad_ready_ = std::move(hook); }
+  // With this hook set, wte is reported ready right after the LM head's gradient, and the token
+  // embedding's own contribution (rows dx0 [B, T, C] to add at rows `tokens` of wte's gradient)
+  // is handed to the hook at the end of backward instead. If the hook returns false, the model
+  // adds the rows itself. Data parallelism uses this to start wte's large all-reduce early.
+  using TokenGradHook = std::function<bool(const Tensor& dx0, const Tensor& tokens)>;
+  void set_token_grad_hook(TokenGradHook hook) { token_grad_ = std::move(hook); }
 
   // [B, T, padded_vocab] logits of the last forward (valid until backward).
   const Tensor& logits() const { return step_.logits; }
@@ -89,6 +95,7 @@ class GPT {
   std::vector<std::pair<size_t, size_t>> block_params_;
   size_t ln_f_params_ = 0;
   std::function<void(const Parameter&)> grad_ready_;
+  TokenGradHook token_grad_;
 
   std::vector<Tensor> buffers_;  // max-size storage, in layout() order
   StepTensors step_;

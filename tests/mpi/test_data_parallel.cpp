@@ -41,9 +41,10 @@ std::vector<float> train(Backend& be, Communicator* dp, int64_t B, int64_t accum
   AdamW opt(model.params(), be, {0.9f, 0.95f, 1e-8f, 0.1f});
   std::unique_ptr<GradientAllReducer> reducer;
   if (dp) {
-    reducer = std::make_unique<GradientAllReducer>(model.params(), *dp, /*bucket_bytes=*/4096);
+    reducer = std::make_unique<GradientAllReducer>(model.params(), *dp, be, /*bucket_bytes=*/4096,
+                                                   model.params().find("wte"));
     EXPECT_GT(reducer->num_buckets(), 3);
-    model.set_grad_ready_hook([&](const Parameter& p) { reducer->grad_ready(p); });
+    reducer->attach(model);
   }
   const int64_t n = dp ? dp->size() : 1, r = dp ? dp->rank() : 0;
   std::vector<int32_t> x(B * kT), y(B * kT);
