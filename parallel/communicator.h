@@ -1,4 +1,6 @@
 #pragma once
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -8,6 +10,16 @@
 namespace kervan {
 
 enum class ReduceOp { Sum, Avg };
+
+// The part of n elements that rank i of `parts` owns in reduce_scatter / all_gather: contiguous,
+// in rank order, sizes differing by at most one (the first n % parts ranks get one more).
+struct Chunk {
+  int64_t begin, count;
+};
+inline Chunk chunk_of(int64_t n, int parts, int i) {
+  const int64_t base = n / parts, extra = n % parts;
+  return {i * base + std::min<int64_t>(i, extra), base + (i < extra ? 1 : 0)};
+}
 
 // A collective in flight. wait() returns when it has completed on this rank; a collective that
 // does not complete within the communicator's timeout ends the job with an error naming the
@@ -34,9 +46,10 @@ class Communicator {
 
   // t = op over all ranks of t (in place).
   virtual std::unique_ptr<CommHandle> all_reduce_async(Tensor& t, ReduceOp op) = 0;
-  // out = rank's slice of op(in) where in is [size * out.numel()] and slice r is rank r's.
+  // out = this rank's chunk (chunk_of(in.numel(), size, rank)) of op over all ranks of in.
   virtual std::unique_ptr<CommHandle> reduce_scatter_async(Tensor& out, const Tensor& in, ReduceOp op) = 0;
-  // out [size * in.numel()] = concatenation of every rank's in, in rank order.
+  // out = every rank's in, concatenated in rank order; rank r's in holds chunk r of out
+  // (chunk_of(out.numel(), size, r)). `in` may be that very chunk of `out` (in place).
   virtual std::unique_ptr<CommHandle> all_gather_async(Tensor& out, const Tensor& in) = 0;
   // t = root's t.
   virtual std::unique_ptr<CommHandle> broadcast_async(Tensor& t, int root) = 0;

@@ -157,21 +157,41 @@ std::unique_ptr<CommHandle> MpiCommunicator::all_reduce_async(Tensor& t, ReduceO
   });
 }
 
+// Per-rank element counts and displacements of n elements split by chunk_of.
+static void chunk_layout(int64_t n, int parts, std::vector<int>& counts, std::vector<int>& displs) {
+  KERVAN_CHECK(n <= INT_MAX, "collective larger than 2^31 elements");
+  counts.resize(parts);
+  displs.resize(parts);
+  for (int r = 0; r < parts; ++r) {
+    const Chunk c = chunk_of(n, parts, r);
+    counts[r] = static_cast<int>(c.count);
+    displs[r] = static_cast<int>(c.begin);
+  }
+}
+
 std::unique_ptr<CommHandle> MpiCommunicator::reduce_scatter_async(Tensor& out, const Tensor& in, ReduceOp op) {
-  KERVAN_CHECK(in.numel() == out.numel() * size_ && in.dtype() == out.dtype(), "reduce_scatter sizes");
+  KERVAN_CHECK(out.numel() == chunk_of(in.numel(), size_, rank_).count && in.dtype() == out.dtype(),
+               "reduce_scatter sizes");
   return submit(describe("reduce_scatter", in), [this, out, in, op]() mutable {
-    check_mpi(MPI_Reduce_scatter_block(in.raw(), out.raw(), mpi_count(out), mpi_type(in.dtype()), MPI_SUM, comm_),
-              "MPI_Reduce_scatter_block");
+    std::vector<int> counts, displs;
+    chunk_layout(in.numel(), size_, counts, displs);
+    check_mpi(MPI_Reduce_scatter(in.raw(), out.raw(), counts.data(), mpi_type(in.dtype()), MPI_SUM, comm_),
+              "MPI_Reduce_scatter");
     if (op == ReduceOp::Avg) scale_floats(out, 1.0f / static_cast<float>(size_));
   });
 }
 
 std::unique_ptr<CommHandle> MpiCommunicator::all_gather_async(Tensor& out, const Tensor& in) {
-  KERVAN_CHECK(out.numel() == in.numel() * size_ && in.dtype() == out.dtype(), "all_gather sizes");
-  return submit(describe("all_gather", out), [this, out, in]() mutable {
-    check_mpi(MPI_Allgather(in.raw(), mpi_count(in), mpi_type(in.dtype()), out.raw(), mpi_count(in),
-                            mpi_type(in.dtype()), comm_),
-              "MPI_Allgather");
+  const Chunk mine = chunk_of(out.numel(), size_, rank_);
+  KERVAN_CHECK(in.numel() == mine.count && in.dtype() == out.dtype(), "all_gather sizes");
+  const bool in_place = in.raw() == static_cast<char*>(out.raw()) + mine.begin * dtype_size(out.dtype());
+  return submit(describe("all_gather", out), [this, out, in, in_place]() mutable {
+    std::vector<int> counts, displs;
+    chunk_layout(out.numel(), size_, counts, displs);
+    const MPI_Datatype t = mpi_type(out.dtype());
+    check_mpi(MPI_Allgatherv(in_place ? MPI_IN_PLACE : in.raw(), counts[rank_], t, out.raw(), counts.data(),
+                             displs.data(), t, comm_),
+              "MPI_Allgatherv");
   });
 }
 

@@ -24,7 +24,7 @@ std::unique_ptr<CommHandle> SoloCommunicator::reduce_scatter_async(Tensor& out, 
 
 std::unique_ptr<CommHandle> SoloCommunicator::all_gather_async(Tensor& out, const Tensor& in) {
   KERVAN_CHECK(out.bytes() == in.bytes(), "all_gather sizes");
-  std::memmove(out.raw(), in.raw(), in.bytes());
+  if (out.raw() != in.raw()) std::memmove(out.raw(), in.raw(), in.bytes());
   return std::make_unique<DoneHandle>();
 }
 

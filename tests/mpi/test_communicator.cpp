@@ -58,19 +58,37 @@ TEST_P(Collectives, AllReduceSumAndAvg) {
   }
 }
 
-TEST_P(Collectives, ReduceScatter) {
-  const int64_t per = 5;
-  Tensor in = filled(per * n, r), out = be->empty({per}, DType::F32);
-  comm->reduce_scatter(out, in, ReduceOp::Sum);
-  for (int64_t i = 0; i < per; ++i) ASSERT_FLOAT_EQ(out.data<float>()[i], static_cast<float>(sum_over_ranks(r * per + i)));
+TEST_P(Collectives, ReduceScatterEvenAndUneven) {
+  for (int64_t total : {int64_t{5} * n, int64_t{5} * n + 2, int64_t{1}}) {
+    const Chunk mine = chunk_of(total, n, r);
+    Tensor in = filled(total, r), out = be->empty({std::max<int64_t>(mine.count, 1)}, DType::F32);
+    Tensor o = out.slice_flat(0, {mine.count});
+    comm->reduce_scatter(o, in, ReduceOp::Avg);
+    for (int64_t i = 0; i < mine.count; ++i)
+      ASSERT_FLOAT_EQ(o.data<float>()[i], static_cast<float>(sum_over_ranks(mine.begin + i) / n)) << total;
+  }
 }
 
 TEST_P(Collectives, AllGatherAndBroadcast) {
-  const int64_t per = 3;
-  Tensor in = filled(per, r), out = be->empty({per * n}, DType::F32);
-  comm->all_gather(out, in);
-  for (int q = 0; q < n; ++q)
-    for (int64_t i = 0; i < per; ++i) ASSERT_EQ(out.data<float>()[q * per + i], value(q, i));
+  for (int64_t total : {int64_t{3} * n, int64_t{3} * n + 1}) {
+    const Chunk mine = chunk_of(total, n, r);
+    Tensor in = be->empty({mine.count}, DType::F32), out = be->empty({total}, DType::F32);
+    for (int64_t i = 0; i < mine.count; ++i) in.data<float>()[i] = value(r, i);
+    comm->all_gather(out, in);
+    for (int q = 0; q < n; ++q) {
+      const Chunk c = chunk_of(total, n, q);
+      for (int64_t i = 0; i < c.count; ++i) ASSERT_EQ(out.data<float>()[c.begin + i], value(q, i));
+    }
+    // In place: each rank's chunk already sits in `out`.
+    Tensor out2 = be->zeros({total});
+    Tensor my_part = out2.slice_flat(mine.begin, {mine.count});
+    for (int64_t i = 0; i < mine.count; ++i) my_part.data<float>()[i] = value(r, i);
+    comm->all_gather(out2, my_part);
+    for (int q = 0; q < n; ++q) {
+      const Chunk c = chunk_of(total, n, q);
+      for (int64_t i = 0; i < c.count; ++i) ASSERT_EQ(out2.data<float>()[c.begin + i], value(q, i));
+    }
+  }
   Tensor b = filled(11, r);
   const int root = n - 1;
   comm->broadcast(b, root);
