@@ -136,6 +136,7 @@ std::string RunConfig::canonical() const {
   add("train.grad_clip", train.grad_clip);
   add("parallel.tp", parallel.tp);
   add("parallel.bucket_mb", parallel.bucket_mb);
+  add("parallel.zero", parallel.zero);
   return s;
 }
 
@@ -195,6 +196,7 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   r.get("parallel", "tp", c.parallel.tp);
   r.get("parallel", "bucket_mb", c.parallel.bucket_mb);
   r.get("parallel", "collective_timeout_s", c.parallel.collective_timeout_s);
+  r.get("parallel", "zero", c.parallel.zero);
 
   r.get("log", "metrics_file", c.log.metrics_file);
   r.get("log", "every", c.log.every);
@@ -224,6 +226,9 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (c.data.path.empty()) throw UserError(path + ": data.path is required");
   if (c.data.tokenizer != "bytes" && c.data.tokenizer != "none")
     throw UserError(r.where("data.tokenizer") + ": data.tokenizer must be \"bytes\" or \"none\"");
+  if (c.parallel.zero != 0 && c.parallel.zero != 1)
+    throw UserError(r.where("parallel.zero") + ": parallel.zero must be 0 or 1 (ZeRO-1), got " +
+                    std::to_string(c.parallel.zero));
   if (c.parallel.tp < 1) throw UserError(r.where("parallel.tp") + ": parallel.tp must be >= 1");
   if (!(c.parallel.bucket_mb > 0)) throw UserError(r.where("parallel.bucket_mb") + ": parallel.bucket_mb must be > 0");
   if (!(c.parallel.collective_timeout_s > 0))

@@ -41,6 +41,7 @@ struct RunConfig {
     int64_t tp = 1;                      // tensor-parallel size (DP = world / tp)
     float bucket_mb = 25.0f;             // data-parallel all-reduce bucket size
     float collective_timeout_s = 600.0f;  // a collective slower than this ends the job
+    int64_t zero = 0;                    // 1: ZeRO-1, optimizer state sharded over DP
   } parallel;
 
   struct Log {

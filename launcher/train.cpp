@@ -21,6 +21,7 @@
 #include "parallel/data_parallel.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
+#include "parallel/zero.h"
 
 namespace kervan {
 
@@ -120,14 +121,19 @@ int run_train(const RunConfig& cfg) {
 
   GPT model(cfg.model, *be, t.micro_batch, t.seq_len);
   model.init_weights(static_cast<uint64_t>(t.seed));  // same values on every rank (counter-based)
-  AdamW opt(model.params(), *be, {t.beta1, t.beta2, t.eps, t.weight_decay});
+  const AdamWConfig adamw{t.beta1, t.beta2, t.eps, t.weight_decay};
+  std::unique_ptr<ShardedAdamW> sharded;  // ZeRO-1 replaces both the reducer and `opt`'s state
   std::unique_ptr<GradientAllReducer> reducer;
-  if (job.grid.dp > 1) {
+  if (job.grid.dp > 1 && cfg.parallel.zero == 1) {
+    sharded = std::make_unique<ShardedAdamW>(model.params(), *job.dp, *be, adamw);
+  } else if (job.grid.dp > 1) {
     reducer = std::make_unique<GradientAllReducer>(model.params(), *job.dp, *be,
                                                    static_cast<int64_t>(cfg.parallel.bucket_mb * 1e6),
                                                    model.params().find("wte"));
     reducer->attach(model);
   }
+  std::unique_ptr<AdamW> opt;
+  if (!sharded) opt = std::make_unique<AdamW>(model.params(), *be, adamw);
   const LrSchedule schedule = cfg.schedule();
   const double peak_flops = measure_gemm_flops(*be, 1024, 3) * job.grid.world_size;
   const int64_t params = cfg.model.num_params();
@@ -142,6 +148,7 @@ int run_train(const RunConfig& cfg) {
                cfg.data.path, data.size(), sampler.num_windows(), t.seq_len + 1, job.grid.describe(), tokens_per_step,
                be->num_threads(), peak_flops / 1e9);
   if (reducer) spdlog::info("data parallel: {} gradient buckets of ~{} MB", reducer->num_buckets(), cfg.parallel.bucket_mb);
+  if (sharded) spdlog::info("ZeRO-1: {} optimizer-state elements on this rank", sharded->state_numel());
 
   std::vector<int32_t> inputs(B * t.seq_len), targets(inputs.size());
   int64_t consumed_samples = 0;
@@ -160,9 +167,13 @@ int run_train(const RunConfig& cfg) {
     }
     if (reducer) reducer->finish();
     consumed_samples += samples_per_step;
-    const float norm = grad_global_norm(*be, model.params());
+    const float norm = sharded ? sharded->reduce_gradients() : grad_global_norm(*be, model.params());
     const float lr = schedule.at(step);
-    opt.step(lr, clip_factor(norm, t.grad_clip));
+    if (sharded) {
+      sharded->step(lr, clip_factor(norm, t.grad_clip));
+    } else {
+      opt->step(lr, clip_factor(norm, t.grad_clip));
+    }
     if (dp > 1) loss = mean_over(*job.dp, *be, loss);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!std::isfinite(loss) || !std::isfinite(norm)) {

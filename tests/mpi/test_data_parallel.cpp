@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "parallel/data_parallel.h"
 #include "parallel/mpi_communicator.h"
+#include "parallel/zero.h"
 
 namespace kervan {
 namespace {
@@ -35,12 +36,19 @@ void sample_tokens(int64_t k, int32_t* x, int32_t* y) {
 }
 
 // Trains kSteps steps; micro-step m of DP rank r reads samples [m*B*dp + r*B, +B) of the step.
-std::vector<float> train(Backend& be, Communicator* dp, int64_t B, int64_t accum) {
+// With `zero`, gradients are reduce-scattered and AdamW's state sharded (ShardedAdamW).
+std::vector<float> train(Backend& be, Communicator* dp, int64_t B, int64_t accum, bool zero = false) {
   GPT model(kConfig, be, B, kT);
   model.init_weights(11);
-  AdamW opt(model.params(), be, {0.9f, 0.95f, 1e-8f, 0.1f});
+  const AdamWConfig adamw{0.9f, 0.95f, 1e-8f, 0.1f};
+  AdamW opt(model.params(), be, adamw);
+  std::unique_ptr<ShardedAdamW> sharded;
   std::unique_ptr<GradientAllReducer> reducer;
-  if (dp) {
+  if (dp && zero) {
+    sharded = std::make_unique<ShardedAdamW>(model.params(), *dp, be, adamw);
+    const int64_t n = model.params().numel();
+    EXPECT_LE(sharded->state_numel(), 2 * (n / dp->size() + 1)) << "optimizer state must divide by DP size";
+  } else if (dp) {
     reducer = std::make_unique<GradientAllReducer>(model.params(), *dp, be, /*bucket_bytes=*/4096,
                                                    model.params().find("wte"));
     EXPECT_GT(reducer->num_buckets(), 3);
@@ -58,7 +66,11 @@ std::vector<float> train(Backend& be, Communicator* dp, int64_t B, int64_t accum
       model.backward(1.0f / static_cast<float>(accum));
     }
     if (reducer) reducer->finish();
-    opt.step(kLr, clip_factor(grad_global_norm(be, model.params()), 1.0f));
+    if (sharded) {
+      sharded->step(kLr, clip_factor(sharded->reduce_gradients(), 1.0f));
+    } else {
+      opt.step(kLr, clip_factor(grad_global_norm(be, model.params()), 1.0f));
+    }
   }
   std::vector<float> out(model.params().numel());
   be.copy_to_host(out.data(), model.params().values());
@@ -99,6 +111,15 @@ TEST_F(DataParallel, EqualsOneProcessWithTheSameGlobalBatch) {
   std::vector<float> rank0 = parallel;
   MPI_Bcast(rank0.data(), static_cast<int>(rank0.size()), MPI_FLOAT, 0, MPI_COMM_WORLD);
   EXPECT_TRUE(rank0 == parallel) << "parameters diverged across data-parallel ranks";
+}
+
+TEST_F(DataParallel, Zero1EqualsPlainDataParallel) {
+  const auto zero = train(*be, dp.get(), 2, 2, /*zero=*/true);
+  const auto plain = train(*be, dp.get(), 2, 2);
+  expect_same_model(zero, plain);
+  std::vector<float> rank0 = zero;
+  MPI_Bcast(rank0.data(), static_cast<int>(rank0.size()), MPI_FLOAT, 0, MPI_COMM_WORLD);
+  EXPECT_TRUE(rank0 == zero) << "parameters diverged across ranks under ZeRO-1";
 }
 
 TEST_F(DataParallel, AccumulationTimesDpEqualsOneLargeBatch) {

@@ -1,0 +1,54 @@
+#include "parallel/zero.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace kervan {
+
+ShardedAdamW::ShardedAdamW(ParameterSet& params, Communicator& group, Backend& backend, AdamWConfig config)
+    : params_(params),
+      group_(group),
+      be_(backend),
+      cfg_(config),
+      shard_(chunk_of(params.numel(), group.size(), group.rank())) {
+  const int64_t n = std::max<int64_t>(shard_.count, 1);
+  grad_shard_ = be_.zeros({n});
+  m_ = be_.zeros({n});
+  v_ = be_.zeros({n});
+}
+
+float ShardedAdamW::reduce_gradients() {
+  Tensor mine = grad_shard_.slice_flat(0, {shard_.count});
+  group_.reduce_scatter(mine, params_.grads(), ReduceOp::Avg);
+  Tensor sq = be_.empty({1}, DType::F32);
+  const float partial = static_cast<float>(be_.sum_squares(mine));
+  be_.copy_from_host(sq, &partial);
+  group_.all_reduce(sq, ReduceOp::Sum);
+  return std::sqrt(sq.data<float>()[0]);
+}
+
+void ShardedAdamW::step(float lr, float grad_scale) {
+  ++t_;
+  AdamWStep st{lr,
+               cfg_.beta1,
+               cfg_.beta2,
+               cfg_.eps,
+               0.0f,
+               static_cast<float>(1.0 - std::pow(static_cast<double>(cfg_.beta1), static_cast<double>(t_))),
+               static_cast<float>(1.0 - std::pow(static_cast<double>(cfg_.beta2), static_cast<double>(t_))),
+               grad_scale};
+  const int64_t s0 = shard_.begin, s1 = shard_.begin + shard_.count;
+  for (Parameter& p : params_.all()) {
+    const int64_t lo = std::max(p.offset, s0), hi = std::min(p.offset + p.value.numel(), s1);
+    if (lo >= hi) continue;
+    st.weight_decay = p.weight_decay ? cfg_.weight_decay : 0.0f;
+    Tensor value = params_.values().slice_flat(lo, {hi - lo});
+    Tensor grad = grad_shard_.slice_flat(lo - s0, {hi - lo});
+    Tensor m = m_.slice_flat(lo - s0, {hi - lo}), v = v_.slice_flat(lo - s0, {hi - lo});
+    be_.adamw_update(value, grad, m, v, st);
+  }
+  Tensor all = params_.values();
+  group_.all_gather(all, all.slice_flat(s0, {shard_.count}));
+}
+
+}  // namespace kervan

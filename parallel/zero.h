@@ -1,0 +1,35 @@
+#pragma once
+#include "core/optim/adamw.h"
+#include "parallel/communicator.h"
+
+namespace kervan {
+
+// ZeRO stage 1: AdamW whose moments are split across the data-parallel group.
+//
+// Rank r owns chunk r of the flat parameter buffer (chunk_of(N, dp, r)), which may cut through
+// parameters. Per step:
+//   reduce_gradients(): reduce-scatter the flat gradients (average), so each rank holds the
+//                       averaged gradient of its chunk; returns the global gradient norm;
+//   step():             AdamW on the chunk (each parameter's piece with that parameter's
+//                       weight decay), then all-gather the parameters so every rank has all.
+// m and v hold N / dp elements per rank instead of N. Gradients are reduced after backward, not
+// overlapped with it (the overlapped bucketed path is GradientAllReducer, zero = 0).
+class ShardedAdamW {
+ public:
+  ShardedAdamW(ParameterSet& params, Communicator& group, Backend& backend, AdamWConfig config);
+  float reduce_gradients();
+  void step(float lr, float grad_scale);
+  // Elements of optimizer state this rank holds (m and v together).
+  int64_t state_numel() const { return 2 * shard_.count; }
+
+ private:
+  ParameterSet& params_;
+  Communicator& group_;
+  Backend& be_;
+  AdamWConfig cfg_;
+  Chunk shard_;
+  Tensor grad_shard_, m_, v_;
+  int64_t t_ = 0;
+};
+
+}  // namespace kervan
