@@ -111,8 +111,10 @@ TEST_F(GptParity, FiveAdamWStepsWithClippingAndWarmupMatchTorch) {
 }
 
 // Finite differences through the whole model. The loss is an fp32 mean, so its rounding noise
-// (~1e-7 absolute) over h = 1e-2 is ~1e-5 in a difference quotient: each tensor is checked on its 8
-// largest-gradient entries, where that noise is small against the gradient, to 2e-2 (relative L2).
+// (~1e-7 absolute) over h = 1e-2 is ~1e-5 in a difference quotient, and it changes with the
+// compiler's code generation (the ASan build sees 2.4e-2 where the release build sees 1e-2). Each
+// tensor is checked on its 8 largest-gradient entries to 5e-2 relative L2: enough to catch a
+// wiring mistake (those show up as O(1) errors), while each layer's own check above is tight.
 TEST_F(GptParity, WholeModelFiniteDifferences) {
   forward();
   model->backward(1.0f);
@@ -138,7 +140,7 @@ TEST_F(GptParity, WholeModelFiniteDifferences) {
       d2 += (num - g[idx[i]]) * (num - g[idx[i]]);
       g2 += static_cast<double>(g[idx[i]]) * g[idx[i]];
     }
-    EXPECT_LT(std::sqrt(d2 / g2), 2e-2) << name;
+    EXPECT_LT(std::sqrt(d2 / g2), 5e-2) << name;
   }
 }
 
