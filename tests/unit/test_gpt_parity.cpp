@@ -114,7 +114,7 @@ TEST_F(GptParity, FiveAdamWStepsWithClippingAndWarmupMatchTorch) {
 // (~1e-7 absolute) over h = 1e-2 is ~1e-5 in a difference quotient, and it changes with the
 // compiler's code generation (the ASan build sees 2.4e-2 where the release build sees 1e-2). Each
 // tensor is checked on its 8 largest-gradient entries to 5e-2 relative L2: enough to catch a
-// wiring mistake (those show up as O(1) errors), while each layer's own check above is tight.
+// wiring mistake (those show up as O(1) errors); each layer's own check is in test_layers_fd.cpp.
 TEST_F(GptParity, WholeModelFiniteDifferences) {
   forward();
   model->backward(1.0f);
