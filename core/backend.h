@@ -48,10 +48,12 @@ class Backend {
   virtual double sum_squares(const Tensor& t) = 0;
 
   // ---- layers (see core/layers for the math of each)
-  // out[b,t,:] = wte[tokens[b,t], :] + wpe[t, :]
+  // out[b,t,:] = wte[tokens[b,t], :] + wpe[t, :]; a token < 0 looks up a zero row (under tensor
+  // parallelism, ids outside this rank's vocabulary shard).
   virtual void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte,
                                  const Tensor& wpe) = 0;
-  // table[ids[n], :] += scale * rows[n, :]  (ids repeat; the token-embedding gradient)
+  // table[ids[n], :] += scale * rows[n, :]  (ids repeat; the token-embedding gradient; ids < 0
+  // are skipped)
   virtual void scatter_add_rows(Tensor& table, const Tensor& rows, const Tensor& ids, float scale) = 0;
   // dwpe[t, :] += sum_b dout[b, t, :]  (the position-embedding gradient; dout [B, T, C])
   virtual void position_embedding_backward(Tensor& dwpe, const Tensor& dout) = 0;
@@ -80,6 +82,21 @@ class Backend {
   // dlogits may alias logits (the logits are not needed after this).
   virtual void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& targets,
                                       int64_t vocab, float dloss) = 0;
+  // Vocabulary-parallel cross-entropy (tensor parallelism): this rank holds columns
+  // [col0, col0 + Vl) of the global logits z [N, Vp], of which the first `valid` are real tokens
+  // (global index < vocab). With m_n = max_j z_nj and s_n = sum_j exp(z_nj - m_n) over the whole
+  // vocabulary, loss_n = log s_n + m_n - z_n,target. The caller all-reduces the partial results:
+  //   row_max:         mx[n] = max_{j < valid} logits[n, j]   (lowest float when valid == 0)
+  //   exp_sum_target:  sum[n] = sum_{j < valid} exp(logits[n, j] - mx[n]);
+  //                    tgt[n] = logits[n, target - col0] if the target is in this shard, else 0
+  //   backward:        dlogits[n, j] = dloss * (exp(logits[n, j] - mx[n]) / sum[n] - [j + col0 == target])
+  //                    for j < valid, 0 for padding columns and rows with target < 0 (may alias)
+  virtual void vocab_parallel_row_max(Tensor& mx, const Tensor& logits, int64_t valid) = 0;
+  virtual void vocab_parallel_exp_sum_target(Tensor& sum, Tensor& tgt, const Tensor& logits, const Tensor& mx,
+                                             const Tensor& targets, int64_t col0, int64_t valid) = 0;
+  virtual void vocab_parallel_cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& mx,
+                                                     const Tensor& sum, const Tensor& targets, int64_t col0,
+                                                     int64_t valid, float dloss) = 0;
 
   // ---- optimizer
   virtual void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,

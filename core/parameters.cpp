@@ -7,13 +7,35 @@
 
 namespace kervan {
 
-Parameter& ParameterSet::declare(std::string name, Shape shape, Init init, bool weight_decay) {
+Shape Sharding::global_shape(const Shape& local) const {
+  Shape g = local;
+  if (sharded()) g[dim] *= parts;
+  return g;
+}
+
+int64_t Sharding::global_index(const Shape& local, int64_t i) const {
+  if (!sharded()) return i;
+  const int64_t cols = local.size() > 1 ? shape_numel(local) / local[0] : 1;
+  int64_t r = i / cols, c = i % cols;
+  if (dim == 0) {
+    const int64_t block = local[0] / groups;  // local rows of one group
+    r = (r / block) * block * parts + index * block + r % block;
+    return r * cols + c;
+  }
+  return r * cols * parts + index * cols + c;
+}
+
+Parameter& ParameterSet::declare(std::string name, Shape shape, Init init, bool weight_decay, Sharding sharding) {
   KERVAN_CHECK(!values_.defined(), "declare after allocate: " + name);
   KERVAN_CHECK(find(name) == nullptr, "duplicate parameter " + name);
   Parameter& p = params_.emplace_back();
   p.name = std::move(name);
   p.shape = std::move(shape);
   p.init = init;
+  p.sharding = sharding;
+  KERVAN_CHECK(!sharding.sharded() || (static_cast<int64_t>(p.shape.size()) > sharding.dim &&
+                                       p.shape[0] % sharding.groups == 0),
+               "bad sharding of " + p.name);
   p.weight_decay = weight_decay;
   p.offset = numel_;
   numel_ += shape_numel(p.shape);
@@ -32,8 +54,9 @@ void ParameterSet::allocate(Backend& backend) {
 void ParameterSet::initialize(Backend& backend, uint64_t seed) {
   for (Parameter& p : params_) {
     std::vector<float> host(p.value.numel(), 0.0f);
-    const int64_t row = p.shape.size() > 1 ? shape_numel(p.shape) / p.shape[0] : 1;
-    const int64_t rows = p.init.init_rows < 0 ? p.shape[0] : p.init.init_rows;
+    const Shape global = p.sharding.global_shape(p.shape);
+    const int64_t global_row = global.size() > 1 ? shape_numel(global) / global[0] : 1;
+    const int64_t limit = (p.init.init_rows < 0 ? global[0] : p.init.init_rows) * global_row;
     const uint64_t key = stream_key(seed, p.name);
     switch (p.init.kind) {
       case Init::Kind::Zeros:
@@ -42,7 +65,10 @@ void ParameterSet::initialize(Backend& backend, uint64_t seed) {
         std::fill(host.begin(), host.end(), 1.0f);
         break;
       case Init::Kind::Normal:
-        for (int64_t i = 0; i < rows * row; ++i) host[i] = p.init.std * normal_at(key, i);
+        for (int64_t i = 0; i < p.value.numel(); ++i) {
+          const int64_t g = p.sharding.global_index(p.shape, i);
+          if (g < limit) host[i] = p.init.std * normal_at(key, g);
+        }
         break;
     }
     backend.copy_from_host(p.value, host.data());

@@ -13,13 +13,31 @@ namespace kervan {
 struct Init {
   enum class Kind { Zeros, Ones, Normal } kind = Kind::Zeros;
   float std = 0.0f;
-  int64_t init_rows = -1;  // -1: all rows
+  int64_t init_rows = -1;  // -1: all rows (counted in the global tensor)
+};
+
+// Where a parameter's local tensor sits in its global tensor under tensor parallelism.
+// Dimension `dim` (0: rows, 1: columns; -1: replicated, local == global) of the global tensor is
+// `groups` equal blocks, and rank `index` of `parts` holds slice [index*S/parts, (index+1)*S/parts)
+// of every block (S the block size). groups > 1 is the fused q|k|v weight: rank k holds
+// [q_k; k_k; v_k]. Local element i maps to the global flat index global_index(local_shape, i).
+struct Sharding {
+  int dim = -1;
+  int parts = 1, index = 0;
+  int groups = 1;
+
+  static Sharding rows(int parts, int index, int groups = 1) { return {0, parts, index, groups}; }
+  static Sharding cols(int parts, int index) { return {1, parts, index, 1}; }
+  bool sharded() const { return dim >= 0 && parts > 1; }
+  Shape global_shape(const Shape& local) const;
+  int64_t global_index(const Shape& local, int64_t i) const;
 };
 
 struct Parameter {
   std::string name;
   Shape shape;
   Init init;
+  Sharding sharding;  // shape above is the local shape
   bool weight_decay = false;
   int64_t offset = 0;  // element offset in the flat buffers
   Tensor value;        // view into ParameterSet::values()
@@ -33,9 +51,10 @@ struct Parameter {
 class ParameterSet {
  public:
   // The returned reference stays valid (deque) and gets its tensors at allocate().
-  Parameter& declare(std::string name, Shape shape, Init init, bool weight_decay);
+  Parameter& declare(std::string name, Shape shape, Init init, bool weight_decay, Sharding sharding = {});
   void allocate(Backend& backend);
-  // Fills every parameter from (seed, parameter name) and zeros the gradients.
+  // Fills every parameter from (seed, parameter name) and zeros the gradients. Element i of a
+  // sharded parameter gets the value of its global index, so every layout starts alike.
   void initialize(Backend& backend, uint64_t seed);
   void zero_grad(Backend& backend);
 

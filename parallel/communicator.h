@@ -9,7 +9,7 @@
 
 namespace kervan {
 
-enum class ReduceOp { Sum, Avg };
+enum class ReduceOp { Sum, Avg, Max };
 
 // The part of n elements that rank i of `parts` owns in reduce_scatter / all_gather: contiguous,
 // in rank order, sizes differing by at most one (the first n % parts ranks get one more).

@@ -32,7 +32,17 @@ ncclDataType_t nccl_type(DType t) {
   throw std::logic_error("NCCL has no type for " + std::string(dtype_name(t)));
 }
 
-ncclRedOp_t nccl_op(ReduceOp op) { return op == ReduceOp::Avg ? ncclAvg : ncclSum; }
+ncclRedOp_t nccl_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Avg:
+      return ncclAvg;
+    case ReduceOp::Max:
+      return ncclMax;
+    case ReduceOp::Sum:
+      break;
+  }
+  return ncclSum;
+}
 
 void require_cuda(const Tensor& t) { KERVAN_CHECK(t.device() == Device::CUDA, "NCCL collectives take CUDA tensors"); }
 

@@ -41,6 +41,12 @@ class CpuBackend final : public Backend {
                              int64_t vocab) override;
   void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& targets,
                               int64_t vocab, float dloss) override;
+  void vocab_parallel_row_max(Tensor& mx, const Tensor& logits, int64_t valid) override;
+  void vocab_parallel_exp_sum_target(Tensor& sum, Tensor& tgt, const Tensor& logits, const Tensor& mx,
+                                     const Tensor& targets, int64_t col0, int64_t valid) override;
+  void vocab_parallel_cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& mx,
+                                             const Tensor& sum, const Tensor& targets, int64_t col0,
+                                             int64_t valid, float dloss) override;
 
   void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
                     const AdamWStep& step) override;

@@ -16,9 +16,13 @@ void CpuBackend::embedding_forward(Tensor& out, const Tensor& tokens, const Tens
   float* po = out.data<float>();
 #pragma omp parallel for schedule(static)
   for (int64_t bt = 0; bt < B * T; ++bt) {
-    const float* e = pwte + static_cast<int64_t>(tok[bt]) * C;
     const float* p = pwpe + (bt % T) * C;
     float* o = po + bt * C;
+    if (tok[bt] < 0) {  // outside this rank's vocabulary shard: a zero row
+      for (int64_t c = 0; c < C; ++c) o[c] = p[c];
+      continue;
+    }
+    const float* e = pwte + static_cast<int64_t>(tok[bt]) * C;
     for (int64_t c = 0; c < C; ++c) o[c] = e[c] + p[c];
   }
 }
@@ -36,6 +40,7 @@ void CpuBackend::scatter_add_rows(Tensor& table, const Tensor& rows, const Tenso
     int64_t c0, c1;
     chunk_range(C, omp_get_num_threads(), omp_get_thread_num(), c0, c1);
     for (int64_t n = 0; n < N; ++n) {
+      if (id[n] < 0) continue;
       const float* r = pr + n * C;
       float* e = pt + static_cast<int64_t>(id[n]) * C;
       for (int64_t c = c0; c < c1; ++c) e[c] += scale * r[c];
