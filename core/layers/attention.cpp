@@ -3,10 +3,10 @@
 namespace kervan {
 
 CausalSelfAttention::CausalSelfAttention(ParameterSet& params, const std::string& name, int64_t dim,
-                                         int n_head, float init_std, float proj_std)
-    : n_head_(n_head),
-      c_attn_(params, name + ".c_attn", dim, 3 * dim, init_std),
-      c_proj_(params, name + ".c_proj", dim, dim, proj_std) {}
+                                         int n_head, float init_std, float proj_std, TpGroup* tp)
+    : n_head_(n_head / (tp ? tp->size() : 1)),
+      c_attn_(params, name + ".c_attn", dim, 3 * dim, init_std, true, {TpSplit::Kind::Column, tp, 3}),
+      c_proj_(params, name + ".c_proj", dim, dim, proj_std, true, {TpSplit::Kind::Row, tp}) {}
 
 void CausalSelfAttention::forward(Backend& be, Tensor& y, AttentionSaved& saved, const Tensor& x) const {
   c_attn_.forward(be, saved.qkv, x);

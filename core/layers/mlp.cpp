@@ -3,8 +3,9 @@
 namespace kervan {
 
 Mlp::Mlp(ParameterSet& params, const std::string& name, int64_t dim, int64_t hidden, float init_std,
-         float proj_std)
-    : c_fc_(params, name + ".c_fc", dim, hidden, init_std), c_proj_(params, name + ".c_proj", hidden, dim, proj_std) {}
+         float proj_std, TpGroup* tp)
+    : c_fc_(params, name + ".c_fc", dim, hidden, init_std, true, {TpSplit::Kind::Column, tp}),
+      c_proj_(params, name + ".c_proj", hidden, dim, proj_std, true, {TpSplit::Kind::Row, tp}) {}
 
 void Mlp::forward(Backend& be, Tensor& y, MlpSaved& saved, const Tensor& x) const {
   c_fc_.forward(be, saved.fc, x);

@@ -1,6 +1,8 @@
 #include "core/model/gpt.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "core/error.h"
 
@@ -10,22 +12,37 @@ namespace {
 constexpr float kInitStd = 0.02f;
 }
 
-GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t max_seq)
-    : config_(config), be_(backend), max_batch_(max_batch), max_seq_(max_seq) {
+TpGroup* GPT::checked_tp(const GPTConfig& config, TpGroup* tp) {
+  if (!tp || tp->size() == 1) return nullptr;
+  const int p = tp->size();
+  config.validate();
+  auto require = [p](int64_t n, const std::string& what) {
+    if (n % p != 0)
+      throw UserError("parallel.tp = " + std::to_string(p) + " does not divide " + what + " (" + std::to_string(n) +
+                      ")");
+  };
+  require(config.n_head, "model.n_head");
+  require(config.padded_vocab(), "the padded vocabulary");
+  require(4 * config.d_model, "the MLP width 4 * model.d_model");
+  return tp;
+}
+
+GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t max_seq, TpGroup* tp)
+    : config_(config), be_(backend), tp_(checked_tp(config, tp)), max_batch_(max_batch), max_seq_(max_seq) {
   config_.validate();
   KERVAN_CHECK(max_seq <= config.max_seq_len, "sequence longer than the position table");
   const int64_t C = config_.d_model;
   const float proj_std = kInitStd / std::sqrt(2.0f * config_.n_layer);
   embedding_ = std::make_unique<Embedding>(params_, config_.vocab_size, config_.padded_vocab(),
-                                           config_.max_seq_len, C, kInitStd);
+                                           config_.max_seq_len, C, kInitStd, tp_);
   blocks_.reserve(config_.n_layer);
   for (int l = 0; l < config_.n_layer; ++l) {
     const std::string h = "h." + std::to_string(l);
     const size_t first = params_.all().size();
     blocks_.push_back(Block{LayerNorm(params_, h + ".ln_1", C),
-                            CausalSelfAttention(params_, h + ".attn", C, config_.n_head, kInitStd, proj_std),
+                            CausalSelfAttention(params_, h + ".attn", C, config_.n_head, kInitStd, proj_std, tp_),
                             LayerNorm(params_, h + ".ln_2", C),
-                            Mlp(params_, h + ".mlp", C, 4 * C, kInitStd, proj_std)});
+                            Mlp(params_, h + ".mlp", C, 4 * C, kInitStd, proj_std, tp_)});
     block_params_.emplace_back(first, params_.all().size());
   }
   ln_f_params_ = params_.all().size();
@@ -39,7 +56,9 @@ GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t m
 }
 
 GPT::StepTensors GPT::layout(int64_t B, int64_t T, const std::function<Tensor(Shape, DType)>& make) const {
-  const int64_t C = config_.d_model, NH = config_.n_head, Vp = config_.padded_vocab();
+  // Local sizes: heads, qkv, MLP width and vocabulary are split across the tensor-parallel group.
+  const int64_t p = tp_size(), C = config_.d_model, NH = config_.n_head / p, Vp = config_.padded_vocab() / p;
+  const int64_t C3 = 3 * C / p, Cl = C / p, H = 4 * C / p;
   const DType f = DType::F32;
   StepTensors s;
   s.B = B;
@@ -47,20 +66,23 @@ GPT::StepTensors GPT::layout(int64_t B, int64_t T, const std::function<Tensor(Sh
   s.tokens = make({B, T}, DType::I32);
   s.targets = make({B, T}, DType::I32);
   s.x0 = make({B, T, C}, f);
+  s.local_tokens = make({B, T}, DType::I32);
+  s.ce_max = make({B * T}, f);
+  s.ce_sum_tgt = make({2, B * T}, f);
   for (int l = 0; l < config_.n_layer; ++l) {
     BlockSaved b;
     b.ln1 = make({B, T, C}, f);
     b.ln1_mean = make({B * T}, f);
     b.ln1_rstd = make({B * T}, f);
-    b.attn.qkv = make({B, T, 3 * C}, f);
+    b.attn.qkv = make({B, T, C3}, f);
     b.attn.probs = make({B, NH, T, T}, f);
-    b.attn.att = make({B, T, C}, f);
+    b.attn.att = make({B, T, Cl}, f);
     b.res1 = make({B, T, C}, f);
     b.ln2 = make({B, T, C}, f);
     b.ln2_mean = make({B * T}, f);
     b.ln2_rstd = make({B * T}, f);
-    b.mlp.fc = make({B, T, 4 * C}, f);
-    b.mlp.fc_gelu = make({B, T, 4 * C}, f);
+    b.mlp.fc = make({B, T, H}, f);
+    b.mlp.fc_gelu = make({B, T, H}, f);
     b.res2 = make({B, T, C}, f);
     s.blocks.push_back(std::move(b));
   }
@@ -73,9 +95,9 @@ GPT::StepTensors GPT::layout(int64_t B, int64_t T, const std::function<Tensor(Sh
   s.dres = make({B, T, C}, f);
   s.dln = make({B, T, C}, f);
   s.dtmp = make({B, T, C}, f);
-  s.dhidden = make({B, T, 4 * C}, f);
-  s.attn_scratch.datt = make({B, T, C}, f);
-  s.attn_scratch.dqkv = make({B, T, 3 * C}, f);
+  s.dhidden = make({B, T, H}, f);
+  s.attn_scratch.datt = make({B, T, Cl}, f);
+  s.attn_scratch.dqkv = make({B, T, C3}, f);
   s.attn_scratch.dprobs = make({B, NH, T, T}, f);
   return s;
 }
@@ -88,6 +110,9 @@ void GPT::resize_step(int64_t B, int64_t T) {
 }
 
 void GPT::grads_ready(size_t first, size_t last) {
+  if (tp_)  // replicated parameters: the mean of the group's gradients, identical on every rank
+    for (size_t i = first; i < last; ++i)
+      if (!params_.all()[i].sharding.sharded()) tp_->all_reduce_avg(params_.all()[i].grad);
   if (!grad_ready_) return;
   for (size_t i = first; i < last; ++i) grad_ready_(params_.all()[i]);
 }
@@ -118,21 +143,30 @@ float GPT::forward(const int32_t* tokens, const int32_t* targets, int64_t B, int
   resize_step(B, T);
   StepTensors& st = step_;
   be_.copy_from_host(st.tokens, tokens);
-  embedding_->forward(be_, st.x0, st.tokens);
+  if (tp_) {  // ids in this rank's vocabulary shard, shifted to local rows; -1 elsewhere
+    const int64_t begin = embedding_->vocab_begin(), rows = embedding_->wte().shape[0];
+    std::vector<int32_t> local(tokens, tokens + B * T);
+    for (int32_t& id : local) id = id >= begin && id < begin + rows ? static_cast<int32_t>(id - begin) : -1;
+    be_.copy_from_host(st.local_tokens, local.data());
+  }
+  const Tensor& lookup = tp_ ? st.local_tokens : st.tokens;
+  embedding_->forward(be_, st.x0, lookup);
   const Tensor* x = &st.x0;
   for (int l = 0; l < config_.n_layer; ++l) {
     block_forward(blocks_[l], st.blocks[l], *x);
     x = &st.blocks[l].res2;
   }
   ln_f_->forward(be_, st.lnf, st.lnf_mean, st.lnf_rstd, *x);
-  // LM head tied to the token embedding: logits [BT, Vp] = lnf [BT, C] wte^T
-  Tensor logits2 = st.logits.view({B * T, config_.padded_vocab()});
+  // LM head tied to the token embedding: logits [BT, Vp] = lnf [BT, C] wte^T (this rank's
+  // vocabulary columns under tensor parallelism)
+  Tensor logits2 = st.logits.view({B * T, embedding_->wte().shape[0]});
   be_.matmul(logits2, st.lnf.view({B * T, config_.d_model}), false, embedding_->wte().value, true, 1.0f, 0.0f);
   if (!targets) {
     valid_targets_ = 0;
     return 0.0f;
   }
   be_.copy_from_host(st.targets, targets);
+  if (tp_) return vocab_parallel_loss(targets, B * T);
   be_.cross_entropy_forward(st.losses, logits2, st.targets, config_.vocab_size);
   std::vector<float> losses(B * T);
   be_.copy_to_host(losses.data(), st.losses);
@@ -145,19 +179,55 @@ float GPT::forward(const int32_t* tokens, const int32_t* targets, int64_t B, int
   return valid_targets_ ? static_cast<float>(sum / valid_targets_) : 0.0f;
 }
 
+// Mean over the valid targets of loss_n = log s_n + m_n - z_n,target, from this rank's logit
+// columns: m_n = max over the group of the local row maxima; then the local sums of exp(z - m_n)
+// and the target logit (non-zero on the owning rank only) summed over the group in one all-reduce.
+float GPT::vocab_parallel_loss(const int32_t* targets, int64_t BT) {
+  StepTensors& st = step_;
+  const Tensor logits2 = st.logits.view({BT, embedding_->wte().shape[0]});
+  const int64_t begin = embedding_->vocab_begin();
+  const int64_t valid = std::clamp<int64_t>(config_.vocab_size - begin, 0, logits2.dim(1));
+  be_.vocab_parallel_row_max(st.ce_max, logits2, valid);
+  tp_->all_reduce_max(st.ce_max);
+  Tensor sum = st.ce_sum_tgt.slice_flat(0, {BT}), tgt = st.ce_sum_tgt.slice_flat(BT, {BT});
+  be_.vocab_parallel_exp_sum_target(sum, tgt, logits2, st.ce_max, st.targets, begin, valid);
+  tp_->all_reduce_sum(st.ce_sum_tgt);
+  std::vector<float> mx(BT), stats(2 * BT);
+  be_.copy_to_host(mx.data(), st.ce_max);
+  be_.copy_to_host(stats.data(), st.ce_sum_tgt);
+  double total = 0.0;
+  valid_targets_ = 0;
+  for (int64_t n = 0; n < BT; ++n) {
+    if (targets[n] < 0) continue;
+    total += std::log(static_cast<double>(stats[n])) + mx[n] - stats[BT + n];
+    ++valid_targets_;
+  }
+  return valid_targets_ ? static_cast<float>(total / valid_targets_) : 0.0f;
+}
+
 void GPT::backward(float loss_scale) {
   KERVAN_CHECK(valid_targets_ > 0, "backward without a forward with targets");
   StepTensors& st = step_;
   const int64_t BT = st.B * st.T, C = config_.d_model;
-  Tensor dlogits = st.logits.view({BT, config_.padded_vocab()});
-  be_.cross_entropy_backward(dlogits, dlogits, st.targets, config_.vocab_size,
-                             loss_scale / static_cast<float>(valid_targets_));
-  // LM head: d(lnf) = dlogits wte;  d(wte) += dlogits^T lnf
   Parameter& wte = embedding_->wte();
+  Tensor dlogits = st.logits.view({BT, wte.shape[0]});
+  const float dloss = loss_scale / static_cast<float>(valid_targets_);
+  if (tp_) {
+    const int64_t begin = embedding_->vocab_begin();
+    const int64_t valid = std::clamp<int64_t>(config_.vocab_size - begin, 0, dlogits.dim(1));
+    be_.vocab_parallel_cross_entropy_backward(dlogits, dlogits, st.ce_max, st.ce_sum_tgt.slice_flat(0, {BT}),
+                                              st.targets, begin, valid, dloss);
+  } else {
+    be_.cross_entropy_backward(dlogits, dlogits, st.targets, config_.vocab_size, dloss);
+  }
+  // LM head: d(lnf) = dlogits wte;  d(wte) += dlogits^T lnf. Under tensor parallelism each rank
+  // has the part of d(lnf) from its vocabulary columns (summed over the group) and its shard of d(wte).
   Tensor dln = st.dln.view({BT, C});
   be_.matmul(dln, dlogits, false, wte.value, false, 1.0f, 0.0f);
+  if (tp_) tp_->all_reduce_sum(dln);
   be_.matmul(wte.grad, dlogits, true, st.lnf.view({BT, C}), false, 1.0f, 1.0f);
-  if (token_grad_ && grad_ready_) grad_ready_(wte);
+  const bool token_hook = token_grad_ && !tp_;
+  if (token_hook && grad_ready_) grad_ready_(wte);
   const Tensor& last = config_.n_layer ? st.blocks.back().res2 : st.x0;
   ln_f_->backward(be_, st.dres, st.dln, last, st.lnf_mean, st.lnf_rstd);
   grads_ready(ln_f_params_, params_.all().size());
@@ -166,12 +236,12 @@ void GPT::backward(float loss_scale) {
     grads_ready(block_params_[l].first, block_params_[l].second);
   }
   const size_t embedding_end = block_params_.empty() ? ln_f_params_ : block_params_.front().first;
-  if (token_grad_) {
+  if (token_hook) {
     embedding_->backward_positions(be_, st.dres);
     if (!token_grad_(st.dres, st.tokens)) be_.scatter_add_rows(wte.grad, st.dres, st.tokens, 1.0f);
     grads_ready(1, embedding_end);  // wpe (index 1; wte, index 0, was reported after the LM head)
   } else {
-    embedding_->backward(be_, st.dres, st.tokens);
+    embedding_->backward(be_, st.dres, tp_ ? st.local_tokens : st.tokens);
     grads_ready(0, embedding_end);  // wte (also the LM head), wpe
   }
 }

@@ -16,11 +16,22 @@ namespace kervan {
 // a final LayerNorm, and an LM head tied to the token embedding (logits = ln_f(x) wte^T).
 // Initialisation follows GPT-2: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 n_layer)).
 //
+// Tensor parallel (Megatron-LM) when built with a TpGroup of p > 1 ranks: attention heads and MLP
+// columns are split (see CausalSelfAttention, Mlp), the token embedding and LM head by vocabulary
+// rows (see Embedding), and the loss is a vocabulary-parallel cross-entropy that never holds more
+// than this rank's [B*T, Vp/p] logits: global row max and sum of exponentials by all-reduces, the
+// target logit from the rank that owns it. LayerNorms, row-parallel biases and wpe are replicated;
+// their gradients are averaged over the group as soon as they are final, so replicas never drift.
+// Each rank's ParameterSet holds its shards (Parameter::sharding maps them into the global tensors),
+// initialised from the global streams: every layout starts from the same model.
+//
 // The model owns its activations, sized once for (max_batch, max_seq); any smaller batch or
 // sequence runs on views of the same memory.
 class GPT {
  public:
-  GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t max_seq);
+  // `tp`: the tensor-parallel group (null or size 1: no tensor parallelism). Throws UserError
+  // naming parallel.tp when the model does not split across it.
+  GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t max_seq, TpGroup* tp = nullptr);
 
   // Parameters drawn from `seed` (see ParameterSet::initialize); gradients zeroed.
   void init_weights(uint64_t seed);
@@ -39,14 +50,18 @@ class GPT {
   // embedding's own contribution (rows dx0 [B, T, C] to add at rows `tokens` of wte's gradient)
   // is handed to the hook at the end of backward instead. If the hook returns false, the model
   // adds the rows itself. Data parallelism uses this to start wte's large all-reduce early.
+  // Not used under tensor parallelism (the hook is ignored; wte is reported with the embedding).
   using TokenGradHook = std::function<bool(const Tensor& dx0, const Tensor& tokens)>;
   void set_token_grad_hook(TokenGradHook hook) { token_grad_ = std::move(hook); }
 
-  // [B, T, padded_vocab] logits of the last forward (valid until backward).
+  // [B, T, padded_vocab] logits of the last forward (valid until backward); under tensor
+  // parallelism this rank's columns [B, T, padded_vocab / p] only.
   const Tensor& logits() const { return step_.logits; }
   ParameterSet& params() { return params_; }
   const GPTConfig& config() const { return config_; }
   Backend& backend() { return be_; }
+  // Tensor-parallel size (1 without tensor parallelism).
+  int tp_size() const { return tp_ ? tp_->size() : 1; }
 
  private:
   struct Block {
@@ -68,6 +83,8 @@ class GPT {
   struct StepTensors {
     int64_t B = 0, T = 0;
     Tensor tokens, targets, x0;
+    Tensor local_tokens;                 // TP: ids in this rank's vocabulary shard, else -1
+    Tensor ce_max, ce_sum_tgt;           // TP: [BT] row max; [2, BT] sum of exp, target logit
     std::vector<BlockSaved> blocks;
     Tensor lnf, lnf_mean, lnf_rstd, logits, losses;
     Tensor y;                            // output of attn / mlp before the residual add
@@ -83,9 +100,12 @@ class GPT {
   void block_backward(const Block& blk, const BlockSaved& s, const Tensor& x);
   // Reports parameters [first, last) of the declaration order to the grad-ready hook.
   void grads_ready(size_t first, size_t last);
+  float vocab_parallel_loss(const int32_t* targets, int64_t BT);
 
+  static TpGroup* checked_tp(const GPTConfig& config, TpGroup* tp);
   GPTConfig config_;
   Backend& be_;
+  TpGroup* tp_;
   int64_t max_batch_, max_seq_;
   ParameterSet params_;
   std::unique_ptr<Embedding> embedding_;
