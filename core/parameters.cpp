@@ -25,7 +25,8 @@ int64_t Sharding::global_index(const Shape& local, int64_t i) const {
   return r * cols * parts + index * cols + c;
 }
 
-Parameter& ParameterSet::declare(std::string name, Shape shape, Init init, bool weight_decay, Sharding sharding) {
+Parameter& ParameterSet::declare(std::string name, Shape shape, Init init, bool weight_decay,
+                                 Sharding sharding) {
   KERVAN_CHECK(!values_.defined(), "declare after allocate: " + name);
   KERVAN_CHECK(find(name) == nullptr, "duplicate parameter " + name);
   Parameter& p = params_.emplace_back();
@@ -33,8 +34,8 @@ Parameter& ParameterSet::declare(std::string name, Shape shape, Init init, bool 
   p.shape = std::move(shape);
   p.init = init;
   p.sharding = sharding;
-  KERVAN_CHECK(!sharding.sharded() || (static_cast<int64_t>(p.shape.size()) > sharding.dim &&
-                                       p.shape[0] % sharding.groups == 0),
+  KERVAN_CHECK(!sharding.sharded() ||
+                   (static_cast<int64_t>(p.shape.size()) > sharding.dim && p.shape[0] % sharding.groups == 0),
                "bad sharding of " + p.name);
   p.weight_decay = weight_decay;
   p.offset = numel_;

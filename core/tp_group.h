@@ -17,6 +17,8 @@ class TpGroup {
   virtual void all_reduce_max(Tensor& t) = 0;
   // t = mean over ranks of t (in place): keeps replicated gradients identical.
   virtual void all_reduce_avg(Tensor& t) = 0;
+  // out = every rank's `in` concatenated in rank order (out has size() * in.numel() elements).
+  virtual void all_gather(Tensor& out, const Tensor& in) = 0;
 };
 
 }  // namespace kervan

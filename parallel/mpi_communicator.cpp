@@ -151,8 +151,8 @@ std::unique_ptr<CommHandle> MpiCommunicator::submit(std::string what, std::funct
 std::unique_ptr<CommHandle> MpiCommunicator::all_reduce_async(Tensor& t, ReduceOp op) {
   KERVAN_CHECK(op != ReduceOp::Avg || t.dtype() == DType::F32, "average needs f32");
   return submit(describe("all_reduce", t), [this, t, op]() mutable {
-    check_mpi(MPI_Allreduce(MPI_IN_PLACE, t.raw(), mpi_count(t), mpi_type(t.dtype()), op == ReduceOp::Max ? MPI_MAX : MPI_SUM,
-                            comm_),
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, t.raw(), mpi_count(t), mpi_type(t.dtype()),
+                            op == ReduceOp::Max ? MPI_MAX : MPI_SUM, comm_),
               "MPI_Allreduce");
     if (op == ReduceOp::Avg) scale_floats(t, 1.0f / static_cast<float>(size_));
   });

@@ -17,6 +17,7 @@ class CommunicatorTpGroup final : public TpGroup {
   void all_reduce_sum(Tensor& t) override { comm_.all_reduce(t, ReduceOp::Sum); }
   void all_reduce_max(Tensor& t) override { comm_.all_reduce(t, ReduceOp::Max); }
   void all_reduce_avg(Tensor& t) override { comm_.all_reduce(t, ReduceOp::Avg); }
+  void all_gather(Tensor& out, const Tensor& in) override { comm_.all_gather(out, in); }
 
  private:
   Communicator& comm_;

@@ -22,8 +22,9 @@ void CpuBackend::vocab_parallel_row_max(Tensor& mx, const Tensor& logits, int64_
   }
 }
 
-void CpuBackend::vocab_parallel_exp_sum_target(Tensor& sum, Tensor& tgt, const Tensor& logits, const Tensor& mx,
-                                               const Tensor& targets, int64_t col0, int64_t valid) {
+void CpuBackend::vocab_parallel_exp_sum_target(Tensor& sum, Tensor& tgt, const Tensor& logits,
+                                               const Tensor& mx, const Tensor& targets, int64_t col0,
+                                               int64_t valid) {
   const auto [N, Vl] = rows_cols(logits);
   KERVAN_CHECK(sum.numel() == N && tgt.numel() == N && mx.numel() == N && targets.numel() == N,
                "vocab-parallel cross-entropy shapes");
@@ -43,9 +44,10 @@ void CpuBackend::vocab_parallel_exp_sum_target(Tensor& sum, Tensor& tgt, const T
   }
 }
 
-void CpuBackend::vocab_parallel_cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& mx,
-                                                       const Tensor& sum, const Tensor& targets, int64_t col0,
-                                                       int64_t valid, float dloss) {
+void CpuBackend::vocab_parallel_cross_entropy_backward(Tensor& dlogits, const Tensor& logits,
+                                                       const Tensor& mx, const Tensor& sum,
+                                                       const Tensor& targets, int64_t col0, int64_t valid,
+                                                       float dloss) {
   const auto [N, Vl] = rows_cols(logits);
   KERVAN_CHECK(dlogits.numel() == logits.numel(), "vocab-parallel cross-entropy grad shape");
   const float* pz = logits.data<float>();
@@ -63,7 +65,8 @@ void CpuBackend::vocab_parallel_cross_entropy_backward(Tensor& dlogits, const Te
     }
     const float inv = 1.0f / ps[n];
     const int64_t target = static_cast<int64_t>(pt[n]) - col0;
-    for (int64_t j = 0; j < valid; ++j) dz[j] = dloss * (std::exp(z[j] - pm[n]) * inv - (j == target ? 1.0f : 0.0f));
+    for (int64_t j = 0; j < valid; ++j)
+      dz[j] = dloss * (std::exp(z[j] - pm[n]) * inv - (j == target ? 1.0f : 0.0f));
     for (int64_t j = valid; j < Vl; ++j) dz[j] = 0.0f;
   }
 }

@@ -28,8 +28,8 @@ struct AttentionScratch {
 // qkv of NH/p heads; c_proj is row-parallel (local weight [C, C/p]) and all-reduces its output.
 class CausalSelfAttention {
  public:
-  CausalSelfAttention(ParameterSet& params, const std::string& name, int64_t dim, int n_head,
-                      float init_std, float proj_std, TpGroup* tp = nullptr);
+  CausalSelfAttention(ParameterSet& params, const std::string& name, int64_t dim, int n_head, float init_std,
+                      float proj_std, TpGroup* tp = nullptr);
   void forward(Backend& be, Tensor& y, AttentionSaved& saved, const Tensor& x) const;
   // dx is overwritten.
   void backward(Backend& be, Tensor& dx, const Tensor& dy, const Tensor& x, const AttentionSaved& saved,

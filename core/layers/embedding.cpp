@@ -3,15 +3,17 @@
 namespace kervan {
 
 namespace {
-int parts(TpGroup* tp) { return tp ? tp->size() : 1; }
+int parts(TpGroup* tp) {
+  return tp ? tp->size() : 1;
+}
 }  // namespace
 
 Embedding::Embedding(ParameterSet& params, int64_t vocab, int64_t padded_vocab, int64_t max_seq_len,
                      int64_t dim, float init_std, TpGroup* tp)
     : tp_(tp && tp->size() > 1 ? tp : nullptr),
       vocab_begin_(tp_ ? tp_->rank() * (padded_vocab / tp_->size()) : 0),
-      wte_(params.declare("wte", {padded_vocab / parts(tp_), dim}, {Init::Kind::Normal, init_std, vocab}, true,
-                          tp_ ? Sharding::rows(tp_->size(), tp_->rank()) : Sharding{})),
+      wte_(params.declare("wte", {padded_vocab / parts(tp_), dim}, {Init::Kind::Normal, init_std, vocab},
+                          true, tp_ ? Sharding::rows(tp_->size(), tp_->rank()) : Sharding{})),
       wpe_(params.declare("wpe", {max_seq_len, dim}, {Init::Kind::Normal, init_std}, false)) {}
 
 void Embedding::forward(Backend& be, Tensor& x, const Tensor& tokens) const {

@@ -15,8 +15,8 @@ namespace kervan {
 // rows of its own ids to its shard of dwte.
 class Embedding {
  public:
-  Embedding(ParameterSet& params, int64_t vocab, int64_t padded_vocab, int64_t max_seq_len,
-            int64_t dim, float init_std, TpGroup* tp = nullptr);
+  Embedding(ParameterSet& params, int64_t vocab, int64_t padded_vocab, int64_t max_seq_len, int64_t dim,
+            float init_std, TpGroup* tp = nullptr);
   void forward(Backend& be, Tensor& x, const Tensor& tokens) const;
   // dwte, dwpe accumulate. backward_positions does only the dwpe part: data parallelism applies
   // the token rows itself (see GPT::set_token_grad_hook).

@@ -20,10 +20,11 @@ Sharding weight_sharding(const TpSplit& s) {
 }
 }  // namespace
 
-Linear::Linear(ParameterSet& params, const std::string& name, int64_t in, int64_t out, float init_std, bool bias,
-               TpSplit split)
+Linear::Linear(ParameterSet& params, const std::string& name, int64_t in, int64_t out, float init_std,
+               bool bias, TpSplit split)
     : in_(split.parts() > 1 && split.kind == TpSplit::Kind::Row ? local_size(in, split.parts(), name) : in),
-      out_(split.parts() > 1 && split.kind == TpSplit::Kind::Column ? local_size(out, split.parts(), name) : out),
+      out_(split.parts() > 1 && split.kind == TpSplit::Kind::Column ? local_size(out, split.parts(), name)
+                                                                    : out),
       split_(split),
       weight_(params.declare(name + ".weight", {out_, in_}, {Init::Kind::Normal, init_std}, true,
                              weight_sharding(split))),

@@ -42,8 +42,7 @@ std::vector<int32_t> generate(GPT& model, std::vector<int32_t> prompt, int64_t w
     const int64_t T = std::min<int64_t>(prompt.size(), window);
     const int32_t* ctx = prompt.data() + prompt.size() - T;
     model.forward(ctx, nullptr, 1, T);
-    const Tensor last = model.logits().view({T, Vp}).rows(T - 1, T);
-    model.backend().copy_to_host(row.data(), last);
+    model.logits_row(T - 1, row.data());
     prompt.push_back(pick(row, vocab, opt, uniform_at(key, i)));
   }
   return prompt;

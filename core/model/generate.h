@@ -14,7 +14,9 @@ struct SampleOptions {
 };
 
 // Autoregressive sampling: appends max_new_tokens to `prompt` (at least one token), feeding the
-// model the last model-window tokens each time. Deterministic for a given seed.
+// model the last model-window tokens each time. Deterministic for a given seed. Under tensor
+// parallelism every rank of the group must call it (GPT::logits_row gathers the vocabulary); all
+// of them return the same tokens.
 std::vector<int32_t> generate(GPT& model, std::vector<int32_t> prompt, int64_t window, const SampleOptions& opt);
 
 }  // namespace kervan

@@ -18,8 +18,8 @@ TpGroup* GPT::checked_tp(const GPTConfig& config, TpGroup* tp) {
   config.validate();
   auto require = [p](int64_t n, const std::string& what) {
     if (n % p != 0)
-      throw UserError("parallel.tp = " + std::to_string(p) + " does not divide " + what + " (" + std::to_string(n) +
-                      ")");
+      throw UserError("parallel.tp = " + std::to_string(p) + " does not divide " + what + " (" +
+                      std::to_string(n) + ")");
   };
   require(config.n_head, "model.n_head");
   require(config.padded_vocab(), "the padded vocabulary");
@@ -39,10 +39,10 @@ GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t m
   for (int l = 0; l < config_.n_layer; ++l) {
     const std::string h = "h." + std::to_string(l);
     const size_t first = params_.all().size();
-    blocks_.push_back(Block{LayerNorm(params_, h + ".ln_1", C),
-                            CausalSelfAttention(params_, h + ".attn", C, config_.n_head, kInitStd, proj_std, tp_),
-                            LayerNorm(params_, h + ".ln_2", C),
-                            Mlp(params_, h + ".mlp", C, 4 * C, kInitStd, proj_std, tp_)});
+    blocks_.push_back(Block{
+        LayerNorm(params_, h + ".ln_1", C),
+        CausalSelfAttention(params_, h + ".attn", C, config_.n_head, kInitStd, proj_std, tp_),
+        LayerNorm(params_, h + ".ln_2", C), Mlp(params_, h + ".mlp", C, 4 * C, kInitStd, proj_std, tp_)});
     block_params_.emplace_back(first, params_.all().size());
   }
   ln_f_params_ = params_.all().size();
@@ -203,6 +203,19 @@ float GPT::vocab_parallel_loss(const int32_t* targets, int64_t BT) {
     ++valid_targets_;
   }
   return valid_targets_ ? static_cast<float>(total / valid_targets_) : 0.0f;
+}
+
+void GPT::logits_row(int64_t n, float* out) {
+  const int64_t cols = embedding_->wte().shape[0];
+  KERVAN_CHECK(n >= 0 && n < step_.B * step_.T, "logits row out of range");
+  const Tensor row = step_.logits.view({step_.B * step_.T, cols}).rows(n, n + 1).view({cols});
+  if (!tp_) {
+    be_.copy_to_host(out, row);
+    return;
+  }
+  Tensor all = be_.empty({cols * tp_->size()}, DType::F32);
+  tp_->all_gather(all, row);  // shard k holds vocabulary columns [k*cols, (k+1)*cols)
+  be_.copy_to_host(out, all);
 }
 
 void GPT::backward(float loss_scale) {

@@ -57,6 +57,10 @@ class GPT {
   // [B, T, padded_vocab] logits of the last forward (valid until backward); under tensor
   // parallelism this rank's columns [B, T, padded_vocab / p] only.
   const Tensor& logits() const { return step_.logits; }
+  // Row n of the last forward's [B*T, padded_vocab] logits, over the whole padded vocabulary,
+  // into host memory `out`. Under tensor parallelism every rank of the group must call it (the
+  // shards' columns are all-gathered) and every rank gets the whole row.
+  void logits_row(int64_t n, float* out);
   ParameterSet& params() { return params_; }
   const GPTConfig& config() const { return config_; }
   Backend& backend() { return be_; }
@@ -83,8 +87,8 @@ class GPT {
   struct StepTensors {
     int64_t B = 0, T = 0;
     Tensor tokens, targets, x0;
-    Tensor local_tokens;                 // TP: ids in this rank's vocabulary shard, else -1
-    Tensor ce_max, ce_sum_tgt;           // TP: [BT] row max; [2, BT] sum of exp, target logit
+    Tensor local_tokens;        // TP: ids in this rank's vocabulary shard, else -1
+    Tensor ce_max, ce_sum_tgt;  // TP: [BT] row max; [2, BT] sum of exp, target logit
     std::vector<BlockSaved> blocks;
     Tensor lnf, lnf_mean, lnf_rstd, logits, losses;
     Tensor y;                            // output of attn / mlp before the residual add

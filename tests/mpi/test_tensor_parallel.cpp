@@ -13,6 +13,7 @@
 
 #include "../common/compare.h"
 #include "core/error.h"
+#include "core/model/generate.h"
 #include "core/model/gpt.h"
 #include "core/optim/adamw.h"
 #include "core/rng.h"
@@ -31,17 +32,18 @@ const GPTConfig kConfig{2, 4, 16, 50, kT};
 void sample_tokens(int64_t k, int32_t* x, int32_t* y) {
   const uint64_t key = stream_key(7, "tp-test");
   for (int64_t t = 0; t <= kT; ++t) {
-    const auto tok = static_cast<int32_t>(splitmix64(key ^ splitmix64(k * (kT + 1) + t)) % kConfig.vocab_size);
+    const auto tok =
+        static_cast<int32_t>(splitmix64(key ^ splitmix64(k * (kT + 1) + t)) % kConfig.vocab_size);
     if (t < kT) x[t] = tok;
     if (t > 0) y[t - 1] = tok;
   }
 }
 
 struct Result {
-  std::vector<float> losses;                 // per step, mean over the global batch
-  std::vector<std::vector<float>> params;    // global tensors, declaration order
+  std::vector<float> losses;               // per step, mean over the global batch
+  std::vector<std::vector<float>> params;  // global tensors, declaration order
   std::vector<std::string> names;
-  std::vector<float> replicated;             // this rank's replicated parameters, concatenated
+  std::vector<float> replicated;  // this rank's replicated parameters, concatenated
 };
 
 // kSteps steps of B samples per DP rank: DP rank r reads samples [step*B*dp + r*B, +B).
@@ -67,7 +69,8 @@ Result train(Backend& be, Communicator* tp, Communicator* dp, int64_t B) {
     if (reducer) reducer->begin();
     model.backward(1.0f);
     if (reducer) reducer->finish();
-    const float norm = tp ? tp_grad_global_norm(be, model.params(), *tp) : grad_global_norm(be, model.params());
+    const float norm =
+        tp ? tp_grad_global_norm(be, model.params(), *tp) : grad_global_norm(be, model.params());
     opt.step(kLr, clip_factor(norm, 1.0f));
     if (dp) {
       Tensor t = be.empty({1}, DType::F32);
@@ -81,14 +84,16 @@ Result train(Backend& be, Communicator* tp, Communicator* dp, int64_t B) {
   for (Parameter& p : model.params().all()) {
     res.names.push_back(p.name);
     res.params.push_back(gather_global(be, p, tp ? *tp : static_cast<Communicator&>(solo)));
-    if (!p.sharding.sharded()) res.replicated.insert(res.replicated.end(), res.params.back().begin(), res.params.back().end());
+    if (!p.sharding.sharded())
+      res.replicated.insert(res.replicated.end(), res.params.back().begin(), res.params.back().end());
   }
   return res;
 }
 
 void expect_same_model(const Result& got, const Result& want) {
   ASSERT_EQ(got.names, want.names);
-  for (int s = 0; s < kSteps; ++s) EXPECT_NEAR(got.losses[s], want.losses[s], 1e-5f * want.losses[s]) << "step " << s;
+  for (int s = 0; s < kSteps; ++s)
+    EXPECT_NEAR(got.losses[s], want.losses[s], 1e-5f * want.losses[s]) << "step " << s;
   for (size_t i = 0; i < got.names.size(); ++i) {
     std::vector<float> g = got.params[i];
     const std::vector<float>& w = want.params[i];
@@ -146,9 +151,13 @@ class TensorParallel : public ::testing::Test {
   std::unique_ptr<Backend> be = make_cpu_backend();
 };
 
-TEST_F(TensorParallel, Tp2EqualsOneProcess) { run_tp(2); }
+TEST_F(TensorParallel, Tp2EqualsOneProcess) {
+  run_tp(2);
+}
 
-TEST_F(TensorParallel, Tp4EqualsOneProcess) { run_tp(4); }
+TEST_F(TensorParallel, Tp4EqualsOneProcess) {
+  run_tp(4);
+}
 
 TEST_F(TensorParallel, Dp2xTp2EqualsOneProcessWithTheSameGlobalBatch) {
   if (world_size() != 4) GTEST_SKIP() << "needs 4 ranks";
@@ -163,6 +172,29 @@ TEST_F(TensorParallel, Dp2xTp2EqualsOneProcessWithTheSameGlobalBatch) {
   MPI_Comm_free(&raw);
 }
 
+// Inference: the full-vocabulary logits row gathered from the shards equals the single-process
+// row, and sampling (every TP rank takes part) returns the same tokens.
+TEST_F(TensorParallel, GatheredLogitsAndSamplingEqualOneProcess) {
+  if (world_size() % 2 != 0) GTEST_SKIP() << "world size is odd";
+  auto group = split(world_rank() / 2, "tensor-parallel");
+  CommunicatorTpGroup tp(*group);
+  GPT sharded(kConfig, *be, 1, kT, &tp), single(kConfig, *be, 1, kT);
+  sharded.init_weights(3);
+  single.init_weights(3);
+  std::vector<int32_t> x(kT), y(kT);
+  sample_tokens(0, x.data(), y.data());
+  sharded.forward(x.data(), nullptr, 1, kT);
+  single.forward(x.data(), nullptr, 1, kT);
+  const int64_t Vp = kConfig.padded_vocab();
+  std::vector<float> got(Vp), want(Vp);
+  sharded.logits_row(kT - 1, got.data());
+  single.logits_row(kT - 1, want.data());
+  EXPECT_LT(test::rel_l2(got.data(), want.data(), Vp), 1e-5);
+  for (int64_t j = kConfig.vocab_size; j < Vp; ++j) EXPECT_EQ(got[j], 0.0f) << "padding logit " << j;
+  const SampleOptions opt{8, 1.0f, 5, 9};
+  EXPECT_EQ(generate(sharded, {1, 2, 3}, kT, opt), generate(single, {1, 2, 3}, kT, opt));
+}
+
 // A TpGroup that only answers size questions: the model must refuse to split before communicating.
 class SizeOnlyGroup final : public TpGroup {
  public:
@@ -172,6 +204,7 @@ class SizeOnlyGroup final : public TpGroup {
   void all_reduce_sum(Tensor&) override { ADD_FAILURE() << "collective on a refused model"; }
   void all_reduce_max(Tensor&) override { ADD_FAILURE() << "collective on a refused model"; }
   void all_reduce_avg(Tensor&) override { ADD_FAILURE() << "collective on a refused model"; }
+  void all_gather(Tensor&, const Tensor&) override { ADD_FAILURE() << "collective on a refused model"; }
 
  private:
   int n_;
@@ -191,8 +224,8 @@ void expect_refused(const GPTConfig& cfg, int tp, const std::string& what) {
 }
 
 TEST(TensorParallelLayout, RefusesShapesThatDoNotSplit) {
-  expect_refused({2, 2, 16, 50, kT}, 4, "model.n_head");        // 2 heads over 4 ranks
-  expect_refused({2, 3, 12, 50, kT}, 3, "padded vocabulary");   // 128 rows over 3 ranks
+  expect_refused({2, 2, 16, 50, kT}, 4, "model.n_head");       // 2 heads over 4 ranks
+  expect_refused({2, 3, 12, 50, kT}, 3, "padded vocabulary");  // 128 rows over 3 ranks
   expect_refused({1, 6, 6, 50, kT}, 6, "padded vocabulary");
 }
 
