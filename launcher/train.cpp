@@ -21,6 +21,7 @@
 #include "parallel/data_parallel.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
+#include "parallel/tensor_parallel.h"
 #include "parallel/zero.h"
 
 namespace kervan {
@@ -50,7 +51,7 @@ std::vector<int32_t> encode_prompt(const std::string& prompt, const std::string&
 struct Job {
   std::unique_ptr<MpiRuntime> mpi;
   ProcessGrid grid;
-  std::unique_ptr<Communicator> world, dp;
+  std::unique_ptr<Communicator> world, dp, tp;
   bool leader() const { return grid.world_rank == 0; }
 };
 
@@ -63,14 +64,19 @@ Job start_job(const RunConfig& cfg) {
   } catch (const UserError& e) {
     throw UserError(cfg.file + ": " + e.what());
   }
-  if (job.grid.tp > 1) throw UserError(cfg.file + ": parallel.tp > 1: tensor parallelism is not implemented yet");
+  if (job.grid.tp > 1 && cfg.parallel.zero == 1)
+    throw UserError(cfg.file +
+                    ": parallel.zero = 1 with parallel.tp > 1: ZeRO-1 is not implemented under tensor "
+                    "parallelism yet (use parallel.zero = 0)");
   const double timeout = cfg.parallel.collective_timeout_s;
   if (job.mpi) {
     job.world = job.mpi->group(0, "world", timeout);
     job.dp = job.mpi->group(job.grid.tp_rank, "data-parallel", timeout);
+    job.tp = job.mpi->group(job.grid.dp_rank, "tensor-parallel", timeout);
   } else {
     job.world = std::make_unique<SoloCommunicator>();
     job.dp = std::make_unique<SoloCommunicator>();
+    job.tp = std::make_unique<SoloCommunicator>();
   }
   return job;
 }
@@ -119,8 +125,17 @@ int run_train(const RunConfig& cfg) {
     if (!metrics) throw UserError(cfg.file + ": log.metrics_file: cannot write '" + cfg.log.metrics_file + "'");
   }
 
-  GPT model(cfg.model, *be, t.micro_batch, t.seq_len);
-  model.init_weights(static_cast<uint64_t>(t.seed));  // same values on every rank (counter-based)
+  CommunicatorTpGroup tp_group(*job.tp);
+  std::unique_ptr<GPT> model_ptr;
+  try {
+    model_ptr = std::make_unique<GPT>(cfg.model, *be, t.micro_batch, t.seq_len,
+                                      job.grid.tp > 1 ? &tp_group : nullptr);
+  } catch (const UserError& e) {
+    throw UserError(cfg.file + ": " + e.what());
+  }
+  GPT& model = *model_ptr;
+  // Same global values on every rank and in every (DP, TP) layout (counter-based, global indices).
+  model.init_weights(static_cast<uint64_t>(t.seed));
   const AdamWConfig adamw{t.beta1, t.beta2, t.eps, t.weight_decay};
   std::unique_ptr<ShardedAdamW> sharded;  // ZeRO-1 replaces both the reducer and `opt`'s state
   std::unique_ptr<GradientAllReducer> reducer;
@@ -129,7 +144,8 @@ int run_train(const RunConfig& cfg) {
   } else if (job.grid.dp > 1) {
     reducer = std::make_unique<GradientAllReducer>(model.params(), *job.dp, *be,
                                                    static_cast<int64_t>(cfg.parallel.bucket_mb * 1e6),
-                                                   model.params().find("wte"));
+                                                   // wte's early all-reduce path: without TP only
+                                                   job.grid.tp == 1 ? model.params().find("wte") : nullptr);
     reducer->attach(model);
   }
   std::unique_ptr<AdamW> opt;
@@ -167,7 +183,9 @@ int run_train(const RunConfig& cfg) {
     }
     if (reducer) reducer->finish();
     consumed_samples += samples_per_step;
-    const float norm = sharded ? sharded->reduce_gradients() : grad_global_norm(*be, model.params());
+    const float norm = sharded           ? sharded->reduce_gradients()
+                       : job.grid.tp > 1 ? tp_grad_global_norm(*be, model.params(), *job.tp)
+                                         : grad_global_norm(*be, model.params());
     const float lr = schedule.at(step);
     if (sharded) {
       sharded->step(lr, clip_factor(norm, t.grad_clip));
@@ -198,12 +216,15 @@ int run_train(const RunConfig& cfg) {
                    step, t.steps, loss, lr, norm, tps, 100 * mfu);
   }
 
-  if (cfg.sample.tokens > 0 && job.leader()) {
+  // Sampling runs on the first data-parallel replica; all its tensor-parallel ranks take part
+  // (the logits are gathered over the vocabulary shards); the leader prints.
+  if (cfg.sample.tokens > 0 && job.grid.dp_rank == 0) {
     SampleOptions so{cfg.sample.tokens, cfg.sample.temperature, cfg.sample.top_k, static_cast<uint64_t>(t.seed)};
     const auto prompt = encode_prompt(cfg.sample.prompt, cfg.data.tokenizer, cfg.model.vocab_size);
     const auto out = generate(model, prompt, t.seq_len, so);
-    std::printf("----- sample (%lld tokens) -----\n%s\n-----\n", static_cast<long long>(cfg.sample.tokens),
-                decode_for_display(out, cfg.data.tokenizer).c_str());
+    if (job.leader())
+      std::printf("----- sample (%lld tokens) -----\n%s\n-----\n", static_cast<long long>(cfg.sample.tokens),
+                  decode_for_display(out, cfg.data.tokenizer).c_str());
   }
   job.world->barrier();
   return 0;
