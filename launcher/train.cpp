@@ -64,10 +64,6 @@ Job start_job(const RunConfig& cfg) {
   } catch (const UserError& e) {
     throw UserError(cfg.file + ": " + e.what());
   }
-  if (job.grid.tp > 1 && cfg.parallel.zero == 1)
-    throw UserError(cfg.file +
-                    ": parallel.zero = 1 with parallel.tp > 1: ZeRO-1 is not implemented under tensor "
-                    "parallelism yet (use parallel.zero = 0)");
   const double timeout = cfg.parallel.collective_timeout_s;
   if (job.mpi) {
     job.world = job.mpi->group(0, "world", timeout);
@@ -140,7 +136,7 @@ int run_train(const RunConfig& cfg) {
   std::unique_ptr<ShardedAdamW> sharded;  // ZeRO-1 replaces both the reducer and `opt`'s state
   std::unique_ptr<GradientAllReducer> reducer;
   if (job.grid.dp > 1 && cfg.parallel.zero == 1) {
-    sharded = std::make_unique<ShardedAdamW>(model.params(), *job.dp, *be, adamw);
+    sharded = std::make_unique<ShardedAdamW>(model.params(), *job.dp, *be, adamw, job.tp.get());
   } else if (job.grid.dp > 1) {
     reducer = std::make_unique<GradientAllReducer>(model.params(), *job.dp, *be,
                                                    static_cast<int64_t>(cfg.parallel.bucket_mb * 1e6),

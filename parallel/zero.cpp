@@ -5,9 +5,11 @@
 
 namespace kervan {
 
-ShardedAdamW::ShardedAdamW(ParameterSet& params, Communicator& group, Backend& backend, AdamWConfig config)
+ShardedAdamW::ShardedAdamW(ParameterSet& params, Communicator& group, Backend& backend, AdamWConfig config,
+                           Communicator* tp)
     : params_(params),
       group_(group),
+      tp_(tp && tp->size() > 1 ? tp : nullptr),
       be_(backend),
       cfg_(config),
       shard_(chunk_of(params.numel(), group.size(), group.rank())) {
@@ -21,9 +23,23 @@ float ShardedAdamW::reduce_gradients() {
   Tensor mine = grad_shard_.slice_flat(0, {shard_.count});
   group_.reduce_scatter(mine, params_.grads(), ReduceOp::Avg);
   Tensor sq = be_.empty({1}, DType::F32);
-  const float partial = static_cast<float>(be_.sum_squares(mine));
+  float partial = 0.0f;
+  if (!tp_) {
+    partial = static_cast<float>(be_.sum_squares(mine));
+  } else {  // replicated pieces count 1/tp on each of the tp ranks that hold them
+    const int64_t s0 = shard_.begin, s1 = shard_.begin + shard_.count;
+    double acc = 0.0;
+    for (Parameter& p : params_.all()) {
+      const int64_t lo = std::max(p.offset, s0), hi = std::min(p.offset + p.value.numel(), s1);
+      if (lo >= hi) continue;
+      const double sq_piece = be_.sum_squares(grad_shard_.slice_flat(lo - s0, {hi - lo}));
+      acc += p.sharding.sharded() ? sq_piece : sq_piece / tp_->size();
+    }
+    partial = static_cast<float>(acc);
+  }
   be_.copy_from_host(sq, &partial);
   group_.all_reduce(sq, ReduceOp::Sum);
+  if (tp_) tp_->all_reduce(sq, ReduceOp::Sum);
   return std::sqrt(sq.data<float>()[0]);
 }
 

@@ -14,9 +14,15 @@ namespace kervan {
 //                       weight decay), then all-gather the parameters so every rank has all.
 // m and v hold N / dp elements per rank instead of N. Gradients are reduced after backward, not
 // overlapped with it (the overlapped bucketed path is GradientAllReducer, zero = 0).
+//
+// Under tensor parallelism (`tp`, the rank's TP group) the parameters are this rank's shards; the
+// flat layout is the same on every TP rank, so the chunks line up. The gradient norm then sums the
+// sharded parameters' squares over the TP group too, and counts the replicated ones (identical on
+// every TP rank) once.
 class ShardedAdamW {
  public:
-  ShardedAdamW(ParameterSet& params, Communicator& group, Backend& backend, AdamWConfig config);
+  ShardedAdamW(ParameterSet& params, Communicator& group, Backend& backend, AdamWConfig config,
+               Communicator* tp = nullptr);
   float reduce_gradients();
   void step(float lr, float grad_scale);
   // Elements of optimizer state this rank holds (m and v together).
@@ -25,6 +31,7 @@ class ShardedAdamW {
  private:
   ParameterSet& params_;
   Communicator& group_;
+  Communicator* tp_;
   Backend& be_;
   AdamWConfig cfg_;
   Chunk shard_;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `kervan train` with tensor parallelism under mpirun: TP=2, TP=4 and DP=2 x TP=2 reproduce the
-# single-process losses for the same global batch (to 1e-5 relative: fp32 summation order is all
-# that differs), sampling after training under TP=2 prints the single-process sample, and layouts
+# `kervan train` with tensor parallelism under mpirun: TP=2, TP=4 and DP=2 x TP=2 (plain and with
+# ZeRO-1) reproduce the single-process losses for the same global batch (to 1e-5 relative: fp32
+# summation order is all that differs), sampling after training under TP=2 prints the single-process sample, and layouts
 # the model cannot split end every rank with exit code 2 and a message naming parallel.tp.
 set -uo pipefail
 kervan=${1:?usage: train_tp.sh path/to/kervan}
@@ -45,7 +45,10 @@ mpi 4 "$kervan" train --config "$work/c.toml" --set parallel.tp=4 $(metrics tp4)
 # shellcheck disable=SC2046
 mpi 4 "$kervan" train --config "$work/c.toml" --set parallel.tp=2 --set train.micro_batch=2 $(metrics dp2tp2) \
   >/dev/null 2>&1 || fail "dp2tp2"
-for run in tp2 tp4 dp2tp2; do
+# shellcheck disable=SC2046
+mpi 4 "$kervan" train --config "$work/c.toml" --set parallel.tp=2 --set train.micro_batch=2 --set parallel.zero=1 \
+  $(metrics dp2tp2z1) >/dev/null 2>&1 || fail "dp2tp2z1"
+for run in tp2 tp4 dp2tp2 dp2tp2z1; do
   [[ $(losses "$work/$run.jsonl" | wc -l) -eq 6 ]] || { fail "$run: expected 6 steps"; continue; }
   paste <(losses "$work/tp1.jsonl") <(losses "$work/$run.jsonl") |
     awk -v run="$run" '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $1) { print "FAIL: " run " step " NR-1 ": " $1 " vs " $2; bad = 1 } } END { exit bad }' ||
@@ -62,15 +65,15 @@ expect_error() {  # NAME WANT command...
   "$@" >"$work/out" 2>&1
   local rc=$?
   [[ $rc -eq 2 ]] || fail "$name: exit code $rc, expected 2"
-  [[ $(grep -cF -- "$want" "$work/out") -ge 2 ]] || fail "$name: output lacks '$want' from both ranks"
+  [[ $(grep -cF -- "$want" "$work/out") -ge 1 ]] || fail "$name: output lacks '$want'"
 }
 expect_error "heads do not split" "parallel.tp = 2 does not divide model.n_head (3)" \
   mpi 2 "$kervan" train --config "$work/c.toml" --set parallel.tp=2 --set model.n_head=3 --set model.d_model=30
-expect_error "zero under tp" "ZeRO-1 is not implemented under tensor parallelism" \
-  mpi 2 "$kervan" train --config "$work/c.toml" --set parallel.tp=2 --set parallel.zero=1
+expect_error "vocabulary does not split" "parallel.tp = 3 does not divide the padded vocabulary (256)" \
+  mpi 3 "$kervan" train --config "$work/c.toml" --set parallel.tp=3 --set model.n_head=3 --set model.d_model=30
 
 if ((fails)); then
   echo "train_tp: $fails failed"
   exit 1
 fi
-echo "train_tp: TP=2, TP=4 and DP=2 x TP=2 match TP=1; TP sampling matches; layout errors exit 2"
+echo "train_tp: TP=2, TP=4, DP=2 x TP=2 and DP=2 x TP=2 ZeRO-1 match TP=1; TP sampling matches; layout errors exit 2"

@@ -1,13 +1,15 @@
 // Tensor parallelism (and data x tensor parallelism) against the single-process run.
 //
 // A tiny GPT (4 heads, vocabulary 50 padded to 128) is trained for 5 AdamW steps with global-norm
-// clipping, once split over a tensor-parallel group and once in one process on the same global
-// batch. Each step's loss must agree, and so must every parameter, gathered from the shards into
-// its global tensor, to relative L2 1e-4 per tensor (only fp32 summation order differs: partial
-// sums all-reduced across ranks). As in test_data_parallel.cpp the key bias of c_attn is held to
-// Adam's bound of lr per step instead: its true gradient is 0 and Adam turns rounding noise into
-// steps of +-lr. Under TP=4 two ranks own only padding rows of the vocabulary, which exercises
-// the "no real token in this shard" paths of the embedding and the cross-entropy.
+// clipping (always active, so the gradient norm over the shards is checked too), once split over
+// a tensor-parallel group and once in one process on the same global batch. Each step's loss must
+// agree, and so must every parameter, gathered from the shards into its global tensor, to
+// relative L2 1e-4 per tensor (only fp32 summation order differs: partial sums all-reduced across
+// ranks). As in test_data_parallel.cpp the key bias of c_attn is held to Adam's bound of lr per
+// step instead: its true gradient is 0 and Adam turns rounding noise into steps of +-lr. Under
+// TP=4 two ranks own only padding rows of the vocabulary, which exercises the "no real token in
+// this shard" paths of the embedding and the cross-entropy. DP=2 x TP=2 runs with the bucketed
+// all-reduce and with ZeRO-1.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -20,12 +22,14 @@
 #include "parallel/data_parallel.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/tensor_parallel.h"
+#include "parallel/zero.h"
 
 namespace kervan {
 namespace {
 
 constexpr int64_t kT = 16;
 constexpr float kLr = 1e-2f;
+constexpr float kClip = 0.1f;  // below the gradient norms of every step: clipping is active
 constexpr int kSteps = 5;
 const GPTConfig kConfig{2, 4, 16, 50, kT};
 
@@ -47,14 +51,19 @@ struct Result {
 };
 
 // kSteps steps of B samples per DP rank: DP rank r reads samples [step*B*dp + r*B, +B).
-Result train(Backend& be, Communicator* tp, Communicator* dp, int64_t B) {
+// With `zero`, ZeRO-1 (ShardedAdamW over dp, TP-aware gradient norm) replaces the reducer.
+Result train(Backend& be, Communicator* tp, Communicator* dp, int64_t B, bool zero = false) {
   std::unique_ptr<CommunicatorTpGroup> group;
   if (tp) group = std::make_unique<CommunicatorTpGroup>(*tp);
   GPT model(kConfig, be, B, kT, group.get());
   model.init_weights(11);
   AdamW opt(model.params(), be, {0.9f, 0.95f, 1e-8f, 0.1f});
   std::unique_ptr<GradientAllReducer> reducer;
-  if (dp) {
+  std::unique_ptr<ShardedAdamW> sharded;
+  if (dp && zero) {
+    sharded =
+        std::make_unique<ShardedAdamW>(model.params(), *dp, be, AdamWConfig{0.9f, 0.95f, 1e-8f, 0.1f}, tp);
+  } else if (dp) {
     reducer = std::make_unique<GradientAllReducer>(model.params(), *dp, be, /*bucket_bytes=*/4096,
                                                    tp ? nullptr : model.params().find("wte"));
     reducer->attach(model);
@@ -69,9 +78,16 @@ Result train(Backend& be, Communicator* tp, Communicator* dp, int64_t B) {
     if (reducer) reducer->begin();
     model.backward(1.0f);
     if (reducer) reducer->finish();
-    const float norm =
-        tp ? tp_grad_global_norm(be, model.params(), *tp) : grad_global_norm(be, model.params());
-    opt.step(kLr, clip_factor(norm, 1.0f));
+    if (sharded) {
+      const float norm = sharded->reduce_gradients();
+      EXPECT_GT(norm, kClip);
+      sharded->step(kLr, clip_factor(norm, kClip));
+    } else {
+      const float norm =
+          tp ? tp_grad_global_norm(be, model.params(), *tp) : grad_global_norm(be, model.params());
+      EXPECT_GT(norm, kClip);
+      opt.step(kLr, clip_factor(norm, kClip));
+    }
     if (dp) {
       Tensor t = be.empty({1}, DType::F32);
       be.copy_from_host(t, &loss);
@@ -159,18 +175,23 @@ TEST_F(TensorParallel, Tp4EqualsOneProcess) {
   run_tp(4);
 }
 
-TEST_F(TensorParallel, Dp2xTp2EqualsOneProcessWithTheSameGlobalBatch) {
+class DataTimesTensorParallel : public TensorParallel, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(DataTimesTensorParallel, Dp2xTp2EqualsOneProcessWithTheSameGlobalBatch) {
   if (world_size() != 4) GTEST_SKIP() << "needs 4 ranks";
   const int rank = world_rank();
   MPI_Comm raw;
   auto tp = split(rank / 2, "tensor-parallel", &raw);  // ProcessGrid: TP innermost
   auto dp = split(rank % 2, "data-parallel");
-  const auto parallel = train(*be, tp.get(), dp.get(), 2);
+  const auto parallel = train(*be, tp.get(), dp.get(), 2, /*zero=*/GetParam());
   const auto single = train(*be, nullptr, nullptr, 4);
   expect_same_model(parallel, single);
   expect_replicas_identical(parallel, raw);
   MPI_Comm_free(&raw);
 }
+
+INSTANTIATE_TEST_SUITE_P(Optimizer, DataTimesTensorParallel, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Zero1" : "AllReduce"; });
 
 // Inference: the full-vocabulary logits row gathered from the shards equals the single-process
 // row, and sampling (every TP rank takes part) returns the same tokens.
