@@ -12,6 +12,8 @@
 #include "launcher/gemm_peak.h"
 #include "parallel/data_parallel.h"
 #include "parallel/mpi_runtime.h"
+#include "parallel/process_grid.h"
+#include "parallel/tensor_parallel.h"
 
 namespace kervan {
 
@@ -47,23 +49,28 @@ int run_bench_train(const BenchTrainOptions& o) {
   std::unique_ptr<MpiRuntime> mpi;
   if (launched_by_mpi()) mpi = std::make_unique<MpiRuntime>();
   const int ranks = mpi ? mpi->world_size() : 1, rank = mpi ? mpi->world_rank() : 0;
-  std::unique_ptr<Communicator> dp = mpi ? mpi->group(0, "data-parallel", 600.0) : nullptr;
+  const ProcessGrid grid = ProcessGrid::make(rank, ranks, static_cast<int>(o.tp));
+  std::unique_ptr<Communicator> dp = mpi ? mpi->group(grid.tp_rank, "data-parallel", 600.0) : nullptr;
+  std::unique_ptr<Communicator> tp = mpi ? mpi->group(grid.dp_rank, "tensor-parallel", 600.0) : nullptr;
+  std::unique_ptr<CommunicatorTpGroup> tp_group;
+  if (grid.tp > 1) tp_group = std::make_unique<CommunicatorTpGroup>(*tp);
 
   auto be = make_cpu_backend();
   be->set_num_threads(static_cast<int>(o.threads));
   const double peak = measure_gemm_flops(*be, 1024, 5) * ranks;
-  GPT model(cfg, *be, o.batch, o.seq);
+  GPT model(cfg, *be, o.batch, o.seq, tp_group.get());
   model.init_weights(1337);
   AdamW opt(model.params(), *be, {});
   std::unique_ptr<GradientAllReducer> reducer;
-  if (dp) {
-    reducer = std::make_unique<GradientAllReducer>(model.params(), *dp, *be, 25'000'000, model.params().find("wte"));
+  if (grid.dp > 1) {
+    reducer = std::make_unique<GradientAllReducer>(model.params(), *dp, *be, 25'000'000,
+                                                   grid.tp == 1 ? model.params().find("wte") : nullptr);
     reducer->attach(model);
   }
 
   const int64_t n = o.batch * o.seq;
   std::vector<int32_t> x(n), y(n);
-  const uint64_t key = stream_key(1337 + rank, "bench.tokens");
+  const uint64_t key = stream_key(1337 + grid.dp_rank, "bench.tokens");  // TP peers share a batch
   double fwd = 0, bwd = 0, upd = 0, total = 0, comm = 0, exposed = 0;
   for (int64_t step = 0; step < o.warmup_steps + o.steps; ++step) {
     for (int64_t i = 0; i < n; ++i) {
@@ -78,7 +85,8 @@ int run_bench_train(const BenchTrainOptions& o) {
     model.backward(1.0f);
     if (reducer) reducer->finish();  // counted in backward: what the overlap did not hide
     const double t_bwd = since(t0) - t_fwd;
-    const float norm = grad_global_norm(*be, model.params());
+    const float norm =
+        tp_group ? tp_grad_global_norm(*be, model.params(), *tp) : grad_global_norm(*be, model.params());
     opt.step(1e-4f, clip_factor(norm, 1.0f));
     const double t_all = since(t0);
     if (step >= o.warmup_steps) {
@@ -93,7 +101,7 @@ int run_bench_train(const BenchTrainOptions& o) {
     }
   }
   if (rank != 0) return 0;
-  const double tps = static_cast<double>(n) * ranks * o.steps / total;
+  const double tps = static_cast<double>(n) * grid.dp * o.steps / total;
   nlohmann::json j = {{"impl", "kervan"},
                       {"tokens_per_s", tps},
                       {"ms_per_step", 1e3 * total / o.steps},
@@ -103,6 +111,7 @@ int run_bench_train(const BenchTrainOptions& o) {
                       {"gemm_gflops", peak / 1e9},
                       {"threads", o.threads},
                       {"ranks", ranks},
+                      {"tp", grid.tp},
                       {"batch", o.batch},
                       {"seq", o.seq}};
   if (o.profile)

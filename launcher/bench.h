@@ -8,13 +8,16 @@ struct BenchTrainOptions {
   std::string preset;
   int64_t layers = 0, heads = 0, d_model = 0, vocab = 0;
   int64_t batch = 4, seq = 64, threads = 1, steps = 10, warmup_steps = 2;
+  int64_t tp = 1;        // tensor-parallel size (ranks / tp data-parallel replicas)
   bool profile = false;  // also print per-phase timings
 };
 
 // `kervan bench gemm`: prints one JSON line with the fp32 GEMM throughput.
 int run_bench_gemm(int64_t n, int64_t threads, int reps);
 // `kervan bench train`: trains on random tokens; prints one JSON line last. Under mpirun every
-// rank is a data-parallel replica with its own batch (the global batch is ranks x --batch).
+// rank is a data-parallel replica with its own batch (the global batch is ranks x --batch), or
+// with --tp N, every N consecutive ranks split one replica (tensor parallelism; global batch
+// ranks / N x --batch).
 int run_bench_train(const BenchTrainOptions& opt);
 // `mpirun -np N kervan bench allreduce`: our all-reduce against plain MPI_Allreduce on the same
 // buffers, sizes min_bytes, 4 x min_bytes, ... max_bytes; one JSON line per size.

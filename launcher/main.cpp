@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   btrain->add_option("--batch", bt.batch, "Sequences per step");
   btrain->add_option("--seq", bt.seq, "Sequence length");
   btrain->add_option("--threads", bt.threads, "Threads");
+  btrain->add_option("--tp", bt.tp, "Tensor-parallel size (under mpirun)");
   btrain->add_option("--steps", bt.steps, "Timed steps");
   btrain->add_option("--warmup-steps", bt.warmup_steps, "Untimed steps first");
   btrain->add_flag("--profile", bt.profile, "Also report forward / backward / optimizer time");
