@@ -45,14 +45,7 @@ float ShardedAdamW::reduce_gradients() {
 
 void ShardedAdamW::step(float lr, float grad_scale) {
   ++t_;
-  AdamWStep st{lr,
-               cfg_.beta1,
-               cfg_.beta2,
-               cfg_.eps,
-               0.0f,
-               static_cast<float>(1.0 - std::pow(static_cast<double>(cfg_.beta1), static_cast<double>(t_))),
-               static_cast<float>(1.0 - std::pow(static_cast<double>(cfg_.beta2), static_cast<double>(t_))),
-               grad_scale};
+  AdamWStep st = adamw_step(cfg_, t_, lr, grad_scale);
   const int64_t s0 = shard_.begin, s1 = shard_.begin + shard_.count;
   for (Parameter& p : params_.all()) {
     const int64_t lo = std::max(p.offset, s0), hi = std::min(p.offset + p.value.numel(), s1);

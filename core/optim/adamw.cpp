@@ -4,6 +4,12 @@
 
 namespace kervan {
 
+AdamWStep adamw_step(const AdamWConfig& c, int64_t t, float lr, float grad_scale) {
+  const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
+  return {lr, c.beta1, c.beta2, c.eps, 0.0f, static_cast<float>(bc1), static_cast<float>(bc2), grad_scale};
+}
+
 AdamW::AdamW(ParameterSet& params, Backend& backend, AdamWConfig config)
     : params_(params), be_(backend), cfg_(config) {
   m_ = be_.zeros({params.numel()});
@@ -12,14 +18,7 @@ AdamW::AdamW(ParameterSet& params, Backend& backend, AdamWConfig config)
 
 void AdamW::step(float lr, float grad_scale) {
   ++t_;
-  AdamWStep st{lr,
-               cfg_.beta1,
-               cfg_.beta2,
-               cfg_.eps,
-               0.0f,
-               static_cast<float>(1.0 - std::pow(static_cast<double>(cfg_.beta1), static_cast<double>(t_))),
-               static_cast<float>(1.0 - std::pow(static_cast<double>(cfg_.beta2), static_cast<double>(t_))),
-               grad_scale};
+  AdamWStep st = adamw_step(cfg_, t_, lr, grad_scale);
   for (Parameter& p : params_.all()) {
     st.weight_decay = p.weight_decay ? cfg_.weight_decay : 0.0f;
     Tensor m = m_.slice_flat(p.offset, p.shape);

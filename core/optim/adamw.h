@@ -10,6 +10,9 @@ struct AdamWConfig {
   float weight_decay = 0.1f;  // applied only to parameters declared with weight_decay
 };
 
+// The update of step t (1-based) at learning rate lr, weight decay still to be set per parameter.
+AdamWStep adamw_step(const AdamWConfig& config, int64_t t, float lr, float grad_scale);
+
 // AdamW over a ParameterSet, with first and second moments in flat buffers parallel to the
 // parameters (math in core/cpu/adamw.cpp).
 class AdamW {
