@@ -32,6 +32,8 @@ find_package(gRPC CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(tomlplusplus CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
+# libcrypto's SHA-256 checks the pinned GPT-2 vocabulary files (Debian: libssl-dev).
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(spdlog CONFIG REQUIRED)
 find_package(GTest CONFIG REQUIRED)
 include(GoogleTest)

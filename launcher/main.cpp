@@ -9,6 +9,7 @@
 #include "launcher/bench.h"
 #include "launcher/prepare.h"
 #include "launcher/run_config.h"
+#include "launcher/tokenizer_cmd.h"
 #include "launcher/train.h"
 #include "parallel/mpi_runtime.h"
 
@@ -63,6 +64,8 @@ int main(int argc, char** argv) {
   btrain->add_option("--warmup-steps", bt.warmup_steps, "Untimed steps first");
   btrain->add_flag("--profile", bt.profile, "Also report forward / backward / optimizer time");
 
+  TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -77,6 +80,7 @@ int main(int argc, char** argv) {
   try {
     if (*train) return run_train(load_run_config(config_path, overrides));
     if (*prepare) return run_prepare_bytes(inputs, out_path);
+    if (tokenizer_cmd.selected()) return tokenizer_cmd.run();
     if (*gemm) return run_bench_gemm(gemm_n, gemm_threads, gemm_reps);
     if (*allreduce) return run_bench_allreduce(ar_min, ar_max, ar_reps);
     if (*btrain) {
