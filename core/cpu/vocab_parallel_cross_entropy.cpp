@@ -44,31 +44,4 @@ void CpuBackend::vocab_parallel_exp_sum_target(Tensor& sum, Tensor& tgt, const T
   }
 }
 
-void CpuBackend::vocab_parallel_cross_entropy_backward(Tensor& dlogits, const Tensor& logits,
-                                                       const Tensor& mx, const Tensor& sum,
-                                                       const Tensor& targets, int64_t col0, int64_t valid,
-                                                       float dloss) {
-  const auto [N, Vl] = rows_cols(logits);
-  KERVAN_CHECK(dlogits.numel() == logits.numel(), "vocab-parallel cross-entropy grad shape");
-  const float* pz = logits.data<float>();
-  const float* pm = mx.data<float>();
-  const float* ps = sum.data<float>();
-  const int32_t* pt = targets.data<int32_t>();
-  float* pd = dlogits.data<float>();
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n) {
-    const float* z = pz + n * Vl;
-    float* dz = pd + n * Vl;
-    if (pt[n] < 0) {
-      for (int64_t j = 0; j < Vl; ++j) dz[j] = 0.0f;
-      continue;
-    }
-    const float inv = 1.0f / ps[n];
-    const int64_t target = static_cast<int64_t>(pt[n]) - col0;
-    for (int64_t j = 0; j < valid; ++j)
-      dz[j] = dloss * (std::exp(z[j] - pm[n]) * inv - (j == target ? 1.0f : 0.0f));
-    for (int64_t j = valid; j < Vl; ++j) dz[j] = 0.0f;
-  }
-}
-
 }  // namespace kervan
