@@ -6,8 +6,7 @@ set -uo pipefail
 kervan=${1:?usage: train_cli.sh path/to/kervan}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$(dirname "$0")/lib.sh"
 
 # A small English text (repeated so there is enough for a few hundred windows).
 for i in $(seq 1 60); do
@@ -52,31 +51,18 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.5) }' || fail "loss did
 "$kervan" train --config "$work/c.toml" --set train.seed=7 --set log.metrics_file="\"$work/m3.jsonl\"" 2>/dev/null
 [[ "$(losses "$work/m1.jsonl")" != "$(losses "$work/m3.jsonl")" ]] || fail "another seed gave identical losses"
 
-# expect_error NAME WANT-IN-STDERR kervan-args...: exit code 2 and one clear message.
-expect_error() {
-  local name=$1 want=$2
-  shift 2
-  "$kervan" "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  [[ $rc -eq 2 ]] || fail "$name: exit code $rc, expected 2 ($(cat "$work/err"))"
-  grep -qF -- "$want" "$work/err" || fail "$name: stderr lacks '$want': $(cat "$work/err")"
-}
 head -c 2000 /dev/urandom > "$work/garbage.bin"
 cp "$work/text.bin" "$work/trunc.bin" && truncate -s -7 "$work/trunc.bin"
-expect_error "unknown key" "unknown key 'train.stepz'" train --config "$work/c.toml" --set train.stepz=3
-expect_error "wrong type" "train.steps must be an integer" train --config "$work/c.toml" --set train.steps=1.5
-expect_error "heads" "model.n_head (3) does not divide model.d_model (32)" train --config "$work/c.toml" --set model.n_head=3
-expect_error "bad magic" "garbage.bin: bad magic" train --config "$work/c.toml" --set data.path="\"$work/garbage.bin\""
-expect_error "truncated" "trunc.bin: header announces" train --config "$work/c.toml" --set data.path="\"$work/trunc.bin\""
-expect_error "vocab" "is outside the model's vocabulary (model.vocab_size = 100)" train --config "$work/c.toml" --set model.vocab_size=100
-expect_error "missing data" "nothere.bin: cannot open token file" train --config "$work/c.toml" --set data.path="\"$work/nothere.bin\""
-expect_error "missing config" "nothere.toml: cannot open config file" train --config "$work/nothere.toml"
-expect_error "bad cli" "--config is required" train
-expect_error "prepare missing input" "nothere.txt: cannot open input file" prepare --out "$work/p.bin" "$work/nothere.txt"
+expect_error "unknown key" "unknown key 'train.stepz'" "$kervan" train --config "$work/c.toml" --set train.stepz=3
+expect_error "wrong type" "train.steps must be an integer" "$kervan" train --config "$work/c.toml" --set train.steps=1.5
+expect_error "heads" "model.n_head (3) does not divide model.d_model (32)" "$kervan" train --config "$work/c.toml" --set model.n_head=3
+expect_error "bad magic" "garbage.bin: bad magic" "$kervan" train --config "$work/c.toml" --set data.path="\"$work/garbage.bin\""
+expect_error "truncated" "trunc.bin: header announces" "$kervan" train --config "$work/c.toml" --set data.path="\"$work/trunc.bin\""
+expect_error "vocab" "is outside the model's vocabulary (model.vocab_size = 100)" "$kervan" train --config "$work/c.toml" --set model.vocab_size=100
+expect_error "missing data" "nothere.bin: cannot open token file" "$kervan" train --config "$work/c.toml" --set data.path="\"$work/nothere.bin\""
+expect_error "missing config" "nothere.toml: cannot open config file" "$kervan" train --config "$work/nothere.toml"
+expect_error "bad cli" "--config is required" "$kervan" train
+expect_error "prepare missing input" "nothere.txt: cannot open input file" "$kervan" prepare --out "$work/p.bin" "$work/nothere.txt"
 [[ ! -e "$work/p.bin" && ! -e "$work/p.bin.tmp" ]] || fail "prepare left a file behind after an error"
 
-if ((fails)); then
-  echo "train_cli: $fails failed"
-  exit 1
-fi
-echo "train_cli: all checks passed"
+finish train_cli "all checks passed"

@@ -6,8 +6,7 @@ set -uo pipefail
 kervan=${1:?usage: train_dp.sh path/to/kervan}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$(dirname "$0")/lib.sh"
 mpi=(mpirun -np 2 --oversubscribe)
 
 for i in $(seq 1 80); do echo "Line $i of a small corpus, with words that repeat and repeat again for the model."; done > "$work/t.txt"
@@ -43,22 +42,10 @@ for run in dp2 z1; do
 done
 grep -q '"exposed_comm_ms"' "$work/dp2.jsonl" || fail "dp2 metrics lack exposed_comm_ms"
 
-expect_error() {  # NAME WANT mpirun-args...
-  local name=$1 want=$2
-  shift 2
-  "$@" >"$work/out" 2>&1
-  local rc=$?
-  [[ $rc -eq 2 ]] || fail "$name: exit code $rc, expected 2"
-  [[ $(grep -cF -- "$want" "$work/out") -ge 1 ]] || fail "$name: output lacks '$want'"
-}
 expect_error "tp does not divide" "parallel.tp (3) does not divide the number of processes (2)" \
   "${mpi[@]}" "$kervan" train --config "$work/c.toml" --set parallel.tp=3
 expect_error "zero=2" "parallel.zero must be 0 or 1" "${mpi[@]}" "$kervan" train --config "$work/c.toml" --set parallel.zero=2
 expect_error "mismatched ranks" "the resolved config of rank 1 differs from rank 0's" \
   mpirun -np 1 "$kervan" train --config "$work/c.toml" : -np 1 "$kervan" train --config "$work/c.toml" --set train.lr=1e-3
 
-if ((fails)); then
-  echo "train_dp: $fails failed"
-  exit 1
-fi
-echo "train_dp: DP=2 and ZeRO-1 match DP=1; layout errors exit 2"
+finish train_dp "DP=2 and ZeRO-1 match DP=1; layout errors exit 2"

@@ -7,8 +7,7 @@ set -uo pipefail
 kervan=${1:?usage: train_tp.sh path/to/kervan}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$(dirname "$0")/lib.sh"
 mpi() { local n=$1; shift; mpirun -np "$n" --oversubscribe "$@"; }
 
 for i in $(seq 1 80); do echo "Line $i of a small corpus, with words that repeat and repeat again for the model."; done > "$work/t.txt"
@@ -59,21 +58,9 @@ sample() { sed -n '/----- sample/,/^-----$/p' "$1"; }
 [[ $(sample "$work/tp1.out") == "$(sample "$work/tp2.out")" ]] || fail "TP=2 sample differs from TP=1's"
 [[ $(grep -c -- "----- sample" "$work/tp2.out") -eq 1 ]] || fail "TP=2 printed the sample more than once"
 
-expect_error() {  # NAME WANT command...
-  local name=$1 want=$2
-  shift 2
-  "$@" >"$work/out" 2>&1
-  local rc=$?
-  [[ $rc -eq 2 ]] || fail "$name: exit code $rc, expected 2"
-  [[ $(grep -cF -- "$want" "$work/out") -ge 1 ]] || fail "$name: output lacks '$want'"
-}
 expect_error "heads do not split" "parallel.tp = 2 does not divide model.n_head (3)" \
   mpi 2 "$kervan" train --config "$work/c.toml" --set parallel.tp=2 --set model.n_head=3 --set model.d_model=30
 expect_error "vocabulary does not split" "parallel.tp = 3 does not divide the padded vocabulary (256)" \
   mpi 3 "$kervan" train --config "$work/c.toml" --set parallel.tp=3 --set model.n_head=3 --set model.d_model=30
 
-if ((fails)); then
-  echo "train_tp: $fails failed"
-  exit 1
-fi
-echo "train_tp: TP=2, TP=4, DP=2 x TP=2 and DP=2 x TP=2 ZeRO-1 match TP=1; TP sampling matches; layout errors exit 2"
+finish train_tp "TP=2, TP=4, DP=2 x TP=2 and DP=2 x TP=2 ZeRO-1 match TP=1; TP sampling matches; layout errors exit 2"
