@@ -35,6 +35,11 @@ find_package(nlohmann_json CONFIG REQUIRED)
 # libcrypto's SHA-256 checks the pinned GPT-2 vocabulary files (Debian: libssl-dev).
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(spdlog CONFIG REQUIRED)
+# Token shards carry an XXH3-64 checksum; `kervan prepare` reads .gz (zlib) and .zst (zstd) inputs.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+find_package(ZLIB REQUIRED)
 find_package(GTest CONFIG REQUIRED)
 include(GoogleTest)
 
