@@ -36,6 +36,31 @@ class TomlReader {
     return false;
   }
 
+  // A list of T, or a single T taken as a list of one.
+  template <typename T>
+  bool get_list(const std::string& section, const std::string& key, std::vector<T>& out) {
+    const std::string full = section + "." + key;
+    toml::node* node = root_.at_path(full).node();
+    if (!node || !node->is_array()) {
+      T one{};
+      if (!get(section, key, one)) return false;
+      out = {one};
+      return true;
+    }
+    seen_.insert(full);
+    out.clear();
+    for (toml::node& item : *node->as_array()) {
+      if constexpr (std::is_same_v<T, std::string>) {
+        if (auto v = item.value_exact<std::string>()) out.push_back(*v);
+        else type_error(full, "a string or a list of strings");
+      } else {
+        if (auto v = item.value<double>()) out.push_back(static_cast<T>(*v));
+        else type_error(full, "a number or a list of numbers");
+      }
+    }
+    return true;
+  }
+
   // Every key in the document must have been read by get().
   void reject_unknown() const {
     for (auto& [section, node] : root_) {
@@ -118,7 +143,10 @@ std::string RunConfig::canonical() const {
   add("model.d_model", model.d_model);
   add("model.vocab_size", model.vocab_size);
   add("model.max_seq_len", model.max_seq_len);
-  add("data.path", data.path);
+  for (size_t i = 0; i < data.paths.size(); ++i) {
+    add("data.path", data.paths[i]);
+    add("data.weight", data.weights.empty() ? 1.0 : data.weights[i]);
+  }
   add("train.steps", train.steps);
   add("train.micro_batch", train.micro_batch);
   add("train.seq_len", train.seq_len);
@@ -172,7 +200,8 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   r.get("model", "vocab_size", c.model.vocab_size);
   has_max_seq |= r.get("model", "max_seq_len", c.model.max_seq_len);
 
-  r.get("data", "path", c.data.path);
+  r.get_list("data", "path", c.data.paths);
+  r.get_list("data", "weights", c.data.weights);
   r.get("data", "tokenizer", c.data.tokenizer);
 
   auto& t = c.train;
@@ -192,6 +221,8 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   r.get("train", "eps", t.eps);
   r.get("train", "grad_clip", t.grad_clip);
   r.get("train", "threads", t.threads);
+  r.get("train", "eval_every", t.eval_every);
+  r.get("train", "eval_batches", t.eval_batches);
 
   r.get("parallel", "tp", c.parallel.tp);
   r.get("parallel", "bucket_mb", c.parallel.bucket_mb);
@@ -223,9 +254,14 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (t.seq_len > c.model.max_seq_len)
     throw UserError(r.where("train.seq_len") + ": train.seq_len (" + std::to_string(t.seq_len) +
                     ") exceeds model.max_seq_len (" + std::to_string(c.model.max_seq_len) + ")");
-  if (c.data.path.empty()) throw UserError(path + ": data.path is required");
-  if (c.data.tokenizer != "bytes" && c.data.tokenizer != "none")
-    throw UserError(r.where("data.tokenizer") + ": data.tokenizer must be \"bytes\" or \"none\"");
+  if (c.data.paths.empty() || c.data.paths[0].empty()) throw UserError(path + ": data.path is required");
+  if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size())
+    throw UserError(r.where("data.weights") + ": data.weights needs one weight per data.path (" +
+                    std::to_string(c.data.paths.size()) + "), got " + std::to_string(c.data.weights.size()));
+  for (const double w : c.data.weights)
+    if (!(w > 0)) throw UserError(r.where("data.weights") + ": data.weights must all be positive");
+  if (t.eval_every < 0 || t.eval_batches < 0)
+    throw UserError(path + ": train.eval_every and train.eval_batches must be >= 0");
   if (c.parallel.zero != 0 && c.parallel.zero != 1)
     throw UserError(r.where("parallel.zero") + ": parallel.zero must be 0 or 1 (ZeRO-1), got " +
                     std::to_string(c.parallel.zero));

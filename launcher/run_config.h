@@ -16,8 +16,12 @@ struct RunConfig {
   GPTConfig model;
 
   struct Data {
-    std::string path;                // llm.c .bin token file
-    std::string tokenizer = "none";  // how to show samples: "bytes" or "none" (ids)
+    // kervan corpus folders (their train split) or llm.c .bin files; several are blended
+    std::vector<std::string> paths;
+    std::vector<double> weights;  // one per path; empty: proportional to each source's tokens
+    // How to encode the sample prompt and show samples: "gpt2", a tokenizer folder, "bytes" or
+    // "none" (ids); empty: the corpus's own tokenizer ("none" for llm.c files).
+    std::string tokenizer;
   } data;
 
   struct Train {
@@ -35,6 +39,8 @@ struct RunConfig {
     float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
     float grad_clip = 1.0f;   // <= 0: off
     int64_t threads = 0;      // 0: all cores
+    int64_t eval_every = 0;   // validation loss every N steps and at the end (0: off)
+    int64_t eval_batches = 8; // global batches of the validation split per evaluation
   } train;
 
   struct Parallel {

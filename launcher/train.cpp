@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
 #include "core/error.h"
@@ -15,9 +16,9 @@
 #include "core/model/gpt.h"
 #include "core/optim/adamw.h"
 #include "core/rng.h"
-#include "datasets/llmc_token_file.h"
-#include "datasets/window_sampler.h"
 #include "launcher/gemm_peak.h"
+#include "launcher/text_codec.h"
+#include "launcher/training_data.h"
 #include "parallel/data_parallel.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
@@ -27,25 +28,6 @@
 namespace kervan {
 
 namespace {
-
-std::string decode_for_display(const std::vector<int32_t>& ids, const std::string& tokenizer) {
-  std::string out;
-  if (tokenizer == "bytes") {
-    for (int32_t id : ids) out += static_cast<char>(id);
-  } else {
-    for (int32_t id : ids) out += std::to_string(id) + " ";
-  }
-  return out;
-}
-
-std::vector<int32_t> encode_prompt(const std::string& prompt, const std::string& tokenizer, int64_t vocab) {
-  std::vector<int32_t> ids;
-  if (tokenizer == "bytes")
-    for (unsigned char c : prompt) ids.push_back(c);
-  if (ids.empty()) ids.push_back(0);
-  for (int32_t& id : ids) id = static_cast<int32_t>(id % vocab);
-  return ids;
-}
 
 // The processes of one job: MPI when started by mpirun/srun, otherwise this process alone.
 struct Job {
@@ -99,6 +81,23 @@ float mean_over(Communicator& group, Backend& be, double value) {
   return t.data<float>()[0];
 }
 
+// Mean loss over the validation batches: each DP rank evaluates its own share of every global
+// batch (TP peers the same one), and the mean is taken over the DP group.
+float evaluate(GPT& model, DataLoader& val, const RunConfig& cfg, const Job& job, Communicator& dp, Backend& be) {
+  const int64_t B = cfg.train.micro_batch, T = cfg.train.seq_len;
+  const int64_t per_batch = B * job.grid.dp;
+  const int64_t batches = std::min(cfg.train.eval_batches, std::max<int64_t>(1, val.num_windows(0) / per_batch));
+  std::vector<int32_t> inputs(B * T), targets(B * T);
+  double sum = 0;
+  for (int64_t i = 0; i < batches; ++i) {
+    // Unshuffled, so sample k is window k mod W: every evaluation sees the same windows.
+    val.fill_batch(first_sample_of(i * per_batch, 0, job.grid.dp, job.grid.dp_rank, B), B, inputs.data(),
+                   targets.data());
+    sum += model.forward(inputs.data(), targets.data(), B, T);
+  }
+  return mean_over(dp, be, sum / static_cast<double>(batches));
+}
+
 }  // namespace
 
 int run_train(const RunConfig& cfg) {
@@ -109,8 +108,8 @@ int run_train(const RunConfig& cfg) {
   be->set_num_threads(t.threads > 0 ? static_cast<int>(t.threads) : omp_get_num_procs());
   check_same_config(cfg, job, *be);
 
-  LlmcTokenFile data(cfg.data.path, cfg.model.vocab_size);
-  WindowSampler sampler(data.size(), t.seq_len, static_cast<uint64_t>(t.seed));
+  TrainingData data = open_training_data(cfg);
+  const TextCodec codec(cfg.sample.tokens > 0 ? data.tokenizer : "none");
 
   std::ofstream metrics;
   if (job.leader() && !cfg.log.metrics_file.empty()) {
@@ -155,10 +154,9 @@ int run_train(const RunConfig& cfg) {
   spdlog::info("model: {} layers, {} heads, d_model {}, vocab {} (padded {}), {:.2f}M parameters",
                cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model, cfg.model.vocab_size,
                cfg.model.padded_vocab(), params / 1e6);
-  spdlog::info("data: {} ({} tokens, {} windows of {}); {}; {} tokens per step; {} threads per rank; GEMM peak "
-               "{:.1f} GFLOP/s in all",
-               cfg.data.path, data.size(), sampler.num_windows(), t.seq_len + 1, job.grid.describe(), tokens_per_step,
-               be->num_threads(), peak_flops / 1e9);
+  spdlog::info("data: {}", data.describe());
+  spdlog::info("{}; {} tokens per step; {} threads per rank; GEMM peak {:.1f} GFLOP/s in all", job.grid.describe(),
+               tokens_per_step, be->num_threads(), peak_flops / 1e9);
   if (reducer) spdlog::info("data parallel: {} gradient buckets of ~{} MB", reducer->num_buckets(), cfg.parallel.bucket_mb);
   if (sharded) spdlog::info("ZeRO-1: {} optimizer-state elements on this rank", sharded->state_numel());
 
@@ -169,9 +167,8 @@ int run_train(const RunConfig& cfg) {
     model.params().zero_grad(*be);
     double loss = 0.0;
     for (int64_t micro = 0; micro < t.grad_accum; ++micro) {
-      // Global batch layout: micro-step m of DP rank r reads samples [m*B*dp + r*B, +B) of this step.
-      sampler.fill_batch(data.tokens(), consumed_samples + (micro * dp + job.grid.dp_rank) * B, B, inputs.data(),
-                         targets.data());
+      data.train->fill_batch(first_sample_of(consumed_samples, micro, dp, job.grid.dp_rank, B), B, inputs.data(),
+                             targets.data());
       loss += model.forward(inputs.data(), targets.data(), B, t.seq_len) / t.grad_accum;
       const bool last = micro == t.grad_accum - 1;
       if (reducer && last) reducer->begin();  // gradients are reduced once, on the last micro-batch
@@ -196,6 +193,9 @@ int run_train(const RunConfig& cfg) {
     }
     const double tps = tokens_per_step / secs;
     const double mfu = 6.0 * params * tps / peak_flops;
+    std::optional<float> val_loss;
+    if (data.val && ((step + 1) % t.eval_every == 0 || step == t.steps - 1))
+      val_loss = evaluate(model, *data.val, cfg, job, *job.dp, *be);
     if (metrics) {
       nlohmann::json j = {{"step", step},          {"loss", static_cast<float>(loss)},
                           {"lr", lr},              {"grad_norm", norm},
@@ -205,22 +205,25 @@ int run_train(const RunConfig& cfg) {
         j["comm_ms"] = reducer->comm_s() * 1e3;
         j["exposed_comm_ms"] = reducer->exposed_s() * 1e3;
       }
+      if (val_loss) j["val_loss"] = *val_loss;
       metrics << j.dump() << '\n' << std::flush;
     }
     if (step % cfg.log.every == 0 || step == t.steps - 1)
       spdlog::info("step {:>5}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | MFU {:.1f}%",
                    step, t.steps, loss, lr, norm, tps, 100 * mfu);
+    if (val_loss) spdlog::info("step {:>5}/{} | validation loss {:.4f}", step, t.steps, *val_loss);
   }
 
   // Sampling runs on the first data-parallel replica; all its tensor-parallel ranks take part
   // (the logits are gathered over the vocabulary shards); the leader prints.
   if (cfg.sample.tokens > 0 && job.grid.dp_rank == 0) {
     SampleOptions so{cfg.sample.tokens, cfg.sample.temperature, cfg.sample.top_k, static_cast<uint64_t>(t.seed)};
-    const auto prompt = encode_prompt(cfg.sample.prompt, cfg.data.tokenizer, cfg.model.vocab_size);
+    std::vector<int32_t> prompt = codec.encode(cfg.sample.prompt);
+    if (prompt.empty()) prompt.push_back(0);  // "none" cannot encode text: start from token 0
     const auto out = generate(model, prompt, t.seq_len, so);
     if (job.leader())
-      std::printf("----- sample (%lld tokens) -----\n%s\n-----\n", static_cast<long long>(cfg.sample.tokens),
-                  decode_for_display(out, cfg.data.tokenizer).c_str());
+      std::printf("----- sample (%lld tokens, tokenizer %s) -----\n%s\n-----\n",
+                  static_cast<long long>(cfg.sample.tokens), codec.name().c_str(), codec.decode(out).c_str());
   }
   job.world->barrier();
   return 0;

@@ -55,7 +55,7 @@ TEST_F(RunConfigTest, LoadsPresetAndOverrides) {
   EXPECT_EQ(c.model.d_model, 256);
   EXPECT_EQ(c.model.vocab_size, 8192);
   EXPECT_EQ(c.train.steps, 20);
-  EXPECT_EQ(c.data.path, "/a/b.bin");
+  EXPECT_EQ(c.data.paths, std::vector<std::string>{"/a/b.bin"});
   EXPECT_FLOAT_EQ(c.train.lr, 1e-3f);
   EXPECT_FLOAT_EQ(c.train.min_lr, 1e-4f);  // default lr / 10
   EXPECT_EQ(c.schedule().warmup_steps, 2);

@@ -7,7 +7,6 @@
 
 #include "core/error.h"
 #include "datasets/llmc_token_file.h"
-#include "datasets/window_sampler.h"
 
 namespace kervan {
 namespace {
@@ -65,41 +64,6 @@ TEST_F(TokenFile, BadInputsNameFileAndProblem) {
   }
   EXPECT_TRUE(has(error_of(path("short.bin"), 100), "short.bin: too short"));
   EXPECT_EQ(error_of(raw("fine.bin", 20240520, 1, 3, {1, 2, 99}), 100), "");
-}
-
-TEST(WindowSampler, EpochIsAPermutationAndOrderIsPure) {
-  const int64_t n = 1001, T = 10;  // 100 windows
-  WindowSampler a(n, T, 7), b(n, T, 7), c(n, T, 8);
-  ASSERT_EQ(a.num_windows(), 100);
-  std::set<int64_t> seen;
-  bool differs_from_other_seed = false, differs_across_epochs = false;
-  for (int64_t k = 0; k < 100; ++k) {
-    const int64_t s = a.window_start(k);
-    EXPECT_EQ(s % T, 0);
-    EXPECT_LE(s + T + 1, n);
-    seen.insert(s);
-    differs_from_other_seed |= s != c.window_start(k);
-  }
-  EXPECT_EQ(seen.size(), 100u) << "a window repeated within the epoch";
-  EXPECT_TRUE(differs_from_other_seed);
-  // Resuming mid-run (a fresh sampler asked for sample k directly) gives the same windows.
-  for (int64_t k = 250; k >= 0; k -= 7) EXPECT_EQ(b.window_start(k), a.window_start(k)) << k;
-  for (int64_t k = 0; k < 100; ++k) differs_across_epochs |= a.window_start(k) != a.window_start(k + 100);
-  EXPECT_TRUE(differs_across_epochs);
-}
-
-TEST(WindowSampler, TargetsAreInputsShiftedByOne) {
-  std::vector<uint16_t> toks(41);
-  for (int i = 0; i < 41; ++i) toks[i] = static_cast<uint16_t>(i);
-  WindowSampler s(41, 8, 1);
-  std::vector<int32_t> x(16), y(16);
-  s.fill_batch(toks.data(), 3, 2, x.data(), y.data());
-  for (int b = 0; b < 2; ++b)
-    for (int t = 0; t < 8; ++t) {
-      EXPECT_EQ(x[b * 8 + t], s.window_start(3 + b) + t);
-      EXPECT_EQ(y[b * 8 + t], x[b * 8 + t] + 1);
-    }
-  EXPECT_THROW(WindowSampler(8, 8, 1), UserError);
 }
 
 }  // namespace

@@ -1,0 +1,71 @@
+#include "datasets/data_loader.h"
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace kervan {
+
+DataLoader::DataLoader(std::vector<Source> sources, int64_t seq_len, uint64_t seed, bool shuffle)
+    : seed_(seed), shuffle_(shuffle) {
+  KERVAN_CHECK(!sources.empty(), "DataLoader: no sources");
+  KERVAN_CHECK(shuffle || sources.size() == 1, "DataLoader: unshuffled reading takes one source");
+  double total = 0;
+  for (const Source& s : sources) {
+    if (!(s.weight > 0)) throw UserError(s.tokens->path() + ": blend weight must be positive");
+    total += s.weight;
+  }
+  for (Source& s : sources) {
+    auto seqs = std::make_unique<PackedSequences>(s.tokens->spans(), seq_len);
+    if (seqs->num_windows() < 1)
+      throw UserError(s.tokens->path() + ": its " + std::to_string(seqs->num_tokens()) +
+                      " tokens are fewer than one training sequence (train.seq_len + 1 = " +
+                      std::to_string(seq_len + 1) + ")");
+    sources_.push_back({std::move(s.tokens), s.weight / total, std::move(seqs), std::nullopt});
+  }
+}
+
+std::pair<int, int64_t> DataLoader::blend(int64_t k) {
+  if (sources_.size() == 1) return {0, k};
+  if (k < cursor_) {  // going back (a new run over the same loader): replay from the start
+    cursor_ = 0;
+    for (Opened& s : sources_) s.taken = 0;
+  }
+  for (;; ++cursor_) {
+    int best = 0;
+    double best_lag = -1e300;
+    for (size_t d = 0; d < sources_.size(); ++d) {
+      const double lag = sources_[d].weight * static_cast<double>(cursor_ + 1) - static_cast<double>(sources_[d].taken);
+      if (lag > best_lag) best_lag = lag, best = static_cast<int>(d);
+    }
+    const int64_t index = sources_[best].taken++;
+    if (cursor_ == k) {
+      ++cursor_;
+      return {best, index};
+    }
+  }
+}
+
+SampleRef DataLoader::locate(int64_t k) {
+  KERVAN_CHECK(k >= 0, "DataLoader: negative sample index");
+  const auto [d, j] = blend(k);
+  Opened& s = sources_[d];
+  const int64_t windows = s.sequences->num_windows();
+  const int64_t epoch = j / windows, position = j % windows;
+  if (!shuffle_) return {d, epoch, position};
+  if (epoch != s.perm_epoch) {
+    const uint64_t key = stream_key(seed_, "data.source." + std::to_string(d) + ".epoch." + std::to_string(epoch));
+    s.perm.emplace(static_cast<uint64_t>(windows), key);
+    s.perm_epoch = epoch;
+  }
+  return {d, epoch, static_cast<int64_t>((*s.perm)(static_cast<uint64_t>(position)))};
+}
+
+void DataLoader::fill_batch(int64_t first_sample, int64_t batch, int32_t* inputs, int32_t* targets) {
+  const int64_t T = sources_[0].sequences->seq_len();
+  for (int64_t b = 0; b < batch; ++b) {
+    const SampleRef ref = locate(first_sample + b);
+    sources_[ref.source].sequences->read(ref.window, inputs + b * T, targets + b * T);
+  }
+}
+
+}  // namespace kervan

@@ -1,0 +1,26 @@
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "datasets/bpe_tokenizer.h"
+
+namespace kervan {
+
+// Turns the sample prompt into ids and generated ids back into text, with the tokenizer the
+// training data was made with: "gpt2" or a folder (BPE), "bytes" (one token per byte; ids above 255
+// are the end-of-text token) or "none" (ids shown as numbers).
+class TextCodec {
+ public:
+  explicit TextCodec(const std::string& tokenizer);
+  const std::string& name() const { return name_; }
+  std::vector<int32_t> encode(const std::string& text) const;
+  std::string decode(const std::vector<int32_t>& ids) const;
+
+ private:
+  std::string name_;
+  std::optional<BpeTokenizer> bpe_;
+};
+
+}  // namespace kervan

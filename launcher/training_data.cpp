@@ -1,0 +1,53 @@
+#include "launcher/training_data.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace kervan {
+
+TrainingData open_training_data(const RunConfig& cfg) {
+  const auto& d = cfg.data;
+  std::vector<DataLoader::Source> sources;
+  for (size_t i = 0; i < d.paths.size(); ++i) {
+    auto tokens = std::make_unique<TokenSource>(d.paths[i], "train", cfg.model.vocab_size);
+    // Without weights, sources are drawn in proportion to their tokens (plain concatenation).
+    const double weight = d.weights.empty() ? static_cast<double>(tokens->num_tokens()) : d.weights[i];
+    sources.push_back({std::move(tokens), weight});
+  }
+  TrainingData out;
+  out.tokenizer = d.tokenizer;
+  if (out.tokenizer.empty()) {
+    const std::string& name = sources[0].tokens->tokenizer().name;
+    out.tokenizer = name.empty() ? "none" : name;
+  }
+  for (const auto& s : sources)
+    if (s.tokens->is_corpus() && s.tokens->tokenizer().name != sources[0].tokens->tokenizer().name)
+      throw UserError(s.tokens->path() + ": made with tokenizer '" + s.tokens->tokenizer().name + "', but " +
+                      sources[0].tokens->path() + " with '" + sources[0].tokens->tokenizer().name +
+                      "' (blended corpora must share one tokenizer)");
+
+  if (cfg.train.eval_every > 0) {
+    const TokenSource& first = *sources[0].tokens;
+    if (!first.is_corpus() || !first.has_split("val"))
+      throw UserError(cfg.file + ": train.eval_every needs a validation split, and " + first.path() +
+                      " has none (prepare it with --val-fraction, or set train.eval_every = 0)");
+    std::vector<DataLoader::Source> val;
+    val.push_back({std::make_unique<TokenSource>(first.path(), "val", cfg.model.vocab_size), 1.0});
+    out.val = std::make_unique<DataLoader>(std::move(val), cfg.train.seq_len, 0, /*shuffle=*/false);
+  }
+  out.train = std::make_unique<DataLoader>(std::move(sources), cfg.train.seq_len,
+                                           static_cast<uint64_t>(cfg.train.seed));
+  return out;
+}
+
+std::string TrainingData::describe() const {
+  std::string s;
+  for (int d = 0; d < train->num_sources(); ++d)
+    s += fmt::format("{}{} ({:.1f}M tokens, {} windows, weight {:.3f})", d ? "; " : "", train->source(d).path(),
+                     train->source(d).num_tokens() / 1e6, train->num_windows(d), train->weight(d));
+  if (val) s += fmt::format("; validation: {} windows", val->num_windows(0));
+  return s + "; tokenizer " + tokenizer;
+}
+
+}  // namespace kervan
