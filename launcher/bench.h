@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kervan {
 
@@ -10,6 +11,12 @@ struct BenchTrainOptions {
   int64_t batch = 4, seq = 64, threads = 1, steps = 10, warmup_steps = 2;
   int64_t tp = 1;        // tensor-parallel size (ranks / tp data-parallel replicas)
   bool profile = false;  // also print per-phase timings
+};
+
+struct BenchLoaderOptions {
+  std::vector<std::string> paths;  // corpus folders or llm.c files
+  std::vector<double> weights;     // blend weights (empty: by tokens)
+  int64_t batch = 8, seq = 1024, batches = 2000, first_sample = 0;
 };
 
 // `kervan bench gemm`: prints one JSON line with the fp32 GEMM throughput.
@@ -22,5 +29,7 @@ int run_bench_train(const BenchTrainOptions& opt);
 // `mpirun -np N kervan bench allreduce`: our all-reduce against plain MPI_Allreduce on the same
 // buffers, sizes min_bytes, 4 x min_bytes, ... max_bytes; one JSON line per size.
 int run_bench_allreduce(int64_t min_bytes, int64_t max_bytes, int reps);
+// `kervan bench loader`: batches/s of the training data loader; one JSON line.
+int run_bench_loader(const BenchLoaderOptions& opt);
 
 }  // namespace kervan

@@ -49,6 +49,14 @@ int main(int argc, char** argv) {
   allreduce->add_option("--min-bytes", ar_min, "Smallest message");
   allreduce->add_option("--max-bytes", ar_max, "Largest message (sizes grow 4x)");
   allreduce->add_option("--reps", ar_reps, "Timed repetitions per size (median)");
+  BenchLoaderOptions bl;
+  auto* bloader = bench->add_subcommand("loader", "Training data loader throughput (batches/s)");
+  bloader->add_option("--data", bl.paths, "Corpus folders or llm.c .bin files (several: blended)")->required();
+  bloader->add_option("--weights", bl.weights, "Blend weights, one per --data");
+  bloader->add_option("--batch", bl.batch, "Sequences per batch");
+  bloader->add_option("--seq", bl.seq, "Sequence length");
+  bloader->add_option("--batches", bl.batches, "Batches to time");
+  bloader->add_option("--first-sample", bl.first_sample, "Start at this consumed-samples count");
   BenchTrainOptions bt;
   auto* btrain = bench->add_subcommand("train", "Train on random tokens and report speed");
   auto* preset_opt = btrain->add_option("--preset", bt.preset, "Model preset");
@@ -83,6 +91,7 @@ int main(int argc, char** argv) {
     if (tokenizer_cmd.selected()) return tokenizer_cmd.run();
     if (*gemm) return run_bench_gemm(gemm_n, gemm_threads, gemm_reps);
     if (*allreduce) return run_bench_allreduce(ar_min, ar_max, ar_reps);
+    if (*bloader) return run_bench_loader(bl);
     if (*btrain) {
       if (bt.preset.empty() && (bt.layers <= 0 || bt.heads <= 0 || bt.d_model <= 0 || bt.vocab <= 0))
         throw UserError("bench train: give --preset or all of --layers --heads --d-model --vocab");

@@ -220,6 +220,10 @@ int run_train(const RunConfig& cfg) {
     SampleOptions so{cfg.sample.tokens, cfg.sample.temperature, cfg.sample.top_k, static_cast<uint64_t>(t.seed)};
     std::vector<int32_t> prompt = codec.encode(cfg.sample.prompt);
     if (prompt.empty()) prompt.push_back(0);  // "none" cannot encode text: start from token 0
+    for (const int32_t id : prompt)
+      if (id >= cfg.model.vocab_size)
+        throw UserError(cfg.file + ": sample.prompt encodes to token " + std::to_string(id) +
+                        ", outside model.vocab_size");
     const auto out = generate(model, prompt, t.seq_len, so);
     if (job.leader())
       std::printf("----- sample (%lld tokens, tokenizer %s) -----\n%s\n-----\n",
