@@ -58,7 +58,7 @@ int run_tokenizer_train(const TokenizerTrainOptions& opts) {
     throw UserError(names + ": no text to learn from (empty input)");
   }
   const std::vector<WordCount> words = counter.sorted();
-  spdlog::info("counted {} pieces ({} distinct) in {:.1f} MB from {} file(s) in {:.1f} s ({} threads)",
+  spdlog::info("counted {} pieces ({} distinct) in {:.1f} MB from {} file(s) in {:.2f} s ({} threads)",
                counter.pieces(), words.size(), counter.bytes() / 1e6, opts.inputs.size(), seconds_since(t0),
                threads);
 
@@ -70,7 +70,7 @@ int run_tokenizer_train(const TokenizerTrainOptions& opts) {
           spdlog::info("{} merges, last \"{}\" + \"{}\" (count {}), {:.1f} s", p.merges.size(),
                        p.merges.back().left, p.merges.back().right, p.merges.back().count, seconds_since(t0));
       });
-  spdlog::info("learned {} merges ({} tokens) in {:.1f} s", r.merges.size(), r.tokens, seconds_since(t0));
+  spdlog::info("learned {} merges ({} tokens) in {:.2f} s", r.merges.size(), r.tokens, seconds_since(t0));
   if (r.exhausted)
     spdlog::info(
         "the corpus ran out of pairs occurring at least {} times: the vocabulary has {} tokens, not {}",
