@@ -17,6 +17,8 @@ namespace kervan {
 namespace {
 
 constexpr std::string_view kEndOfText = "<|endoftext|>";
+// FlatStringMap keeps its keys at 32-bit offsets.
+constexpr size_t kMaxTableBytes = (size_t{1} << 32) - (size_t{1} << 20);
 
 // The last position in text where a piece always begins (0: none), so that a chunk ending there
 // is pre-tokenized exactly as in the whole text. It leaves room for a whole <|endoftext|> after
@@ -103,9 +105,10 @@ void BpeWordCounter::count_chunk(std::string_view text, size_t end) {
 
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> pieces{0};
+  std::atomic<bool> full{false};
   auto work = [&](Table& t) {
     uint64_t n = 0;
-    for (size_t i; (i = next.fetch_add(1)) < ranges.size();) {
+    for (size_t i; (i = next.fetch_add(1)) < ranges.size() && !full;) {
       const Range& r = ranges[i];
       for (size_t p = r.begin; p < r.end; ++n) {
         const size_t e = gpt2_piece_end(r.text, p, classes);
@@ -114,6 +117,10 @@ void BpeWordCounter::count_chunk(std::string_view text, size_t end) {
         if (const uint32_t* at = t.index.find(piece, h)) {
           ++t.counts[*at];
         } else {
+          if (t.index.arena_bytes() + piece.size() > kMaxTableBytes) {
+            full = true;
+            break;
+          }
           t.index.insert(piece, h, static_cast<uint32_t>(t.counts.size()));
           t.counts.push_back(1);
         }
@@ -128,6 +135,9 @@ void BpeWordCounter::count_chunk(std::string_view text, size_t end) {
   if (n_threads > 0) work(tables_[0]);
   for (auto& th : pool) th.join();
   pieces_ += pieces;
+  if (full)
+    throw UserError("the corpus has more than " + std::to_string(kMaxTableBytes >> 30) +
+                    " GiB of distinct pieces per thread: train on a sample of it");
 }
 
 std::vector<WordCount> BpeWordCounter::sorted() const {

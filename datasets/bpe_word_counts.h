@@ -21,7 +21,8 @@ struct WordCount {
 //
 // Files are streamed in chunks cut where a piece always begins (after "\n" + non-space), and each
 // chunk is counted by `threads` threads into per-thread tables; the counts do not depend on the
-// thread count or the chunk size.
+// thread count or the chunk size. A file with no such cut (no newline before a non-space ASCII
+// character) is held whole.
 class BpeWordCounter {
  public:
   explicit BpeWordCounter(int threads = 1, size_t chunk_bytes = size_t{32} << 20);
