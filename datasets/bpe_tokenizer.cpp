@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "datasets/gpt2_bytes.h"
 #include "datasets/gpt2_pretokenizer.h"
 #include "datasets/utf8.h"
 
@@ -36,16 +37,12 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// GPT-2's byte-to-unicode mapping, inverted: the files write each byte as a visible character
-// (printable Latin-1 bytes as themselves, the other 68 bytes as U+0100 onwards). -1: no byte.
+// GPT-2's byte-to-unicode mapping (gpt2_bytes.h), inverted: code point -> byte, -1: no byte.
 std::array<int16_t, 0x144> unicode_to_byte() {
   std::array<int16_t, 0x144> table;
   table.fill(-1);
-  int shifted = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    table[printable ? b : 256 + shifted++] = static_cast<int16_t>(b);
-  }
+  const std::array<uint16_t, 256> to_unicode = gpt2_byte_to_unicode();
+  for (int b = 0; b < 256; ++b) table[to_unicode[b]] = static_cast<int16_t>(b);
   return table;
 }
 

@@ -55,6 +55,13 @@ class FlatStringMap {
   }
   bool insert(std::string_view key, uint32_t value) { return insert(key, hash(key), value); }
 
+  // Calls fn(key, value) for every entry, in slot order (not insertion order).
+  template <class Fn>
+  void for_each(Fn&& fn) const {
+    for (const Slot& s : slots_)
+      if (s.hash) fn(std::string_view(arena_.data() + s.offset, s.len), s.value);
+  }
+
   void clear() {
     std::fill(slots_.begin(), slots_.end(), Slot{});
     arena_.clear();

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "datasets/tokenizer_files.h"
+#include "launcher/tokenizer_train.h"
 
 namespace kervan {
 
@@ -102,7 +103,7 @@ int run_bench(const BpeTokenizer& tok, const std::string& name, const std::strin
 
 TokenizerCommand::TokenizerCommand(CLI::App& app) {
   auto* cmd =
-      app.add_subcommand("tokenizer", "GPT-2 byte-level BPE: encode / decode text (ids one per line)");
+      app.add_subcommand("tokenizer", "GPT-2 byte-level BPE: encode / decode text (ids one per line), train");
   cmd->require_subcommand(1);
   const char* tok_help =
       "gpt2 (installed by scripts/get-tokenizer.sh gpt2) or a folder with encoder.json + vocab.bpe";
@@ -121,9 +122,21 @@ TokenizerCommand::TokenizerCommand(CLI::App& app) {
   bench_->add_option("--threads", threads_, "Threads")->check(CLI::Range(1, 1024));
   bench_->add_option("--reps", reps_, "Timed repetitions (best is reported)")->check(CLI::Range(1, 1000));
   bench_->add_option("input", input_, "Text file")->required();
+  train_ =
+      cmd->add_subcommand("train", "Learn a GPT-2 style BPE vocabulary: writes OUT/encoder.json + vocab.bpe");
+  train_
+      ->add_option("--vocab-size", vocab_size_, "Tokens in all: 256 bytes + merges + <|endoftext|> (>= 257)")
+      ->required();
+  train_->add_option("--out", out_, "Folder to create (absent or empty)")->required();
+  train_->add_option("--threads", train_threads_, "Counting threads (default: one per core; same result)")
+      ->check(CLI::Range(1, 1024));
+  train_->add_option("--min-frequency", min_frequency_,
+                     "Pairs seen fewer times are never merged (default 2)");
+  train_->add_option("inputs", inputs_, "Text files (<|endoftext|> in them separates documents)")->required();
 }
 
 int TokenizerCommand::run() const {
+  if (*train_) return run_tokenizer_train({inputs_, out_, vocab_size_, train_threads_, min_frequency_});
   const BpeTokenizer tok = load_bpe_tokenizer(tokenizer_);
   if (*encode_) return run_encode(tok, input_, allow_special_, threads_);
   if (*decode_) return run_decode(tok, input_);
