@@ -77,7 +77,7 @@ class RawDocumentReader {
   // Appends the next line (without its line break) to out; false at the end of the data.
   bool append_line(std::string& out, bool& had_newline);
 
-  const TextSource& source_;
+  TextSource source_;
   std::string delimiter_;
   std::unique_ptr<ByteStream> stream_;
   std::vector<char> buf_;
@@ -106,8 +106,8 @@ class DocumentReader {
   uint64_t raw_bytes() const { return raw_.raw_bytes(); }
 
  private:
-  const TextSource& source_;
-  const TextReadOptions& options_;
+  TextSource source_;
+  TextReadOptions options_;
   RawDocumentReader raw_;
   uint64_t skipped_ = 0;
 };
