@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
@@ -424,6 +426,9 @@ BuildStats CorpusBuilder::build(const std::vector<size_t>& unit_ids,
       write_file_atomically(record_path(dir, current), j.dump(1) + "\n");
       stats.built_units++;
       stats.bytes += unit.bytes;
+      // Test hook: die like a killed job once this many units are complete (tests/e2e/prepare.sh).
+      if (const char* n = std::getenv("KERVAN_PREPARE_KILL_AFTER_UNITS"); n && stats.built_units == std::stoull(n))
+        std::raise(SIGKILL);
     }
     progress(prog);
   }
