@@ -27,7 +27,9 @@ sed 's/json document/zstd document/' "$work/b.jsonl" | zstd -q -o "$in/sub/c.jso
   sed 's/.*"text": "\(.*\)"}/\1/' "$work/b.jsonl" | sed 's/\\u00e9/é/; s/\\u4e2d/中/; s/json document/zstd document/'; } |
   sort > "$work/want.txt"
 docs_of() { "$kervan" corpus cat "$1" | grep -v '^<|endoftext|>$' | sort; }
-json_field() { python3 -c "import json,sys; m=json.load(open('$1/manifest.json')); print($2)"; }
+# json_field DIR EXPR: EXPR over the manifest m (node: install-deps.sh installs it for the tokenizer tests).
+json_field() { node -e "const m = JSON.parse(require('fs').readFileSync('$1/manifest.json')); const r = $2; console.log(Array.isArray(r) ? r.join(' ') : r)"; }
+sum_docs() { echo "Object.values($1).flat().reduce((a, s) => a + s.documents, 0)"; }
 
 # 1. A corpus, the same for 1 and 2 threads, that decodes back to the input.
 "$kervan" prepare --tokenizer bytes --threads 1 --shard-tokens 5000 --val-fraction 0.1 --out "$work/c1" "$in" \
@@ -40,11 +42,11 @@ docs_of "$work/c1" > "$work/got.txt"
 cmp -s "$work/got.txt" "$work/want.txt" || fail "decoded documents differ from the input: $(diff "$work/want.txt" "$work/got.txt" | head -4)"
 "$kervan" corpus verify "$work/c1" > "$work/verify" || fail "corpus verify"
 grep -q '"train":{"shards":' "$work/verify" && grep -q '"val":{"shards":' "$work/verify" || fail "verify: $(cat "$work/verify")"
-[[ $(json_field "$work/c1" "m['tokenizer']['vocab_size'], m['tokenizer']['eot_id'], len(m['sources'])") == "257 256 4" ]] ||
-  fail "manifest tokenizer/sources: $(json_field "$work/c1" "m['tokenizer'], len(m['sources'])")"
-ndocs=$(json_field "$work/c1" "sum(s['documents'] for sp in m['splits'].values() for s in sp)")
+[[ $(json_field "$work/c1" "[m.tokenizer.vocab_size, m.tokenizer.eot_id, m.sources.length]") == "257 256 4" ]] ||
+  fail "manifest tokenizer/sources: $(json_field "$work/c1" "JSON.stringify(m.tokenizer)")"
+ndocs=$(json_field "$work/c1" "$(sum_docs m.splits)")
 [[ $ndocs -eq 1000 ]] || fail "expected 1000 documents, manifest has $ndocs"
-nval=$(json_field "$work/c1" "sum(s['documents'] for s in m['splits']['val'])")
+nval=$(json_field "$work/c1" "$(sum_docs '{v: m.splits.val}')")
 ((nval > 50 && nval < 160)) || fail "val holds $nval of 1000 documents for --val-fraction 0.1"
 grep -q "more/empty.txt: no documents" "$work/log1" || fail "no warning for the empty file"
 grep -q "prepared 1000 documents" "$work/log1" || fail "summary line: $(tail -1 "$work/log1")"
@@ -89,9 +91,9 @@ export KERVAN_DATA_DIR="$cache/data"
 "$kervan" prepare --threads 2 --out "$work/g" "$in" 2>/dev/null || fail "prepare gpt2"
 docs_of "$work/g" > "$work/got.txt"
 cmp -s "$work/got.txt" "$work/want.txt" || fail "gpt2: decoded documents differ from the input"
-[[ $(json_field "$work/g" "m['tokenizer']['name'], m['tokenizer']['vocab_size'], m['tokenizer']['eot_id']") == "gpt2 50257 50256" ]] ||
+[[ $(json_field "$work/g" "[m.tokenizer.name, m.tokenizer.vocab_size, m.tokenizer.eot_id]") == "gpt2 50257 50256" ]] ||
   fail "gpt2 manifest tokenizer"
-json_field "$work/g" "m['tokenizer']['sha256']" | grep -q '^196139668be63f3b.*:1ce1664773c50f3e' || fail "gpt2 sha256"
+json_field "$work/g" "m.tokenizer.sha256" | grep -q '^196139668be63f3b.*:1ce1664773c50f3e' || fail "gpt2 sha256"
 
 # 7. Bad input: exit code 2, the file named, no manifest, no shard under a final name left half-written.
 no_corpus() { [[ ! -e "$1/manifest.json" ]] || fail "$2: manifest written"; ! ls "$1"/*.tmp >/dev/null 2>&1 || fail "$2: .tmp left"; }
@@ -100,7 +102,7 @@ printf '{"text": "ok"}\n{"txt": "no field"}\n{"text": "ok again"}\n' > "$work/ba
 expect_error "bad line" "b.jsonl:2: no field \"text\"" "$kervan" prepare --tokenizer bytes --out "$work/o1" "$work/bad/b.jsonl"
 no_corpus "$work/o1" "bad line"
 "$kervan" prepare --tokenizer bytes --skip-bad-lines --out "$work/o2" "$work/bad/b.jsonl" 2>"$work/log" || fail "--skip-bad-lines"
-[[ $(json_field "$work/o2" "m['sources'][0]['skipped_lines'], m['sources'][0]['documents']") == "1 2" ]] || fail "skipped_lines"
+[[ $(json_field "$work/o2" "[m.sources[0].skipped_lines, m.sources[0].documents]") == "1 2" ]] || fail "skipped_lines"
 grep -q "skipped 1 bad lines" "$work/log" || fail "skip count not logged: $(tail -1 "$work/log")"
 head -c 300 "$in/sub/b.jsonl.gz" > "$work/bad/t.jsonl.gz"
 expect_error "truncated gzip" "t.jsonl.gz: truncated gzip stream" "$kervan" prepare --tokenizer bytes --out "$work/o3" "$work/bad/t.jsonl.gz"
