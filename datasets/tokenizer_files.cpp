@@ -41,6 +41,8 @@ std::string tokenizer_data_dir() {
   return base + "/tokenizers";
 }
 
+std::string gpt2_vocab_sha256() { return std::string(kGpt2Files[0].sha256) + ":" + kGpt2Files[1].sha256; }
+
 std::string sha256_file_hex(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!f) throw UserError(path + ": cannot open tokenizer file");

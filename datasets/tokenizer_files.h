@@ -15,6 +15,10 @@ std::string tokenizer_data_dir();
 // used as it is. Missing or wrong files are a UserError that says how to fix them.
 BpeTokenizer load_bpe_tokenizer(const std::string& name_or_dir);
 
+// The pinned SHA-256 of GPT-2's encoder.json and vocab.bpe, as "<encoder.json>:<vocab.bpe>" (the
+// tokenizer identity a corpus manifest records for "gpt2").
+std::string gpt2_vocab_sha256();
+
 // SHA-256 of a file as lowercase hex (OpenSSL libcrypto); UserError when it cannot be read.
 std::string sha256_file_hex(const std::string& path);
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "launcher/bench.h"
+#include "launcher/corpus_cmd.h"
 #include "launcher/prepare.h"
 #include "launcher/run_config.h"
 #include "launcher/tokenizer_cmd.h"
@@ -27,13 +28,8 @@ int main(int argc, char** argv) {
   train->add_option("--config", config_path, "Config file (TOML)")->required();
   train->add_option("--set", overrides, "Override a config key: section.key=value (repeatable)");
 
-  std::string tokenizer = "bytes", out_path;
-  std::vector<std::string> inputs;
-  auto* prepare = app.add_subcommand("prepare", "Turn text files into a token file");
-  prepare->add_option("--tokenizer", tokenizer, "Tokenizer (bytes: one token per byte)")
-      ->check(CLI::IsMember({"bytes"}));
-  prepare->add_option("--out", out_path, "Output llm.c token file (.bin)")->required();
-  prepare->add_option("inputs", inputs, "Input text files")->required();
+  PrepareCommand prepare(app);  // kervan prepare
+  CorpusCommand corpus(app);    // kervan corpus verify|cat
 
   auto* bench = app.add_subcommand("bench", "Benchmarks (print JSON lines)");
   bench->require_subcommand(1);
@@ -87,7 +83,15 @@ int main(int argc, char** argv) {
 
   try {
     if (*train) return run_train(load_run_config(config_path, overrides));
-    if (*prepare) return run_prepare_bytes(inputs, out_path);
+    if (prepare.selected()) {
+      std::string command_line = "kervan";
+      for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        command_line += a.find_first_of(" \t'\"") == std::string::npos && !a.empty() ? " " + a : " '" + a + "'";
+      }
+      return prepare.run(command_line);
+    }
+    if (corpus.selected()) return corpus.run();
     if (tokenizer_cmd.selected()) return tokenizer_cmd.run();
     if (*gemm) return run_bench_gemm(gemm_n, gemm_threads, gemm_reps);
     if (*allreduce) return run_bench_allreduce(ar_min, ar_max, ar_reps);

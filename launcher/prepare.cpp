@@ -1,15 +1,190 @@
 #include "launcher/prepare.h"
 
+#include <mpi.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <thread>
 
 #include "core/error.h"
+#include "datasets/corpus_writer.h"
+#include "datasets/document_tokenizer.h"
 #include "datasets/llmc_token_file.h"
+#include "datasets/text_sources.h"
+#include "datasets/tokenizer_files.h"
+#include "launcher/progress.h"
+#include "parallel/mpi_runtime.h"
 
 namespace kervan {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+uint64_t total_documents(const CorpusManifest& m) {
+  uint64_t n = 0;
+  for (const auto& [split, shards] : m.splits)
+    for (const ShardEntry& s : shards) n += s.documents;
+  return n;
+}
+
+void log_summary(const CorpusManifest& m, uint64_t input_bytes, double seconds, uint64_t built_bytes,
+                 size_t kept_shards) {
+  const uint64_t train = m.split_tokens("train"), val = m.split_tokens("val");
+  uint64_t skipped = 0;
+  for (const SourceEntry& s : m.sources) skipped += s.skipped_lines;
+  const auto count = [&](const char* split) { return m.splits.contains(split) ? m.splits.at(split).size() : 0; };
+  spdlog::info(
+      "prepared {} documents, {} tokens (train {} in {} shards, val {} in {} shards) from {:.1f} MB in {:.1f} s "
+      "({:.1f} MB/s, {:.3f} tokens per byte){}{}",
+      total_documents(m), train + val, train, count("train"), val, count("val"), input_bytes / 1e6, seconds,
+      seconds > 0 ? built_bytes / 1e6 / seconds : 0.0, input_bytes ? double(train + val) / input_bytes : 0.0,
+      skipped ? fmt::format("; skipped {} bad lines", skipped) : "",
+      kept_shards ? fmt::format("; kept {} shards from an earlier run", kept_shards) : "");
+}
+
+}  // namespace
+
+PrepareCommand::PrepareCommand(CLI::App& app) {
+  cmd_ = app.add_subcommand("prepare", "Turn text files (.txt, .jsonl, optionally .gz/.zst) into a kervan corpus");
+  cmd_->add_option("--out", out_, "Output corpus folder (or X.bin: legacy llm.c token file of byte tokens)")
+      ->required();
+  tokenizer_opt_ = cmd_->add_option("--tokenizer", tokenizer_, "gpt2 (default), bytes, or a folder with "
+                                                               "encoder.json and vocab.bpe (with --from-llmc: the "
+                                                               "name recorded in the manifest)");
+  cmd_->add_option("--threads", threads_, "Tokenizer threads (default: hardware threads)")
+      ->check(CLI::NonNegativeNumber);
+  val_fraction_opt_ = cmd_->add_option("--val-fraction", val_fraction_, "Fraction of documents for 'val' (0.005)");
+  val_documents_opt_ = cmd_->add_option("--val-documents", val_documents_, "Exactly N documents for 'val'")
+                           ->excludes(val_fraction_opt_);
+  cmd_->add_option("--shard-tokens", shard_tokens_, "Tokens per shard before a new one starts (100000000)");
+  cmd_->add_option("--text-field", text_field_, "The field of .jsonl objects holding the text (text)");
+  cmd_->add_option("--doc-delimiter", delimiter_, "The line between documents in .txt files (<|endoftext|>)");
+  cmd_->add_flag("--skip-bad-lines", skip_bad_lines_, "Skip (and count) .jsonl lines without text instead of failing");
+  cmd_->add_option("--seed", seed_, "Seed of the validation split (0)");
+  cmd_->add_flag("--overwrite", overwrite_, "Rebuild a corpus that is already complete in --out");
+  cmd_->add_flag("--from-llmc", from_llmc_, "Inputs are llm.c token files (.bin): one train shard each");
+  cmd_->add_option("--vocab-size", vocab_size_, "--from-llmc: vocabulary size (50257)");
+  eot_opt_ = cmd_->add_option("--eot-id", eot_id_, "--from-llmc: end-of-text token (default vocab size - 1)");
+  cmd_->add_option("inputs", inputs_, "Input files or folders")->required();
+}
+
+int PrepareCommand::run(const std::string& command_line) const {
+  if (from_llmc_) return run_from_llmc(command_line);
+  if (out_.ends_with(".bin")) {
+    if (tokenizer_opt_->count() && tokenizer_ != "bytes")
+      throw UserError("--out " + out_ + ": a .bin output is the legacy llm.c token file, which needs --tokenizer bytes "
+                      "(give a folder for a kervan corpus)");
+    return run_prepare_bytes(inputs_, out_);
+  }
+  return run_corpus(command_line);
+}
+
+int PrepareCommand::run_from_llmc(const std::string& command_line) const {
+  if (val_fraction_opt_->count() || val_documents_opt_->count())
+    throw UserError("--from-llmc puts every document in 'train'; --val-fraction/--val-documents do not apply");
+  const std::string name = tokenizer_opt_->count() ? tokenizer_ : "gpt2";
+  const uint64_t eot = eot_opt_->count() ? eot_id_ : vocab_size_ - 1;
+  if (vocab_size_ == 0 || eot >= vocab_size_) throw UserError("--eot-id must be below --vocab-size");
+  const TokenizerIdentity id{name, vocab_size_, eot, name == "gpt2" ? gpt2_vocab_sha256() : ""};
+  if (begin_corpus_dir(out_, overwrite_)) {
+    spdlog::info("{} already holds a complete corpus (manifest.json); nothing to do (--overwrite rebuilds it)", out_);
+    return 0;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const CorpusManifest m = wrap_llmc_files(inputs_, out_, id, command_line);
+  uint64_t bytes = 0;
+  for (const SourceEntry& s : m.sources) bytes += s.bytes;
+  log_summary(m, bytes, seconds_since(t0), bytes, 0);
+  return 0;
+}
+
+int PrepareCommand::run_corpus(const std::string& command_line) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<MpiRuntime> mpi;
+  if (launched_by_mpi()) mpi = std::make_unique<MpiRuntime>();
+  const int rank = mpi ? mpi->world_rank() : 0, ranks = mpi ? mpi->world_size() : 1;
+
+  const DocumentTokenizer tokenizer = DocumentTokenizer::load(tokenizer_);
+  std::vector<TextSource> sources = discover_text_sources(inputs_);
+  if (sources.empty()) throw UserError("no .txt or .jsonl files in the inputs");
+
+  // One process looks at the output folder (and cleans it); the others wait for its verdict.
+  int complete = rank == 0 ? begin_corpus_dir(out_, overwrite_) : 0;
+  if (mpi) MPI_Bcast(&complete, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (complete) {
+    if (rank == 0)
+      spdlog::info("{} already holds a complete corpus (manifest.json); nothing to do (--overwrite rebuilds it)",
+                   out_);
+    return 0;
+  }
+
+  CorpusOptions options;
+  options.out_dir = out_;
+  options.read = {delimiter_, text_field_, skip_bad_lines_};
+  options.shard_tokens = shard_tokens_;
+  options.seed = seed_;
+  options.threads = threads_ > 0 ? threads_ : std::max(1u, std::thread::hardware_concurrency());
+  if (const char* ub = std::getenv("KERVAN_PREPARE_UNIT_BYTES")) options.unit_bytes = std::stoull(ub);  // tests
+  ValRule val;
+  if (val_documents_opt_->count()) {
+    spdlog::info("finding the {} validation documents (a first pass over the input)", val_documents_);
+    val = val_rule_for_count(sources, options.read, seed_, val_documents_);
+  } else {
+    val = val_rule_for_fraction(val_fraction_);
+  }
+
+  CorpusBuilder builder(options, std::move(sources), tokenizer, val);
+  std::vector<size_t> mine;
+  uint64_t my_bytes = 0;
+  for (size_t u = 0; u < builder.units().size(); ++u)
+    if (static_cast<int>(u % ranks) == rank) {
+      mine.push_back(u);
+      my_bytes += builder.units()[u].bytes;
+    }
+  const std::string label = mpi ? fmt::format("rank {}: ", rank) : "";
+  spdlog::info("{}{} input files, {:.1f} MB, {} work units ({} here), tokenizer {}, {} threads", label,
+               builder.sources().size(), my_bytes / 1e6, builder.units().size(), mine.size(),
+               tokenizer.identity().name, options.threads);
+  std::unique_ptr<Progress> progress;
+  const BuildStats stats = builder.build(mine, [&](const BuildProgress& p) {
+    if (!progress) progress = std::make_unique<Progress>(my_bytes, p.bytes, label, !mpi && Progress::stderr_is_terminal());
+    progress->update(p.bytes, p.documents);
+  });
+  if (progress) progress->finish();
+  if (stats.kept_units)
+    spdlog::info("{}kept {} shards ({} work units) from an earlier run", label, stats.kept_shards, stats.kept_units);
+  // Input bytes tokenized and shards kept, over all ranks; rank 0 waits here for every rank's units.
+  uint64_t mine_counts[2] = {stats.bytes, stats.kept_shards}, all_counts[2] = {stats.bytes, stats.kept_shards};
+  if (mpi) {
+    spdlog::info("{}{} documents, {} tokens, {:.1f} MB in {:.1f} s", label, stats.documents, stats.tokens,
+                 stats.bytes / 1e6, seconds_since(t0));
+    MPI_Reduce(mine_counts, all_counts, 2, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+  }
+
+  if (rank == 0) {
+    const CorpusManifest m = builder.manifest(command_line);
+    if (total_documents(m) == 0) throw UserError("the input holds no documents (" +
+                                                 std::to_string(m.sources.size()) + " files, all empty)");
+    size_t empty = 0;
+    for (const SourceEntry& s : m.sources)
+      if (s.documents == 0 && empty++ < 10) spdlog::warn("{}: no documents", s.path);
+    if (empty > 10) spdlog::warn("... {} input files without documents in all", empty);
+    if (!val.none && m.split_tokens("val") == 0) spdlog::warn("the validation split is empty (the input is small)");
+    finish_corpus_dir(out_, m);
+    uint64_t input_bytes = 0;
+    for (const SourceEntry& s : m.sources) input_bytes += s.bytes;
+    log_summary(m, input_bytes, seconds_since(t0), all_counts[0], all_counts[1]);
+  }
+  if (mpi) MPI_Barrier(MPI_COMM_WORLD);  // the manifest is written (or rank 0 failed and ended the job)
+  return 0;
+}
 
 int run_prepare_bytes(const std::vector<std::string>& inputs, const std::string& out) {
   std::vector<uint16_t> tokens;

