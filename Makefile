@@ -34,8 +34,9 @@ test-asan: deps
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j$(JOBS) -L unit
 
 demo: build
-	scripts/get-corpus.sh kjv
-	$(BUILD)/kervan prepare --tokenizer bytes --out data/kjv.bin data/kjv.txt
+	scripts/get-corpus.sh sotu
+	scripts/get-tokenizer.sh gpt2
+	$(BUILD)/kervan prepare --val-documents 8 --out data/sotu-gpt2 data/sotu.txt
 	$(BUILD)/kervan train --config configs/demo.toml
 
 bench: build
