@@ -212,6 +212,11 @@ struct BpeTokenizer::Scratch {
   std::vector<uint32_t> next, prev, version;  // long-piece BPE
 };
 
+BpeTokenizer::Cache::Cache() : scratch_(std::make_unique<Scratch>()) {}
+BpeTokenizer::Cache::~Cache() = default;
+BpeTokenizer::Cache::Cache(Cache&&) noexcept = default;
+BpeTokenizer::Cache& BpeTokenizer::Cache::operator=(Cache&&) noexcept = default;
+
 uint32_t BpeTokenizer::rank_of(std::string_view bytes) const {
   const uint32_t* r = ranks_.find(bytes);
   return r ? *r : kNoRank;
@@ -396,6 +401,15 @@ std::vector<uint32_t> BpeTokenizer::encode(std::string_view text, bool allow_spe
   for (auto& th : pool) th.join();
   for (const auto& r : results) out.insert(out.end(), r.begin(), r.end());
   return out;
+}
+
+void BpeTokenizer::encode_ordinary(std::string_view text, Cache& cache, std::vector<uint32_t>& out) const {
+  std::string repaired;
+  if (!is_valid_utf8(text)) {
+    repaired = replace_invalid_utf8(text);
+    text = repaired;
+  }
+  encode_segment(text, 0, text.size(), *cache.scratch_, out);
 }
 
 std::string BpeTokenizer::decode(std::span<const uint32_t> ids) const {

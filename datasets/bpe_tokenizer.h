@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +21,8 @@ namespace kervan {
 //     that token; other pieces are cached per encode call.
 // decode(encode(x)) == x for valid UTF-8 x.
 class BpeTokenizer {
+  struct Scratch;
+
  public:
   // Reads a GPT-2 style vocabulary: encoder.json (token string -> id, the strings written with
   // GPT-2's byte-to-unicode mapping) and vocab.bpe (merges, in rank order). Entries of
@@ -30,6 +33,24 @@ class BpeTokenizer {
   // Encodes with up to `threads` threads; the result does not depend on the thread count (text is
   // split only where a piece always begins).
   std::vector<uint32_t> encode(std::string_view text, bool allow_special = false, int threads = 1) const;
+
+  // Memory of one thread's earlier BPE results, so that encoding many short documents (a corpus
+  // of dictionary entries, say) does not redo the BPE of every repeated word. Not thread-safe:
+  // one per thread.
+  class Cache {
+   public:
+    Cache();
+    ~Cache();
+    Cache(Cache&&) noexcept;
+    Cache& operator=(Cache&&) noexcept;
+
+   private:
+    friend class BpeTokenizer;
+    std::unique_ptr<Scratch> scratch_;
+  };
+  // Appends the ids of `text` (special tokens are ordinary text, as in encode()) to `out`,
+  // reusing `cache` across calls. The same ids as encode(text).
+  void encode_ordinary(std::string_view text, Cache& cache, std::vector<uint32_t>& out) const;
 
   // The bytes of the tokens, concatenated; an id outside the vocabulary is a UserError.
   std::string decode(std::span<const uint32_t> ids) const;
@@ -46,7 +67,6 @@ class BpeTokenizer {
   };
 
  private:
-  struct Scratch;
   BpeTokenizer() = default;
   void encode_segment(std::string_view seg, size_t begin, size_t end, Scratch& scratch,
                       std::vector<uint32_t>& out) const;

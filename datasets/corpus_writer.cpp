@@ -325,6 +325,7 @@ BuildStats CorpusBuilder::build(const std::vector<size_t>& unit_ids,
   };
 
   auto work = [&] {
+    BpeTokenizer::Cache cache;
     for (;;) {
       auto [seq, b] = pipe.take();
       if (!b) return;
@@ -335,7 +336,7 @@ BuildStats CorpusBuilder::build(const std::vector<size_t>& unit_ids,
           for (size_t i = 0; i < b->docs.size(); ++i) {
             const DocStatus s = document_text(sources_[b->source[i]], options_.read, b->docs[i]);
             b->status[i] = static_cast<uint8_t>(s);
-            if (s == DocStatus::Ok) tokenizer_.encode(b->docs[i].text, b->tokens);
+            if (s == DocStatus::Ok) tokenizer_.encode(b->docs[i].text, cache, b->tokens);
             b->ends[i] = b->tokens.size();
             b->docs[i].text = std::string();  // free the text early
           }

@@ -20,14 +20,13 @@ DocumentTokenizer DocumentTokenizer::load(const std::string& name_or_dir) {
   return t;
 }
 
-void DocumentTokenizer::encode(std::string_view text, std::vector<uint32_t>& out) const {
+void DocumentTokenizer::encode(std::string_view text, BpeTokenizer::Cache& cache, std::vector<uint32_t>& out) const {
   if (!bpe_) {
     const size_t at = out.size();
     out.resize(at + text.size());
     for (size_t i = 0; i < text.size(); ++i) out[at + i] = static_cast<unsigned char>(text[i]);
   } else {
-    const std::vector<uint32_t> ids = bpe_->encode(text, /*allow_special=*/false);
-    out.insert(out.end(), ids.begin(), ids.end());
+    bpe_->encode_ordinary(text, cache, out);
   }
   out.push_back(static_cast<uint32_t>(identity_.eot_id));
 }

@@ -11,7 +11,7 @@
 namespace kervan {
 
 // The tokenizer `kervan prepare` runs on each document: the document's tokens, then the
-// end-of-text token. Safe to call from several threads at once.
+// end-of-text token. Safe to call from several threads at once, each with its own cache.
 //   "gpt2"  GPT-2 BPE (scripts/get-tokenizer.sh gpt2), vocabulary 50257, end of text 50256.
 //           "<|endoftext|>" inside a document is ordinary text, never the special token;
 //           ill-formed UTF-8 is repaired to U+FFFD.
@@ -24,7 +24,9 @@ class DocumentTokenizer {
   static DocumentTokenizer load(const std::string& name_or_dir);
 
   const TokenizerIdentity& identity() const { return identity_; }
-  void encode(std::string_view text, std::vector<uint32_t>& out) const;
+  // Appends the document's tokens and the end-of-text token to `out`. `cache` remembers BPE
+  // results across the documents one thread encodes.
+  void encode(std::string_view text, BpeTokenizer::Cache& cache, std::vector<uint32_t>& out) const;
 
  private:
   TokenizerIdentity identity_;

@@ -177,6 +177,7 @@ TEST_F(Tokenizer, MergeOrderMatchesReference) {
   }
   write_vocab(v);
   const BpeTokenizer t = load();
+  BpeTokenizer::Cache shared;  // one cache across all texts, as `kervan prepare` uses it
   for (int trial = 0; trial < 300; ++trial) {
     std::string text;
     const size_t len = trial % 10 == 0 ? 40 + rng() % 200 : rng() % 15;
@@ -184,6 +185,9 @@ TEST_F(Tokenizer, MergeOrderMatchesReference) {
       text += std::string(1 + rng() % 4, "abcd  "[rng() % (trial % 10 == 0 ? 4 : 6)]);
     ASSERT_EQ(t.encode(text), reference_encode(v, text)) << "text: " << text;
     ASSERT_EQ(t.decode(t.encode(text)), text);
+    std::vector<uint32_t> cached = {7};  // encode_ordinary appends
+    t.encode_ordinary(text, shared, cached);
+    ASSERT_EQ(std::vector<uint32_t>(cached.begin() + 1, cached.end()), reference_encode(v, text)) << "text: " << text;
   }
 }
 
