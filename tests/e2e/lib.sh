@@ -13,6 +13,18 @@ expect_error() {
   grep -qF -- "$want" "$work/err" || fail "$name: stderr lacks '$want': $(tail -3 "$work/err")"
 }
 
+# losses FILE.jsonl: the loss of every step in a metrics file, one per line.
+losses() { grep -o '"loss":[^,]*' "$1" | cut -d: -f2; }
+
+# same_losses NAME REFERENCE.jsonl OTHER.jsonl STEPS: OTHER has STEPS steps whose losses match
+# REFERENCE's to 1e-5 relative (what differs between parallel layouts is fp32 summation order).
+same_losses() {
+  [[ $(losses "$3" | wc -l) -eq $4 ]] || { fail "$1: expected $4 steps"; return; }
+  paste <(losses "$2") <(losses "$3") |
+    awk -v run="$1" '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $1) { print "FAIL: " run " step " NR-1 ": " $1 " vs " $2; bad = 1 } } END { exit bad }' ||
+    fails=$((fails + 1))
+}
+
 # finish NAME MESSAGE: the closing line, and the exit code.
 finish() {
   if ((fails)); then

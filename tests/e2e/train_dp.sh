@@ -30,15 +30,11 @@ threads = 1
 [parallel]
 bucket_mb = 0.01
 TOML
-losses() { grep -o '"loss":[^,]*' "$1" | cut -d: -f2; }
 "$kervan" train --config "$work/c.toml" --set train.micro_batch=8 --set log.metrics_file="\"$work/dp1.jsonl\"" 2>/dev/null || fail "dp1"
 "${mpi[@]}" "$kervan" train --config "$work/c.toml" --set log.metrics_file="\"$work/dp2.jsonl\"" >/dev/null 2>&1 || fail "dp2"
 "${mpi[@]}" "$kervan" train --config "$work/c.toml" --set parallel.zero=1 --set log.metrics_file="\"$work/z1.jsonl\"" >/dev/null 2>&1 || fail "zero1"
 for run in dp2 z1; do
-  [[ $(losses "$work/$run.jsonl" | wc -l) -eq 6 ]] || { fail "$run: expected 6 steps"; continue; }
-  paste <(losses "$work/dp1.jsonl") <(losses "$work/$run.jsonl") |
-    awk -v run="$run" '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $1) { print "FAIL: " run " step " NR-1 ": " $1 " vs " $2; bad = 1 } } END { exit bad }' ||
-    fails=$((fails + 1))
+  same_losses "$run" "$work/dp1.jsonl" "$work/$run.jsonl" 6
 done
 grep -q '"exposed_comm_ms"' "$work/dp2.jsonl" || fail "dp2 metrics lack exposed_comm_ms"
 

@@ -33,7 +33,6 @@ threads = 1
 tokens = 24
 temperature = 1.0
 TOML
-losses() { grep -o '"loss":[^,]*' "$1" | cut -d: -f2; }
 metrics() { echo "--set log.metrics_file=\"$work/$1.jsonl\""; }
 # shellcheck disable=SC2046
 "$kervan" train --config "$work/c.toml" $(metrics tp1) >"$work/tp1.out" 2>/dev/null || fail "tp1"
@@ -48,10 +47,7 @@ mpi 4 "$kervan" train --config "$work/c.toml" --set parallel.tp=2 --set train.mi
 mpi 4 "$kervan" train --config "$work/c.toml" --set parallel.tp=2 --set train.micro_batch=2 --set parallel.zero=1 \
   $(metrics dp2tp2z1) >/dev/null 2>&1 || fail "dp2tp2z1"
 for run in tp2 tp4 dp2tp2 dp2tp2z1; do
-  [[ $(losses "$work/$run.jsonl" | wc -l) -eq 6 ]] || { fail "$run: expected 6 steps"; continue; }
-  paste <(losses "$work/tp1.jsonl") <(losses "$work/$run.jsonl") |
-    awk -v run="$run" '{ d = $1 - $2; if (d < 0) d = -d; if (d > 1e-5 * $1) { print "FAIL: " run " step " NR-1 ": " $1 " vs " $2; bad = 1 } } END { exit bad }' ||
-    fails=$((fails + 1))
+  same_losses "$run" "$work/tp1.jsonl" "$work/$run.jsonl" 6
 done
 sample() { sed -n '/----- sample/,/^-----$/p' "$1"; }
 [[ $(sample "$work/tp1.out" | wc -w) -ge 24 ]] || fail "tp1 printed no sample"
