@@ -22,6 +22,7 @@
 #include "datasets/gpt2_vocab_writer.h"
 #include "datasets/tokenizer_files.h"
 #include "datasets/utf8.h"
+#include "tests/unit/temp_dir_test.h"
 
 namespace kervan {
 namespace {
@@ -138,15 +139,8 @@ BpeTrainResult train_text(const std::string& text, size_t max_tokens, uint64_t m
   return learn_bpe(counter.sorted(), max_tokens, min_freq);
 }
 
-class BpeTrain : public ::testing::Test {
+class BpeTrain : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() / ("kervan_bpe_train_" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
-  fs::path dir;
 };
 
 TEST(BpeTrainer, TinyCorpusFirstMerges) {

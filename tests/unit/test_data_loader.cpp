@@ -14,6 +14,7 @@
 #include "datasets/index_permutation.h"
 #include "datasets/llmc_token_file.h"
 #include "datasets/token_shard.h"
+#include "tests/unit/temp_dir_test.h"
 
 namespace kervan {
 namespace {
@@ -89,14 +90,8 @@ TEST(PackedSequences, WindowsTileTheStreamAcrossSpans) {
 }
 
 // A loader over llm.c files of the given token counts (token i of file f is (f * 1000 + i) % 60000).
-class Loader : public ::testing::Test {
+class Loader : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() / ("kervan_loader_" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
   std::string llmc(int f, int64_t n) {
     std::vector<uint16_t> tokens(n);
     for (int64_t i = 0; i < n; ++i) tokens[i] = static_cast<uint16_t>((f * 1000 + i) % 60000);
@@ -109,7 +104,6 @@ class Loader : public ::testing::Test {
     for (const auto& [path, weight] : sources) v.push_back({std::make_unique<TokenSource>(path, "train", 65536), weight});
     return DataLoader(std::move(v), seq_len, seed);
   }
-  fs::path dir;
 };
 
 TEST_F(Loader, EachEpochVisitsEveryWindowOnceInAFreshOrder) {

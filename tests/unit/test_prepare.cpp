@@ -13,20 +13,19 @@
 #include "core/error.h"
 #include "datasets/corpus_writer.h"
 #include "datasets/text_sources.h"
+#include "tests/unit/temp_dir_test.h"
 
 namespace kervan {
 namespace {
 
 namespace fs = std::filesystem;
 
-class Prepare : public ::testing::Test {
+class Prepare : public TempDirTest {
  protected:
   void SetUp() override {
-    dir = fs::temp_directory_path() / ("kervan_prepare_" + std::to_string(::getpid()));
-    fs::remove_all(dir);
+    TempDirTest::SetUp();
     fs::create_directories(dir / "in");
   }
-  void TearDown() override { fs::remove_all(dir); }
 
   std::string put(const std::string& name, const std::string& bytes) {
     const fs::path p = dir / "in" / name;
@@ -110,7 +109,6 @@ class Prepare : public ::testing::Test {
     return m;
   }
 
-  fs::path dir;
   DocumentTokenizer bytes_tok = DocumentTokenizer::load("bytes");
 };
 

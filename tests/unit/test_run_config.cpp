@@ -5,19 +5,15 @@
 
 #include "core/error.h"
 #include "launcher/run_config.h"
+#include "tests/unit/temp_dir_test.h"
 
 namespace kervan {
 namespace {
 
 namespace fs = std::filesystem;
 
-class RunConfigTest : public ::testing::Test {
+class RunConfigTest : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() / ("kervan_cfg_" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
   std::string write(const std::string& text) {
     const std::string p = (dir / "c.toml").string();
     std::ofstream(p) << text;
@@ -46,7 +42,6 @@ warmup_steps = 2
 [log]
 metrics_file = "m.jsonl"
 )";
-  fs::path dir;
 };
 
 TEST_F(RunConfigTest, LoadsPresetAndOverrides) {

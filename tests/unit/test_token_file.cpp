@@ -7,20 +7,15 @@
 
 #include "core/error.h"
 #include "datasets/llmc_token_file.h"
+#include "tests/unit/temp_dir_test.h"
 
 namespace kervan {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TokenFile : public ::testing::Test {
+class TokenFile : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() / ("kervan_tokfile_" + std::to_string(::getpid()));
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
-  std::string path(const char* name) { return (dir / name).string(); }
   // Writes a raw llm.c-style file with the given header fields and body.
   std::string raw(const char* name, int32_t magic, int32_t version, int32_t count, const std::vector<uint16_t>& body) {
     std::ofstream f(path(name), std::ios::binary);
@@ -38,7 +33,6 @@ class TokenFile : public ::testing::Test {
       return e.what();
     }
   }
-  fs::path dir;
 };
 
 TEST_F(TokenFile, RoundTrip) {

@@ -9,21 +9,15 @@
 #include "core/error.h"
 #include "datasets/corpus_manifest.h"
 #include "datasets/token_shard.h"
+#include "tests/unit/temp_dir_test.h"
 
 namespace kervan {
 namespace {
 
 namespace fs = std::filesystem;
 
-class Shard : public ::testing::Test {
+class Shard : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir = fs::temp_directory_path() / ("kervan_shard_" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  void TearDown() override { fs::remove_all(dir); }
-  std::string path(const std::string& name) { return (dir / name).string(); }
 
   // Three documents of 3, 0 and 4 tokens (odd total, so the token section needs padding).
   ShardHeader write_shard(const std::string& name, uint64_t vocab) {
@@ -53,7 +47,6 @@ class Shard : public ::testing::Test {
     m.splits["train"].push_back({file, h.token_count, h.document_count, fs::file_size(path(file)), h.checksum});
     return m;
   }
-  fs::path dir;
 };
 
 TEST_F(Shard, RoundTripsBothTokenWidths) {
