@@ -1,7 +1,5 @@
 #include "datasets/corpus_manifest.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -10,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "datasets/atomic_file.h"
 
 namespace kervan {
 
@@ -137,17 +136,7 @@ void write_corpus_manifest(const std::string& dir, const CorpusManifest& m) {
     doc["sources"].push_back(
         {{"path", s.path}, {"bytes", s.bytes}, {"documents", s.documents}, {"skipped_lines", s.skipped_lines}});
 
-  const std::string file = manifest_path(dir), tmp = file + ".tmp";
-  const std::string text = doc.dump(1) + "\n";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw UserError(tmp + ": cannot create: " + std::strerror(errno));
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = std::fflush(f) == 0 && ok && ::fsync(fileno(f)) == 0;
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), file.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw UserError(file + ": write failed: " + std::strerror(errno));
-  }
+  write_file_atomically(manifest_path(dir), doc.dump(1) + "\n");
 }
 
 std::vector<std::unique_ptr<TokenShard>> open_split_shards(const std::string& dir, const CorpusManifest& m,

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "datasets/atomic_file.h"
 #include "datasets/llmc_token_file.h"
 #include "datasets/token_shard.h"
 
@@ -48,19 +49,6 @@ std::string record_path(const std::string& dir, size_t unit) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "/%s/unit-%05zu.json", kRecordDir, unit);
   return dir + buf;
-}
-
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw UserError(tmp + ": cannot create: " + std::strerror(errno));
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = std::fflush(f) == 0 && ok && ::fsync(fileno(f)) == 0;
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw UserError(path + ": write failed: " + std::strerror(errno));
-  }
 }
 
 json shard_json(const ShardEntry& s) {
