@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "datasets/atomic_file.h"
+#include "datasets/corpus_json.h"
 
 namespace kervan {
 
@@ -44,6 +45,18 @@ std::string checksum_hex(uint64_t checksum) {
   char buf[17];
   std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(checksum));
   return buf;
+}
+
+json shard_entry_json(const ShardEntry& s) {
+  return {{"file", s.file},
+          {"tokens", s.tokens},
+          {"documents", s.documents},
+          {"bytes", s.bytes},
+          {"checksum", checksum_hex(s.checksum)}};
+}
+
+json source_entry_json(const SourceEntry& s) {
+  return {{"path", s.path}, {"bytes", s.bytes}, {"documents", s.documents}, {"skipped_lines", s.skipped_lines}};
 }
 
 uint64_t CorpusManifest::split_tokens(const std::string& split) const {
@@ -124,17 +137,10 @@ void write_corpus_manifest(const std::string& dir, const CorpusManifest& m) {
               {"created_by", m.created_by}};
   for (const auto& [name, shards] : m.splits) {
     json list = json::array();
-    for (const ShardEntry& s : shards)
-      list.push_back({{"file", s.file},
-                      {"tokens", s.tokens},
-                      {"documents", s.documents},
-                      {"bytes", s.bytes},
-                      {"checksum", checksum_hex(s.checksum)}});
+    for (const ShardEntry& s : shards) list.push_back(shard_entry_json(s));
     doc["splits"][name] = std::move(list);
   }
-  for (const SourceEntry& s : m.sources)
-    doc["sources"].push_back(
-        {{"path", s.path}, {"bytes", s.bytes}, {"documents", s.documents}, {"skipped_lines", s.skipped_lines}});
+  for (const SourceEntry& s : m.sources) doc["sources"].push_back(source_entry_json(s));
 
   write_file_atomically(manifest_path(dir), doc.dump(1) + "\n");
 }

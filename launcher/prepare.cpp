@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "datasets/corpus_writer.h"
 #include "datasets/document_tokenizer.h"
+#include "datasets/llmc_corpus.h"
 #include "datasets/llmc_token_file.h"
 #include "datasets/text_sources.h"
 #include "datasets/tokenizer_files.h"
