@@ -66,6 +66,25 @@ uint64_t CorpusManifest::split_tokens(const std::string& split) const {
   return n;
 }
 
+uint64_t CorpusManifest::documents() const {
+  uint64_t n = 0;
+  for (const auto& [split, shards] : splits)
+    for (const ShardEntry& s : shards) n += s.documents;
+  return n;
+}
+
+uint64_t CorpusManifest::source_bytes() const {
+  uint64_t n = 0;
+  for (const SourceEntry& s : sources) n += s.bytes;
+  return n;
+}
+
+uint64_t CorpusManifest::skipped_lines() const {
+  uint64_t n = 0;
+  for (const SourceEntry& s : sources) n += s.skipped_lines;
+  return n;
+}
+
 CorpusManifest read_corpus_manifest(const std::string& dir) {
   const std::string file = manifest_path(dir);
   std::ifstream in(file);
