@@ -1,7 +1,5 @@
 #include "datasets/corpus_manifest.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -10,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "datasets/atomic_file.h"
+#include "datasets/corpus_json.h"
 
 namespace kervan {
 
@@ -47,10 +47,41 @@ std::string checksum_hex(uint64_t checksum) {
   return buf;
 }
 
+json shard_entry_json(const ShardEntry& s) {
+  return {{"file", s.file},
+          {"tokens", s.tokens},
+          {"documents", s.documents},
+          {"bytes", s.bytes},
+          {"checksum", checksum_hex(s.checksum)}};
+}
+
+json source_entry_json(const SourceEntry& s) {
+  return {{"path", s.path}, {"bytes", s.bytes}, {"documents", s.documents}, {"skipped_lines", s.skipped_lines}};
+}
+
 uint64_t CorpusManifest::split_tokens(const std::string& split) const {
   uint64_t n = 0;
   if (auto it = splits.find(split); it != splits.end())
     for (const ShardEntry& s : it->second) n += s.tokens;
+  return n;
+}
+
+uint64_t CorpusManifest::documents() const {
+  uint64_t n = 0;
+  for (const auto& [split, shards] : splits)
+    for (const ShardEntry& s : shards) n += s.documents;
+  return n;
+}
+
+uint64_t CorpusManifest::source_bytes() const {
+  uint64_t n = 0;
+  for (const SourceEntry& s : sources) n += s.bytes;
+  return n;
+}
+
+uint64_t CorpusManifest::skipped_lines() const {
+  uint64_t n = 0;
+  for (const SourceEntry& s : sources) n += s.skipped_lines;
   return n;
 }
 
@@ -125,29 +156,12 @@ void write_corpus_manifest(const std::string& dir, const CorpusManifest& m) {
               {"created_by", m.created_by}};
   for (const auto& [name, shards] : m.splits) {
     json list = json::array();
-    for (const ShardEntry& s : shards)
-      list.push_back({{"file", s.file},
-                      {"tokens", s.tokens},
-                      {"documents", s.documents},
-                      {"bytes", s.bytes},
-                      {"checksum", checksum_hex(s.checksum)}});
+    for (const ShardEntry& s : shards) list.push_back(shard_entry_json(s));
     doc["splits"][name] = std::move(list);
   }
-  for (const SourceEntry& s : m.sources)
-    doc["sources"].push_back(
-        {{"path", s.path}, {"bytes", s.bytes}, {"documents", s.documents}, {"skipped_lines", s.skipped_lines}});
+  for (const SourceEntry& s : m.sources) doc["sources"].push_back(source_entry_json(s));
 
-  const std::string file = manifest_path(dir), tmp = file + ".tmp";
-  const std::string text = doc.dump(1) + "\n";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw UserError(tmp + ": cannot create: " + std::strerror(errno));
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok = std::fflush(f) == 0 && ok && ::fsync(fileno(f)) == 0;
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), file.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw UserError(file + ": write failed: " + std::strerror(errno));
-  }
+  write_file_atomically(manifest_path(dir), doc.dump(1) + "\n");
 }
 
 std::vector<std::unique_ptr<TokenShard>> open_split_shards(const std::string& dir, const CorpusManifest& m,

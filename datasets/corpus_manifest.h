@@ -48,6 +48,9 @@ struct CorpusManifest {
   std::string created_by;
 
   uint64_t split_tokens(const std::string& split) const;
+  uint64_t documents() const;      // over all splits
+  uint64_t source_bytes() const;   // input files' size on disk
+  uint64_t skipped_lines() const;  // bad .jsonl lines skipped, over all sources
 };
 
 // Reads dir/manifest.json; a missing file, bad JSON or a missing/mistyped field is a UserError

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "datasets/atomic_file.h"
 
 namespace kervan {
 
@@ -62,21 +63,13 @@ LlmcTokenFile::~LlmcTokenFile() {
 
 void write_llmc_token_file(const std::string& path, const std::vector<uint16_t>& tokens) {
   if (tokens.size() > static_cast<size_t>(INT32_MAX)) throw UserError(path + ": too many tokens for one llm.c file");
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw UserError(tmp + ": cannot create: " + std::strerror(errno));
   int32_t header[LlmcTokenFile::kHeaderInts] = {};
   header[0] = LlmcTokenFile::kMagic;
   header[1] = LlmcTokenFile::kVersion;
   header[2] = static_cast<int32_t>(tokens.size());
-  bool ok = std::fwrite(header, sizeof(header), 1, f) == 1;
-  ok = ok && std::fwrite(tokens.data(), sizeof(uint16_t), tokens.size(), f) == tokens.size();
-  ok = (std::fflush(f) == 0) && ok && ::fsync(fileno(f)) == 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw UserError(path + ": write failed: " + std::strerror(errno));
-  }
+  write_file_atomically(path, {std::string_view(reinterpret_cast<const char*>(header), sizeof(header)),
+                               std::string_view(reinterpret_cast<const char*>(tokens.data()),
+                                                tokens.size() * sizeof(uint16_t))});
 }
 
 }  // namespace kervan

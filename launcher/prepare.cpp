@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "datasets/corpus_writer.h"
 #include "datasets/document_tokenizer.h"
+#include "datasets/llmc_corpus.h"
 #include "datasets/llmc_token_file.h"
 #include "datasets/text_sources.h"
 #include "datasets/tokenizer_files.h"
@@ -27,26 +28,40 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-uint64_t total_documents(const CorpusManifest& m) {
-  uint64_t n = 0;
-  for (const auto& [split, shards] : m.splits)
-    for (const ShardEntry& s : shards) n += s.documents;
-  return n;
-}
-
-void log_summary(const CorpusManifest& m, uint64_t input_bytes, double seconds, uint64_t built_bytes,
-                 size_t kept_shards) {
-  const uint64_t train = m.split_tokens("train"), val = m.split_tokens("val");
-  uint64_t skipped = 0;
-  for (const SourceEntry& s : m.sources) skipped += s.skipped_lines;
+void log_summary(const CorpusManifest& m, double seconds, uint64_t built_bytes, size_t kept_shards) {
+  const uint64_t train = m.split_tokens("train"), val = m.split_tokens("val"), input_bytes = m.source_bytes();
   const auto count = [&](const char* split) { return m.splits.contains(split) ? m.splits.at(split).size() : 0; };
   spdlog::info(
       "prepared {} documents, {} tokens (train {} in {} shards, val {} in {} shards) from {:.1f} MB in {:.1f} s "
       "({:.1f} MB/s, {:.3f} tokens per byte){}{}",
-      total_documents(m), train + val, train, count("train"), val, count("val"), input_bytes / 1e6, seconds,
+      m.documents(), train + val, train, count("train"), val, count("val"), input_bytes / 1e6, seconds,
       seconds > 0 ? built_bytes / 1e6 / seconds : 0.0, input_bytes ? double(train + val) / input_bytes : 0.0,
-      skipped ? fmt::format("; skipped {} bad lines", skipped) : "",
+      m.skipped_lines() ? fmt::format("; skipped {} bad lines", m.skipped_lines()) : "",
       kept_shards ? fmt::format("; kept {} shards from an earlier run", kept_shards) : "");
+}
+
+void log_already_complete(const std::string& dir) {
+  spdlog::info("{} already holds a complete corpus (manifest.json); nothing to do (--overwrite rebuilds it)", dir);
+}
+
+// A corpus without documents is an error; empty input files and an empty validation split are
+// worth a warning.
+void check_contents(const CorpusManifest& m, const ValRule& val) {
+  if (m.documents() == 0)
+    throw UserError("the input holds no documents (" + std::to_string(m.sources.size()) + " files, all empty)");
+  size_t empty = 0;
+  for (const SourceEntry& s : m.sources)
+    if (s.documents == 0 && empty++ < 10) spdlog::warn("{}: no documents", s.path);
+  if (empty > 10) spdlog::warn("... {} input files without documents in all", empty);
+  if (!val.none && m.split_tokens("val") == 0) spdlog::warn("the validation split is empty (the input is small)");
+}
+
+// Under mpirun each rank makes every ranks-th work unit.
+std::vector<size_t> units_of_rank(size_t units, int rank, int ranks) {
+  std::vector<size_t> mine;
+  for (size_t u = 0; u < units; ++u)
+    if (static_cast<int>(u % ranks) == rank) mine.push_back(u);
+  return mine;
 }
 
 }  // namespace
@@ -94,15 +109,30 @@ int PrepareCommand::run_from_llmc(const std::string& command_line) const {
   if (vocab_size_ == 0 || eot >= vocab_size_) throw UserError("--eot-id must be below --vocab-size");
   const TokenizerIdentity id{name, vocab_size_, eot, name == "gpt2" ? gpt2_vocab_sha256() : ""};
   if (begin_corpus_dir(out_, overwrite_)) {
-    spdlog::info("{} already holds a complete corpus (manifest.json); nothing to do (--overwrite rebuilds it)", out_);
+    log_already_complete(out_);
     return 0;
   }
   const auto t0 = std::chrono::steady_clock::now();
   const CorpusManifest m = wrap_llmc_files(inputs_, out_, id, command_line);
-  uint64_t bytes = 0;
-  for (const SourceEntry& s : m.sources) bytes += s.bytes;
-  log_summary(m, bytes, seconds_since(t0), bytes, 0);
+  log_summary(m, seconds_since(t0), m.source_bytes(), 0);
   return 0;
+}
+
+CorpusOptions PrepareCommand::corpus_options() const {
+  CorpusOptions options;
+  options.out_dir = out_;
+  options.read = {delimiter_, text_field_, skip_bad_lines_};
+  options.shard_tokens = shard_tokens_;
+  options.seed = seed_;
+  options.threads = threads_ > 0 ? threads_ : std::max(1u, std::thread::hardware_concurrency());
+  if (const char* ub = std::getenv("KERVAN_PREPARE_UNIT_BYTES")) options.unit_bytes = std::stoull(ub);  // tests
+  return options;
+}
+
+ValRule PrepareCommand::val_rule(const std::vector<TextSource>& sources, const TextReadOptions& read) const {
+  if (!val_documents_opt_->count()) return val_rule_for_fraction(val_fraction_);
+  spdlog::info("finding the {} validation documents (a first pass over the input)", val_documents_);
+  return val_rule_for_count(sources, read, seed_, val_documents_);
 }
 
 int PrepareCommand::run_corpus(const std::string& command_line) const {
@@ -119,35 +149,16 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
   int complete = rank == 0 ? begin_corpus_dir(out_, overwrite_) : 0;
   if (mpi) MPI_Bcast(&complete, 1, MPI_INT, 0, MPI_COMM_WORLD);
   if (complete) {
-    if (rank == 0)
-      spdlog::info("{} already holds a complete corpus (manifest.json); nothing to do (--overwrite rebuilds it)",
-                   out_);
+    if (rank == 0) log_already_complete(out_);
     return 0;
   }
 
-  CorpusOptions options;
-  options.out_dir = out_;
-  options.read = {delimiter_, text_field_, skip_bad_lines_};
-  options.shard_tokens = shard_tokens_;
-  options.seed = seed_;
-  options.threads = threads_ > 0 ? threads_ : std::max(1u, std::thread::hardware_concurrency());
-  if (const char* ub = std::getenv("KERVAN_PREPARE_UNIT_BYTES")) options.unit_bytes = std::stoull(ub);  // tests
-  ValRule val;
-  if (val_documents_opt_->count()) {
-    spdlog::info("finding the {} validation documents (a first pass over the input)", val_documents_);
-    val = val_rule_for_count(sources, options.read, seed_, val_documents_);
-  } else {
-    val = val_rule_for_fraction(val_fraction_);
-  }
-
+  const CorpusOptions options = corpus_options();
+  const ValRule val = val_rule(sources, options.read);
   CorpusBuilder builder(options, std::move(sources), tokenizer, val);
-  std::vector<size_t> mine;
+  const std::vector<size_t> mine = units_of_rank(builder.units().size(), rank, ranks);
   uint64_t my_bytes = 0;
-  for (size_t u = 0; u < builder.units().size(); ++u)
-    if (static_cast<int>(u % ranks) == rank) {
-      mine.push_back(u);
-      my_bytes += builder.units()[u].bytes;
-    }
+  for (size_t u : mine) my_bytes += builder.units()[u].bytes;
   const std::string label = mpi ? fmt::format("rank {}: ", rank) : "";
   spdlog::info("{}{} input files, {:.1f} MB, {} work units ({} here), tokenizer {}, {} threads", label,
                builder.sources().size(), my_bytes / 1e6, builder.units().size(), mine.size(),
@@ -170,17 +181,9 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
 
   if (rank == 0) {
     const CorpusManifest m = builder.manifest(command_line);
-    if (total_documents(m) == 0) throw UserError("the input holds no documents (" +
-                                                 std::to_string(m.sources.size()) + " files, all empty)");
-    size_t empty = 0;
-    for (const SourceEntry& s : m.sources)
-      if (s.documents == 0 && empty++ < 10) spdlog::warn("{}: no documents", s.path);
-    if (empty > 10) spdlog::warn("... {} input files without documents in all", empty);
-    if (!val.none && m.split_tokens("val") == 0) spdlog::warn("the validation split is empty (the input is small)");
+    check_contents(m, val);
     finish_corpus_dir(out_, m);
-    uint64_t input_bytes = 0;
-    for (const SourceEntry& s : m.sources) input_bytes += s.bytes;
-    log_summary(m, input_bytes, seconds_since(t0), all_counts[0], all_counts[1]);
+    log_summary(m, seconds_since(t0), all_counts[0], all_counts[1]);
   }
   if (mpi) MPI_Barrier(MPI_COMM_WORLD);  // the manifest is written (or rank 0 failed and ended the job)
   return 0;

@@ -6,6 +6,11 @@
 
 namespace kervan {
 
+struct CorpusOptions;
+struct TextReadOptions;
+struct TextSource;
+struct ValRule;
+
 // `kervan prepare`: text files -> a kervan corpus (datasets/corpus_writer.h), on N threads and,
 // under mpirun, split over the ranks by work unit; or `--from-llmc`: llm.c token files -> a
 // corpus; or, when --out ends in .bin, the legacy llm.c token file of byte tokens.
@@ -22,6 +27,8 @@ class PrepareCommand {
 
  private:
   int run_corpus(const std::string& command_line) const;
+  CorpusOptions corpus_options() const;
+  ValRule val_rule(const std::vector<TextSource>& sources, const TextReadOptions& read) const;
   int run_from_llmc(const std::string& command_line) const;
 
   CLI::App* cmd_;
