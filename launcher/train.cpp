@@ -1,6 +1,7 @@
 #include "launcher/train.h"
 
 #include <omp.h>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -193,9 +194,17 @@ int run_train(const RunConfig& cfg) {
     }
     const double tps = tokens_per_step / secs;
     const double mfu = 6.0 * params * tps / peak_flops;
+    // Validation: each source's val split, and their mean weighted like the training blend.
     std::optional<float> val_loss;
-    if (data.val && ((step + 1) % t.eval_every == 0 || step == t.steps - 1))
-      val_loss = evaluate(model, *data.val, cfg, job, *job.dp, *be);
+    std::vector<float> val_losses;
+    if (!data.val.empty() && ((step + 1) % t.eval_every == 0 || step == t.steps - 1)) {
+      double mean = 0;
+      for (const ValidationSet& v : data.val) {
+        val_losses.push_back(evaluate(model, *v.loader, cfg, job, *job.dp, *be));
+        mean += v.weight * val_losses.back();
+      }
+      val_loss = static_cast<float>(mean);
+    }
     if (metrics) {
       nlohmann::json j = {{"step", step},          {"loss", static_cast<float>(loss)},
                           {"lr", lr},              {"grad_norm", norm},
@@ -206,12 +215,20 @@ int run_train(const RunConfig& cfg) {
         j["exposed_comm_ms"] = reducer->exposed_s() * 1e3;
       }
       if (val_loss) j["val_loss"] = *val_loss;
+      if (val_losses.size() > 1)
+        for (size_t v = 0; v < val_losses.size(); ++v) j["val_losses"][data.val[v].path] = val_losses[v];
       metrics << j.dump() << '\n' << std::flush;
     }
     if (step % cfg.log.every == 0 || step == t.steps - 1)
       spdlog::info("step {:>5}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | MFU {:.1f}%",
                    step, t.steps, loss, lr, norm, tps, 100 * mfu);
-    if (val_loss) spdlog::info("step {:>5}/{} | validation loss {:.4f}", step, t.steps, *val_loss);
+    if (val_loss) {
+      std::string per_source;
+      for (size_t v = 0; val_losses.size() > 1 && v < val_losses.size(); ++v)
+        per_source += fmt::format("{}{}: {:.4f}", v ? ", " : " (", data.val[v].path, val_losses[v]);
+      spdlog::info("step {:>5}/{} | validation loss {:.4f}{}", step, t.steps, *val_loss,
+                   per_source.empty() ? "" : per_source + ")");
+    }
   }
 
   // Sampling runs on the first data-parallel replica; all its tensor-parallel ranks take part

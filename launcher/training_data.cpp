@@ -28,13 +28,20 @@ TrainingData open_training_data(const RunConfig& cfg) {
                       "' (blended corpora must share one tokenizer)");
 
   if (cfg.train.eval_every > 0) {
-    const TokenSource& first = *sources[0].tokens;
-    if (!first.is_corpus() || !first.has_split("val"))
-      throw UserError(cfg.file + ": train.eval_every needs a validation split, and " + first.path() +
-                      " has none (prepare it with --val-fraction, or set train.eval_every = 0)");
-    std::vector<DataLoader::Source> val;
-    val.push_back({std::make_unique<TokenSource>(first.path(), "val", cfg.model.vocab_size), 1.0});
-    out.val = std::make_unique<DataLoader>(std::move(val), cfg.train.seq_len, 0, /*shuffle=*/false);
+    double total = 0;
+    for (const auto& s : sources) {
+      if (!s.tokens->is_corpus() || !s.tokens->has_split("val")) continue;
+      std::vector<DataLoader::Source> one;
+      one.push_back({std::make_unique<TokenSource>(s.tokens->path(), "val", cfg.model.vocab_size), 1.0});
+      out.val.push_back({s.tokens->path(), s.weight,
+                         std::make_unique<DataLoader>(std::move(one), cfg.train.seq_len, 0, /*shuffle=*/false)});
+      total += s.weight;
+    }
+    if (out.val.empty())
+      throw UserError(cfg.file + ": train.eval_every needs a validation split, and " +
+                      (sources.size() == 1 ? sources[0].tokens->path() + " has" : std::string("no data.path has")) +
+                      " none (prepare it with --val-fraction, or set train.eval_every = 0)");
+    for (ValidationSet& v : out.val) v.weight /= total;
   }
   out.train = std::make_unique<DataLoader>(std::move(sources), cfg.train.seq_len,
                                            static_cast<uint64_t>(cfg.train.seed));
@@ -46,7 +53,8 @@ std::string TrainingData::describe() const {
   for (int d = 0; d < train->num_sources(); ++d)
     s += fmt::format("{}{} ({:.1f}M tokens, {} windows, weight {:.3f})", d ? "; " : "", train->source(d).path(),
                      train->source(d).num_tokens() / 1e6, train->num_windows(d), train->weight(d));
-  if (val) s += fmt::format("; validation: {} windows", val->num_windows(0));
+  for (size_t v = 0; v < val.size(); ++v)
+    s += fmt::format("{}{} ({} windows)", v ? ", " : "; validation: ", val[v].path, val[v].loader->num_windows(0));
   return s + "; tokenizer " + tokenizer;
 }
 

@@ -7,11 +7,18 @@
 
 namespace kervan {
 
-// The data of a run, from [data]: the blended training loader, and the loader of the first
-// source's validation split when evaluation is on (unshuffled: the same windows every time).
+// The validation split of one training source, read unshuffled (the same windows every time).
+struct ValidationSet {
+  std::string path;
+  double weight;  // the source's blend weight, renormalised over the sources that have a val split
+  std::unique_ptr<DataLoader> loader;
+};
+
+// The data of a run, from [data]: the blended training loader and, when evaluation is on, the
+// validation split of every source that has one (at least one must).
 struct TrainingData {
   std::unique_ptr<DataLoader> train;
-  std::unique_ptr<DataLoader> val;
+  std::vector<ValidationSet> val;
   std::string tokenizer;  // resolved data.tokenizer
   std::string describe() const;
 };

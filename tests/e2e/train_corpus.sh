@@ -64,6 +64,22 @@ OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_sin
   --set log.metrics_file="\"$work/blend2.jsonl\"" >/dev/null 2>&1 || fail "blend under DP=2"
 same_losses "blend DP=2" "$work/blend1.jsonl" "$work/blend2.jsonl" 6
 
+# With two validation splits, val_loss is their mean weighted like the blend (70/30), and each
+# source's own loss is logged too.
+"$kervan" prepare --tokenizer bytes --val-documents 4 --out "$work/C" "$work/b.txt" 2>/dev/null || fail "prepare C"
+"$kervan" train --config "$work/c.toml" --set "data.path=[\"$work/A\", \"$work/C\"]" --set "data.weights=[0.7, 0.3]" \
+  --set log.metrics_file="\"$work/val2.jsonl\"" >/dev/null 2>"$work/v.err" || fail "two validation splits: $(tail -3 "$work/v.err")"
+node -e '
+  const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+  const evals = lines.filter((l) => "val_loss" in l);
+  if (evals.length !== 2) throw new Error("expected 2 evaluations, got " + evals.length);
+  for (const e of evals) {
+    const per = Object.values(e.val_losses || {});
+    if (per.length !== 2) throw new Error("expected 2 per-source validation losses");
+    const mean = 0.7 * per[0] + 0.3 * per[1];
+    if (Math.abs(mean - e.val_loss) > 1e-5 * e.val_loss) throw new Error("val_loss " + e.val_loss + " is not 0.7/0.3 of " + per);
+  }' "$work/val2.jsonl" || fail "val_loss is not the blend-weighted mean of the per-source losses"
+
 # Damaged corpora are refused before training, naming the shard.
 shard=$(cd "$work/A" && ls train-*.kvs | head -1)
 cp -r "$work/A" "$work/flip" && printf 'Z' | dd of="$work/flip/$shard" bs=1 seek=100 conv=notrunc 2>/dev/null
