@@ -1,5 +1,7 @@
 #include "datasets/data_loader.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -11,31 +13,41 @@ DataLoader::DataLoader(std::vector<Source> sources, int64_t seq_len, uint64_t se
   KERVAN_CHECK(shuffle || sources.size() == 1, "DataLoader: unshuffled reading takes one source");
   double total = 0;
   for (const Source& s : sources) {
-    if (!(s.weight > 0)) throw UserError(s.tokens->path() + ": blend weight must be positive");
+    if (!(s.weight > 0) || !std::isfinite(s.weight))
+      throw UserError(s.tokens->path() + ": blend weight must be positive and finite");
     total += s.weight;
   }
+  if (!std::isfinite(total)) throw UserError(sources[0].tokens->path() + ": blend weights are too large");
   for (Source& s : sources) {
     auto seqs = std::make_unique<PackedSequences>(s.tokens->spans(), seq_len);
     if (seqs->num_windows() < 1)
       throw UserError(s.tokens->path() + ": its " + std::to_string(seqs->num_tokens()) +
                       " tokens are fewer than one training sequence (train.seq_len + 1 = " +
                       std::to_string(seq_len + 1) + ")");
-    sources_.push_back({std::move(s.tokens), s.weight / total, std::move(seqs), std::nullopt});
+    // The blend runs on integer shares of 2^24: exact, so the order cannot depend on how a
+    // floating-point lag would be compiled (fused multiply-add or not) or on the machine.
+    const auto share = static_cast<int64_t>(std::ldexp(s.weight / total, kShareBits));
+    if (share == 0) throw UserError(s.tokens->path() + ": blend weight is too small (below 2^-24 of the total)");
+    share_total_ += share;
+    sources_.push_back({std::move(s.tokens), s.weight / total, share, std::move(seqs), std::nullopt});
   }
 }
 
 std::pair<int, int64_t> DataLoader::blend(int64_t k) {
   if (sources_.size() == 1) return {0, k};
+  KERVAN_CHECK(k < kMaxBlendSamples, "DataLoader: sample index beyond the blend's range");
   if (k < cursor_) {  // going back (a new run over the same loader): replay from the start
     cursor_ = 0;
     for (Opened& s : sources_) s.taken = 0;
   }
   for (;; ++cursor_) {
+    // lag_d = share_d * (k + 1) - taken_d * share_total, i.e. (w_d * (k + 1) - taken_d) scaled;
+    // below 2^62 in magnitude for k < kMaxBlendSamples.
     int best = 0;
-    double best_lag = -1e300;
+    int64_t best_lag = 0;
     for (size_t d = 0; d < sources_.size(); ++d) {
-      const double lag = sources_[d].weight * static_cast<double>(cursor_ + 1) - static_cast<double>(sources_[d].taken);
-      if (lag > best_lag) best_lag = lag, best = static_cast<int>(d);
+      const int64_t lag = sources_[d].share * (cursor_ + 1) - sources_[d].taken * share_total_;
+      if (d == 0 || lag > best_lag) best_lag = lag, best = static_cast<int>(d);
     }
     const int64_t index = sources_[best].taken++;
     if (cursor_ == k) {

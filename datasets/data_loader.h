@@ -25,11 +25,13 @@ struct SampleRef {
 // (seed, sources and weights, seq_len, k):
 //  - blending: sample k goes to the source whose share lags its weight most, i.e. the d that
 //    maximises w_d * (k + 1) - (samples source d got among 0..k-1), lowest d on ties (Megatron's
-//    rule). After any k samples each source's count is within one of w_d * k.
+//    rule), computed exactly in integers. After any k samples each source's count is within one
+//    of w_d * k.
 //  - within a source: its j-th sample is window perm_e(j mod W) of epoch e = j / W, where W is its
 //    window count and perm_e an IndexPermutation keyed by (seed, source index, e). No window
 //    repeats within an epoch; each epoch has a fresh order.
-// Resuming at any consumed_samples value continues the order exactly, whatever the DP size.
+// Resuming at any consumed_samples value continues the order exactly, whatever the DP size. (With
+// several sources, the first call at sample k walks the blend from 0 to k once.)
 class DataLoader {
  public:
   struct Source {
@@ -52,6 +54,7 @@ class DataLoader {
   struct Opened {
     std::unique_ptr<TokenSource> tokens;
     double weight;
+    int64_t share;  // weight as an integer share of 2^kShareBits, what the blend computes with
     std::unique_ptr<PackedSequences> sequences;
     std::optional<IndexPermutation> perm;  // of perm_epoch
     int64_t perm_epoch = -1;
@@ -62,6 +65,9 @@ class DataLoader {
 
   std::vector<Opened> sources_;
   uint64_t seed_;
+  static constexpr int kShareBits = 24;
+  static constexpr int64_t kMaxBlendSamples = int64_t{1} << 38;  // 2.7e11 samples
+  int64_t share_total_ = 0;
   bool shuffle_;
   int64_t cursor_ = 0;
 };
