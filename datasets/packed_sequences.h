@@ -15,7 +15,7 @@ struct TokenSpan {
 // order) are read as one stream of whole documents, each ending in the end-of-text token, and cut
 // into W = (n - 1) / seq_len windows of seq_len + 1 tokens: window w starts at w * seq_len, so
 // neighbours share one token (the last target of one is the first input of the next), windows
-// may cross document and shard boundaries, and at most seq_len tokens at the end go unused.
+// may cross document and shard boundaries, and fewer than seq_len tokens at the end go unused.
 class PackedSequences {
  public:
   PackedSequences(std::vector<TokenSpan> spans, int64_t seq_len);
@@ -24,13 +24,13 @@ class PackedSequences {
   uint64_t num_tokens() const { return starts_.back(); }
 
   // inputs[t] = token w*seq_len + t, targets[t] = token w*seq_len + t + 1, for t < seq_len.
+  // Safe to call from several threads.
   void read(int64_t window, int32_t* inputs, int32_t* targets) const;
 
  private:
   std::vector<TokenSpan> spans_;
   std::vector<uint64_t> starts_;  // starts_[s]: first stream position of span s; back(): total
   int64_t seq_len_, windows_;
-  mutable std::vector<int32_t> scratch_;
 };
 
 }  // namespace kervan

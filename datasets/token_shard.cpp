@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -53,24 +54,30 @@ TokenShard::TokenShard(const std::string& path) : path_(path) {
     map_ = nullptr;
     fail(path, std::string("mmap failed: ") + std::strerror(errno));
   }
-  std::memcpy(&header_, map_, sizeof(header_));
-  if (std::memcmp(header_.magic, ShardHeader::kMagic, sizeof(header_.magic)) != 0)
-    fail(path, "bad magic (not a kervan token shard)");
-  if (header_.version != ShardHeader::kVersion)
-    fail(path, "unsupported shard version " + std::to_string(header_.version) + " (this kervan reads version " +
-                   std::to_string(ShardHeader::kVersion) + ")");
-  if (header_.token_bytes != 2 && header_.token_bytes != 4)
-    fail(path, "bad token width " + std::to_string(header_.token_bytes) + " (expected 2 or 4 bytes)");
-  // Bound the counts before multiplying them, so a corrupt header cannot overflow the size check.
-  const uint64_t expected = header_.token_count < (uint64_t{1} << 48) && header_.document_count < (uint64_t{1} << 48)
-                                ? shard_file_bytes(header_.token_count, header_.document_count, header_.token_bytes)
-                                : 0;
-  if (expected != map_bytes_)
-    fail(path, "size mismatch: the header announces " + std::to_string(header_.token_count) + " tokens and " +
-                   std::to_string(header_.document_count) + " documents (" + std::to_string(expected) +
-                   " bytes) but the file has " + std::to_string(map_bytes_) + " bytes (truncated or corrupt)");
-  doc_index_ = reinterpret_cast<const uint64_t*>(static_cast<const char*>(map_) + sizeof(ShardHeader) +
-                                                 shard_token_section_bytes(header_.token_count, header_.token_bytes));
+  try {
+    std::memcpy(&header_, map_, sizeof(header_));
+    if (std::memcmp(header_.magic, ShardHeader::kMagic, sizeof(header_.magic)) != 0)
+      fail(path, "bad magic (not a kervan token shard)");
+    if (header_.version != ShardHeader::kVersion)
+      fail(path, "unsupported shard version " + std::to_string(header_.version) + " (this kervan reads version " +
+                     std::to_string(ShardHeader::kVersion) + ")");
+    if (header_.token_bytes != 2 && header_.token_bytes != 4)
+      fail(path, "bad token width " + std::to_string(header_.token_bytes) + " (expected 2 or 4 bytes)");
+    // Bound the counts before multiplying them, so a corrupt header cannot overflow the size check.
+    const uint64_t expected = header_.token_count < (uint64_t{1} << 48) && header_.document_count < (uint64_t{1} << 48)
+                                  ? shard_file_bytes(header_.token_count, header_.document_count, header_.token_bytes)
+                                  : 0;
+    if (expected != map_bytes_)
+      fail(path, "size mismatch: the header announces " + std::to_string(header_.token_count) + " tokens and " +
+                     std::to_string(header_.document_count) + " documents (" + std::to_string(expected) +
+                     " bytes) but the file has " + std::to_string(map_bytes_) + " bytes (truncated or corrupt)");
+    doc_index_ = reinterpret_cast<const uint64_t*>(static_cast<const char*>(map_) + sizeof(ShardHeader) +
+                                                   shard_token_section_bytes(header_.token_count, header_.token_bytes));
+  } catch (...) {  // a bad shard must not leave its mapping behind
+    ::munmap(map_, map_bytes_);
+    map_ = nullptr;
+    throw;
+  }
 }
 
 TokenShard::~TokenShard() {
@@ -90,6 +97,17 @@ void TokenShard::verify() const {
   const uint64_t sum = XXH3_64bits_digest(state);
   XXH3_freeState(state);
   if (sum != header_.checksum) fail(path_, "checksum mismatch (the shard is corrupt; prepare it again)");
+  uint32_t largest = 0;  // a shard from a foreign or buggy writer must not index past the vocabulary
+  if (header_.token_bytes == 2) {
+    const auto* t = static_cast<const uint16_t*>(token_data());
+    for (uint64_t i = 0; i < header_.token_count; ++i) largest = std::max<uint32_t>(largest, t[i]);
+  } else {
+    const auto* t = static_cast<const uint32_t*>(token_data());
+    for (uint64_t i = 0; i < header_.token_count; ++i) largest = std::max(largest, t[i]);
+  }
+  if (header_.token_count > 0 && largest >= header_.vocab_size)
+    fail(path_, "token " + std::to_string(largest) + " is outside the shard's vocabulary (size " +
+                    std::to_string(header_.vocab_size) + ")");
   const std::span<const uint64_t> index = document_index();
   if (index.front() != 0 || index.back() != header_.token_count)
     fail(path_, "document index does not span the tokens");
@@ -103,9 +121,9 @@ TokenShardWriter::TokenShardWriter(const std::string& path, uint64_t vocab_size)
     : path_(path),
       tmp_path_(path + ".tmp"),
       vocab_size_(vocab_size),
-      token_bytes_(token_bytes_for_vocab(vocab_size)),
-      hash_state_(XXH3_createState()) {
+      token_bytes_(token_bytes_for_vocab(vocab_size)) {
   if (vocab_size == 0 || vocab_size > (uint64_t{1} << 32)) fail(path, "vocabulary size out of range");
+  hash_state_ = XXH3_createState();
   XXH3_64bits_reset(static_cast<XXH3_state_t*>(hash_state_));
   file_ = std::fopen(tmp_path_.c_str(), "wb");
   if (!file_) {

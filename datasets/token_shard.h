@@ -97,7 +97,7 @@ class TokenShardWriter {
   uint64_t token_count_ = 0;
   std::vector<uint64_t> doc_index_{0};
   std::vector<unsigned char> buffer_;
-  void* hash_state_;  // XXH3_state_t*, kept opaque so xxhash.h stays out of this header
+  void* hash_state_ = nullptr;  // XXH3_state_t*, kept opaque so xxhash.h stays out of this header
 };
 
 }  // namespace kervan

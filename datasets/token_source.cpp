@@ -9,6 +9,8 @@ namespace kervan {
 TokenSource::TokenSource(const std::string& path, const std::string& split, int64_t model_vocab)
     : path_(path), split_(split) {
   if (!std::filesystem::is_directory(path)) {
+    if (!std::filesystem::exists(path))
+      throw UserError(path + ": no such corpus folder or token file");
     if (split != "train")
       throw UserError(path + ": an llm.c token file has no '" + split + "' split (prepare a kervan corpus for that)");
     llmc_ = std::make_unique<LlmcTokenFile>(path, model_vocab);

@@ -1,5 +1,6 @@
 #include "launcher/run_config.h"
 
+#include <cmath>
 #include <map>
 #include <set>
 #include <toml++/toml.h>
@@ -162,6 +163,13 @@ std::string RunConfig::canonical() const {
   add("train.beta2", train.beta2);
   add("train.eps", train.eps);
   add("train.grad_clip", train.grad_clip);
+  add("data.tokenizer", data.tokenizer);
+  add("train.eval_every", train.eval_every);
+  add("train.eval_batches", train.eval_batches);
+  add("sample.tokens", sample.tokens);
+  add("sample.prompt", sample.prompt);
+  add("sample.temperature", sample.temperature);
+  add("sample.top_k", sample.top_k);
   add("parallel.tp", parallel.tp);
   add("parallel.bucket_mb", parallel.bucket_mb);
   add("parallel.zero", parallel.zero);
@@ -254,14 +262,17 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (t.seq_len > c.model.max_seq_len)
     throw UserError(r.where("train.seq_len") + ": train.seq_len (" + std::to_string(t.seq_len) +
                     ") exceeds model.max_seq_len (" + std::to_string(c.model.max_seq_len) + ")");
-  if (c.data.paths.empty() || c.data.paths[0].empty()) throw UserError(path + ": data.path is required");
+  if (c.data.paths.empty()) throw UserError(path + ": data.path is required");
+  for (const std::string& p : c.data.paths)
+    if (p.empty()) throw UserError(r.where("data.path") + ": data.path is required (an entry is empty)");
   if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size())
     throw UserError(r.where("data.weights") + ": data.weights needs one weight per data.path (" +
                     std::to_string(c.data.paths.size()) + "), got " + std::to_string(c.data.weights.size()));
   for (const double w : c.data.weights)
-    if (!(w > 0)) throw UserError(r.where("data.weights") + ": data.weights must all be positive");
-  if (t.eval_every < 0 || t.eval_batches < 0)
-    throw UserError(path + ": train.eval_every and train.eval_batches must be >= 0");
+    if (!(w > 0) || !std::isfinite(w))
+      throw UserError(r.where("data.weights") + ": data.weights must all be positive and finite");
+  if (t.eval_every < 0) throw UserError(r.where("train.eval_every") + ": train.eval_every must be >= 0");
+  if (t.eval_batches < 1) throw UserError(r.where("train.eval_batches") + ": train.eval_batches must be >= 1");
   if (c.parallel.zero != 0 && c.parallel.zero != 1)
     throw UserError(r.where("parallel.zero") + ": parallel.zero must be 0 or 1 (ZeRO-1), got " +
                     std::to_string(c.parallel.zero));

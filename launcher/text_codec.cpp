@@ -19,19 +19,29 @@ std::vector<int32_t> TextCodec::encode(const std::string& text) const {
 }
 
 std::string TextCodec::decode(const std::vector<int32_t>& ids) const {
+  // Ids the tokenizer lacks (the model's vocabulary may be larger) are shown as <|id:N|>.
   std::string out;
-  if (bpe_) {
-    std::vector<uint32_t> known;
-    for (const int32_t id : ids)
-      if (bpe_->has_id(static_cast<uint32_t>(id))) known.push_back(static_cast<uint32_t>(id));
-    return bpe_->decode(known);
-  }
+  std::vector<uint32_t> run;  // consecutive ids the BPE tokenizer knows, decoded together
+  auto flush = [&] {
+    if (!run.empty()) out += bpe_->decode(run);
+    run.clear();
+  };
   for (const int32_t id : ids) {
-    if (name_ == "bytes")
-      out += id < 256 ? std::string(1, static_cast<char>(id)) : std::string("<|endoftext|>");
-    else
+    if (bpe_ && id >= 0 && bpe_->has_id(static_cast<uint32_t>(id))) {
+      run.push_back(static_cast<uint32_t>(id));
+      continue;
+    }
+    if (bpe_) flush();
+    if (name_ == "bytes" && id >= 0 && id < 256)
+      out += static_cast<char>(id);
+    else if (name_ == "bytes" && id == 256)
+      out += "<|endoftext|>";
+    else if (name_ == "none")
       out += std::to_string(id) + " ";
+    else
+      out += "<|id:" + std::to_string(id) + "|>";
   }
+  if (bpe_) flush();
   return out;
 }
 

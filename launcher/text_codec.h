@@ -9,8 +9,9 @@
 namespace kervan {
 
 // Turns the sample prompt into ids and generated ids back into text, with the tokenizer the
-// training data was made with: "gpt2" or a folder (BPE), "bytes" (one token per byte; ids above 255
-// are the end-of-text token) or "none" (ids shown as numbers).
+// training data was made with: "gpt2" or a folder (BPE), "bytes" (one token per byte; 256 is the
+// end-of-text token) or "none" (ids shown as numbers). Ids a tokenizer does not have show as
+// <|id:N|>.
 class TextCodec {
  public:
   explicit TextCodec(const std::string& tokenizer);

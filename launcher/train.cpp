@@ -111,6 +111,13 @@ int run_train(const RunConfig& cfg) {
 
   TrainingData data = open_training_data(cfg);
   const TextCodec codec(cfg.sample.tokens > 0 ? data.tokenizer : "none");
+  // The sample prompt is checked now, on every rank, rather than after training.
+  std::vector<int32_t> prompt = codec.encode(cfg.sample.prompt);
+  if (prompt.empty()) prompt.push_back(0);  // "none" cannot encode text: start from token 0
+  for (const int32_t id : prompt)
+    if (id >= cfg.model.vocab_size)
+      throw UserError(cfg.file + ": sample.prompt encodes to token " + std::to_string(id) +
+                      ", outside model.vocab_size (" + std::to_string(cfg.model.vocab_size) + ")");
 
   std::ofstream metrics;
   if (job.leader() && !cfg.log.metrics_file.empty()) {
@@ -235,12 +242,6 @@ int run_train(const RunConfig& cfg) {
   // (the logits are gathered over the vocabulary shards); the leader prints.
   if (cfg.sample.tokens > 0 && job.grid.dp_rank == 0) {
     SampleOptions so{cfg.sample.tokens, cfg.sample.temperature, cfg.sample.top_k, static_cast<uint64_t>(t.seed)};
-    std::vector<int32_t> prompt = codec.encode(cfg.sample.prompt);
-    if (prompt.empty()) prompt.push_back(0);  // "none" cannot encode text: start from token 0
-    for (const int32_t id : prompt)
-      if (id >= cfg.model.vocab_size)
-        throw UserError(cfg.file + ": sample.prompt encodes to token " + std::to_string(id) +
-                        ", outside model.vocab_size");
     const auto out = generate(model, prompt, t.seq_len, so);
     if (job.leader())
       std::printf("----- sample (%lld tokens, tokenizer %s) -----\n%s\n-----\n",

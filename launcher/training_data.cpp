@@ -18,14 +18,26 @@ TrainingData open_training_data(const RunConfig& cfg) {
   TrainingData out;
   out.tokenizer = d.tokenizer;
   if (out.tokenizer.empty()) {
-    const std::string& name = sources[0].tokens->tokenizer().name;
-    out.tokenizer = name.empty() ? "none" : name;
+    out.tokenizer = "none";
+    for (const auto& s : sources)
+      if (s.tokens->is_corpus()) {
+        out.tokenizer = s.tokens->tokenizer().name;
+        break;
+      }
   }
-  for (const auto& s : sources)
-    if (s.tokens->is_corpus() && s.tokens->tokenizer().name != sources[0].tokens->tokenizer().name)
-      throw UserError(s.tokens->path() + ": made with tokenizer '" + s.tokens->tokenizer().name + "', but " +
-                      sources[0].tokens->path() + " with '" + sources[0].tokens->tokenizer().name +
-                      "' (blended corpora must share one tokenizer)");
+  // Blended corpora must share one tokenizer: same name, vocabulary and file hashes (llm.c files
+  // do not say what made them).
+  const TokenSource* first_corpus = nullptr;
+  for (const auto& s : sources) {
+    if (!s.tokens->is_corpus()) continue;
+    if (!first_corpus) first_corpus = s.tokens.get();
+    if (!(s.tokens->tokenizer() == first_corpus->tokenizer()))
+      throw UserError(s.tokens->path() + ": made with tokenizer '" + s.tokens->tokenizer().name + "' (" +
+                      std::to_string(s.tokens->tokenizer().vocab_size) + " tokens), but " + first_corpus->path() +
+                      " with '" + first_corpus->tokenizer().name + "' (" +
+                      std::to_string(first_corpus->tokenizer().vocab_size) +
+                      " tokens); blended corpora must share one tokenizer");
+  }
 
   if (cfg.train.eval_every > 0) {
     double total = 0;

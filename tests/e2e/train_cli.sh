@@ -58,7 +58,7 @@ expect_error "heads" "model.n_head (3) does not divide model.d_model (32)" "$ker
 expect_error "bad magic" "garbage.bin: bad magic" "$kervan" train --config "$work/c.toml" --set data.path="\"$work/garbage.bin\""
 expect_error "truncated" "trunc.bin: header announces" "$kervan" train --config "$work/c.toml" --set data.path="\"$work/trunc.bin\""
 expect_error "vocab" "is outside the model's vocabulary (model.vocab_size = 100)" "$kervan" train --config "$work/c.toml" --set model.vocab_size=100
-expect_error "missing data" "nothere.bin: cannot open token file" "$kervan" train --config "$work/c.toml" --set data.path="\"$work/nothere.bin\""
+expect_error "missing data" "nothere.bin: no such corpus folder or token file" "$kervan" train --config "$work/c.toml" --set data.path="\"$work/nothere.bin\""
 expect_error "missing config" "nothere.toml: cannot open config file" "$kervan" train --config "$work/nothere.toml"
 expect_error "bad cli" "--config is required" "$kervan" train
 expect_error "prepare missing input" "nothere.txt: cannot open input file" "$kervan" prepare --out "$work/p.bin" "$work/nothere.txt"

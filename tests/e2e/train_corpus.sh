@@ -74,11 +74,13 @@ node -e '
   const evals = lines.filter((l) => "val_loss" in l);
   if (evals.length !== 2) throw new Error("expected 2 evaluations, got " + evals.length);
   for (const e of evals) {
-    const per = Object.values(e.val_losses || {});
-    if (per.length !== 2) throw new Error("expected 2 per-source validation losses");
-    const mean = 0.7 * per[0] + 0.3 * per[1];
-    if (Math.abs(mean - e.val_loss) > 1e-5 * e.val_loss) throw new Error("val_loss " + e.val_loss + " is not 0.7/0.3 of " + per);
-  }' "$work/val2.jsonl" || fail "val_loss is not the blend-weighted mean of the per-source losses"
+    const per = e.val_losses || {};
+    const a = per[process.argv[2] + "/A"], c = per[process.argv[2] + "/C"];
+    if (Object.keys(per).length !== 2 || a === undefined || c === undefined)
+      throw new Error("expected validation losses of A and C, got " + JSON.stringify(per));
+    const mean = 0.7 * a + 0.3 * c;
+    if (Math.abs(mean - e.val_loss) > 1e-5 * e.val_loss) throw new Error("val_loss " + e.val_loss + " is not 0.7/0.3 of " + [a, c]);
+  }' "$work/val2.jsonl" "$work" || fail "val_loss is not the blend-weighted mean of the per-source losses"
 
 # Damaged corpora are refused before training, naming the shard.
 shard=$(cd "$work/A" && ls train-*.kvs | head -1)

@@ -2,9 +2,12 @@
 // with an error naming the file.
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <xxhash.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "core/error.h"
 #include "datasets/corpus_manifest.h"
@@ -103,8 +106,29 @@ TEST_F(Shard, DamageIsDetectedAndNamed) {
   EXPECT_NE(error_of(header).find("checksum mismatch"), std::string::npos);
 
   const std::string huge = damaged("huge.kvs");
-  patch_byte(huge, offsetof(ShardHeader, token_count) + 7, 0x7f);  // counts that would overflow
+  // token_count + 2^63: token_count * 2 wraps back to the true size, so only the bound on the
+  // counts catches it.
+  patch_byte(huge, offsetof(ShardHeader, token_count) + 7, static_cast<char>(0x80));
   EXPECT_NE(error_of(huge).find("size mismatch"), std::string::npos);
+
+  // A well-formed shard (valid checksum) whose header claims a smaller vocabulary than its tokens.
+  const std::string foreign = damaged("foreign.kvs");
+  {
+    std::fstream f(foreign, std::ios::in | std::ios::out | std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    ShardHeader h;
+    std::memcpy(&h, bytes.data(), sizeof(h));
+    h.vocab_size = 100;
+    XXH3_state_t* st = XXH3_createState();
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, bytes.data() + sizeof(h), bytes.size() - sizeof(h));
+    XXH3_64bits_update(st, &h, offsetof(ShardHeader, checksum));
+    h.checksum = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    f.seekp(0);
+    f.write(reinterpret_cast<const char*>(&h), sizeof(h));
+  }
+  EXPECT_EQ(error_of(foreign), foreign + ": token 50256 is outside the shard's vocabulary (size 100)");
 
   std::ofstream(path("short.kvs")) << "KVS";
   EXPECT_NE(error_of(path("short.kvs")).find("too short for a shard header"), std::string::npos);
