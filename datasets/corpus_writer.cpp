@@ -105,10 +105,10 @@ BuildStats CorpusBuilder::build(const std::vector<size_t>& unit_ids,
                                 const std::function<void(const BuildProgress&)>& progress) {
   fs::create_directories(options_.out_dir + "/" + kUnitRecordDir);
   BuildStats stats;
-  const std::vector<size_t> todo = units_to_build(unit_ids, stats);
+  const std::vector<size_t> to_build = units_to_build(unit_ids, stats);
   BuildProgress prog{stats.kept_bytes, 0, 0};
   progress(prog);
-  if (todo.empty()) return stats;
+  if (to_build.empty()) return stats;
 
   // One reader and `threads` tokenizers feed this thread, which writes the shards in input order.
   const int threads = std::max(1, options_.threads);
@@ -122,7 +122,7 @@ BuildStats CorpusBuilder::build(const std::vector<size_t>& unit_ids,
       for (std::thread& t : pool) t.join();
     }
   } stop_and_join{pipe, pool};
-  pool.emplace_back([&] { read_units(todo, pipe); });
+  pool.emplace_back([&] { read_units(to_build, pipe); });
   for (int i = 0; i < threads; ++i) pool.emplace_back([&] { tokenize_batches(pipe); });
   write_units(pipe, stats, prog, progress);
   return stats;
@@ -130,17 +130,17 @@ BuildStats CorpusBuilder::build(const std::vector<size_t>& unit_ids,
 
 // Counts the units an earlier run completed into stats and returns the others.
 std::vector<size_t> CorpusBuilder::units_to_build(const std::vector<size_t>& unit_ids, BuildStats& stats) const {
-  std::vector<size_t> todo;
+  std::vector<size_t> to_build;
   for (size_t u : unit_ids) {
     if (const std::optional<UnitRecord> record = completed_unit(u)) {
       stats.kept_units++;
       stats.kept_shards += record->train.size() + record->val.size();
       stats.kept_bytes += units_[u].bytes;
     } else {
-      todo.push_back(u);
+      to_build.push_back(u);
     }
   }
-  return todo;
+  return to_build;
 }
 
 // The reader thread: the documents of the units, in order, cut into batches of about

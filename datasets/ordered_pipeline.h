@@ -32,7 +32,7 @@ class OrderedPipeline {
     std::unique_lock lock(m_);
     cv_.wait(lock, [&] { return stopped_ || produced_ - consumed_ < max_in_flight_; });
     if (stopped_) return false;
-    todo_.emplace_back(produced_++, std::move(item));
+    waiting_.emplace_back(produced_++, std::move(item));
     cv_.notify_all();
     return true;
   }
@@ -47,10 +47,10 @@ class OrderedPipeline {
   // worker hands it back with done(seq, item).
   std::pair<uint64_t, std::unique_ptr<Item>> take() {
     std::unique_lock lock(m_);
-    cv_.wait(lock, [&] { return stopped_ || !todo_.empty() || closed_; });
-    if (stopped_ || todo_.empty()) return {0, nullptr};
-    auto entry = std::move(todo_.front());
-    todo_.pop_front();
+    cv_.wait(lock, [&] { return stopped_ || !waiting_.empty() || closed_; });
+    if (stopped_ || waiting_.empty()) return {0, nullptr};
+    auto entry = std::move(waiting_.front());
+    waiting_.pop_front();
     return entry;
   }
   void done(uint64_t seq, std::unique_ptr<Item> item) {
@@ -82,7 +82,7 @@ class OrderedPipeline {
   size_t max_in_flight_;
   uint64_t produced_ = 0, consumed_ = 0;
   bool closed_ = false, stopped_ = false;
-  std::deque<std::pair<uint64_t, std::unique_ptr<Item>>> todo_;
+  std::deque<std::pair<uint64_t, std::unique_ptr<Item>>> waiting_;
   std::map<uint64_t, std::unique_ptr<Item>> done_;
 };
 

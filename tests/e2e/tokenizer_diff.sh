@@ -15,8 +15,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 tiktoken_version=1.0.22
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$(dirname "$0")/lib.sh"
 
 for tool in node npm; do
   command -v "$tool" >/dev/null || { echo "tokenizer_diff: '$tool' missing: run scripts/install-deps.sh"; exit 1; }
@@ -77,14 +76,6 @@ echo "Hello folder tokenizer" > "$work/hello.txt"
 "$kervan" tokenizer bench --reps 1 "$work/hello.txt" | grep -q '"mb_per_s":' || fail "tokenizer bench: no mb_per_s"
 
 # 6. Mistakes: exit code 2 and one clear message.
-expect_error() {
-  local name=$1 want=$2
-  shift 2
-  "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  [[ $rc -eq 2 ]] || fail "$name: exit code $rc, expected 2 ($(cat "$work/err"))"
-  grep -qF -- "$want" "$work/err" || fail "$name: stderr lacks '$want': $(cat "$work/err")"
-}
 expect_error "not installed" "run scripts/get-tokenizer.sh gpt2" \
   env KERVAN_DATA_DIR="$work/empty" "$kervan" tokenizer encode "$work/hello.txt"
 mkdir -p "$work/bad/tokenizers/gpt2"
@@ -102,8 +93,4 @@ printf '15496\nhello\n' > "$work/notid.txt"
 expect_error "not an id" "notid.txt:2: expected one token id per line" "$kervan" tokenizer decode "$work/notid.txt"
 expect_error "missing input" "nothere.txt: cannot open input file" "$kervan" tokenizer encode "$work/nothere.txt"
 
-if ((fails)); then
-  echo "tokenizer_diff: $fails failed"
-  exit 1
-fi
-echo "tokenizer_diff: all checks passed"
+finish tokenizer_diff "all checks passed"
