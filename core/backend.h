@@ -107,6 +107,4 @@ class Backend {
   virtual int num_threads() const = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend();
-
 }  // namespace kervan

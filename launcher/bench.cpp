@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/model/gpt.h"
 #include "core/optim/adamw.h"

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "core/cpu/cpu_backend.h"
 #include "core/backend.h"
 #include "core/error.h"
 #include "launcher/bench.h"

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "datasets/data_loader.h"
+#include "datasets/loader/data_loader.h"
 #include "launcher/bench.h"
 
 namespace kervan {

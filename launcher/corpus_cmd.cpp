@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "core/error.h"
-#include "datasets/bpe_tokenizer.h"
-#include "datasets/corpus_manifest.h"
-#include "datasets/token_shard.h"
-#include "datasets/tokenizer_files.h"
+#include "datasets/tokenizer/bpe_tokenizer.h"
+#include "datasets/format/corpus_manifest.h"
+#include "datasets/format/token_shard.h"
+#include "datasets/tokenizer/tokenizer_files.h"
 
 namespace kervan {
 

@@ -11,12 +11,12 @@
 #include <thread>
 
 #include "core/error.h"
-#include "datasets/corpus_writer.h"
-#include "datasets/document_tokenizer.h"
-#include "datasets/llmc_corpus.h"
-#include "datasets/llmc_token_file.h"
-#include "datasets/text_sources.h"
-#include "datasets/tokenizer_files.h"
+#include "datasets/prepare/corpus_writer.h"
+#include "datasets/prepare/document_tokenizer.h"
+#include "datasets/prepare/llmc_corpus.h"
+#include "datasets/format/llmc_token_file.h"
+#include "datasets/prepare/text_sources.h"
+#include "datasets/tokenizer/tokenizer_files.h"
 #include "launcher/progress.h"
 #include "parallel/mpi_runtime.h"
 

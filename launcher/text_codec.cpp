@@ -1,6 +1,6 @@
 #include "launcher/text_codec.h"
 
-#include "datasets/tokenizer_files.h"
+#include "datasets/tokenizer/tokenizer_files.h"
 
 namespace kervan {
 

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "datasets/bpe_tokenizer.h"
+#include "datasets/tokenizer/bpe_tokenizer.h"
 
 namespace kervan {
 

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "datasets/tokenizer_files.h"
+#include "datasets/tokenizer/tokenizer_files.h"
 #include "launcher/tokenizer_train.h"
 
 namespace kervan {

@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "core/error.h"
-#include "datasets/bpe_trainer.h"
-#include "datasets/bpe_word_counts.h"
-#include "datasets/gpt2_vocab_writer.h"
+#include "datasets/tokenizer/bpe_trainer.h"
+#include "datasets/tokenizer/bpe_word_counts.h"
+#include "datasets/tokenizer/gpt2_vocab_writer.h"
 
 namespace kervan {
 

@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/model/generate.h"
 #include "core/model/gpt.h"

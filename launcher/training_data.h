@@ -2,7 +2,7 @@
 #include <memory>
 #include <string>
 
-#include "datasets/data_loader.h"
+#include "datasets/loader/data_loader.h"
 #include "launcher/run_config.h"
 
 namespace kervan {

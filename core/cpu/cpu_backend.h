@@ -1,4 +1,6 @@
 #pragma once
+#include <memory>
+
 #include "core/backend.h"
 
 namespace kervan {
@@ -57,6 +59,8 @@ class CpuBackend final : public Backend {
  private:
   int threads_ = 1;
 };
+
+std::unique_ptr<Backend> make_cpu_backend();
 
 // [N, C] view of a tensor: C is the last dimension, N the product of the others.
 struct RowsCols {

@@ -32,9 +32,9 @@ DATA_DIR="$cache/corpus" "$root/scripts/get-corpus.sh" kjv || { echo "tokenizer_
 kjv="$cache/corpus/kjv.txt"
 
 # 1. The class table kervan's scanner uses is tiktoken's, code point for code point.
-node "$root/datasets/gen_unicode_classes.cjs" "$tiktoken" > "$work/classes.inc" || fail "gen_unicode_classes.cjs"
-cmp -s "$work/classes.inc" "$root/datasets/unicode_classes.inc" ||
-  fail "datasets/unicode_classes.inc differs from tiktoken $tiktoken_version's classes (regenerate it): $(diff "$work/classes.inc" "$root/datasets/unicode_classes.inc" | head -5)"
+node "$root/datasets/tokenizer/gen_unicode_classes.cjs" "$tiktoken" > "$work/classes.inc" || fail "gen_unicode_classes.cjs"
+cmp -s "$work/classes.inc" "$root/datasets/tokenizer/unicode_classes.inc" ||
+  fail "datasets/tokenizer/unicode_classes.inc differs from tiktoken $tiktoken_version's classes (regenerate it): $(diff "$work/classes.inc" "$root/datasets/tokenizer/unicode_classes.inc" | head -5)"
 
 # 2. Every case: the same ids as tiktoken, and decode gives the input back.
 node "$root/tests/e2e/tokenizer_cases.cjs" "$tiktoken" "$work/cases" "$kjv" || { echo "tokenizer_cases.cjs failed"; exit 1; }

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "core/cpu/cpu_backend.h"
 #include "core/backend.h"
 #include "parallel/mpi_communicator.h"
 

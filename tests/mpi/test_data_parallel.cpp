@@ -10,6 +10,7 @@
 #include <mpi.h>
 
 #include "../common/compare.h"
+#include "core/cpu/cpu_backend.h"
 #include "core/model/gpt.h"
 #include "core/optim/adamw.h"
 #include "core/rng.h"

@@ -14,6 +14,7 @@
 #include <mpi.h>
 
 #include "../common/compare.h"
+#include "core/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/model/generate.h"
 #include "core/model/gpt.h"

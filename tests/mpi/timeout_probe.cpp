@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "core/cpu/cpu_backend.h"
 #include "core/backend.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/mpi_runtime.h"

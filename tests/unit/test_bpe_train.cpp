@@ -15,14 +15,14 @@
 #include <tuple>
 
 #include "core/error.h"
-#include "datasets/bpe_tokenizer.h"
-#include "datasets/bpe_trainer.h"
-#include "datasets/bpe_word_counts.h"
-#include "datasets/gpt2_pretokenizer.h"
-#include "datasets/gpt2_vocab_writer.h"
-#include "datasets/tokenizer_files.h"
-#include "datasets/utf8.h"
-#include "tests/unit/temp_dir_test.h"
+#include "datasets/tokenizer/bpe_tokenizer.h"
+#include "datasets/tokenizer/bpe_trainer.h"
+#include "datasets/tokenizer/bpe_word_counts.h"
+#include "datasets/tokenizer/gpt2_pretokenizer.h"
+#include "datasets/tokenizer/gpt2_vocab_writer.h"
+#include "datasets/tokenizer/tokenizer_files.h"
+#include "datasets/tokenizer/utf8.h"
+#include "temp_dir_test.h"
 
 namespace kervan {
 namespace {

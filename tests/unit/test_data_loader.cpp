@@ -10,12 +10,12 @@
 #include <set>
 
 #include "core/error.h"
-#include "datasets/corpus_manifest.h"
-#include "datasets/data_loader.h"
-#include "datasets/index_permutation.h"
-#include "datasets/llmc_token_file.h"
-#include "datasets/token_shard.h"
-#include "tests/unit/temp_dir_test.h"
+#include "datasets/format/corpus_manifest.h"
+#include "datasets/loader/data_loader.h"
+#include "datasets/loader/index_permutation.h"
+#include "datasets/format/llmc_token_file.h"
+#include "datasets/format/token_shard.h"
+#include "temp_dir_test.h"
 
 namespace kervan {
 namespace {

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/cpu/cpu_backend.h"
 #include "core/model/gpt.h"
 #include "core/optim/adamw.h"
 #include "core/optim/lr_schedule.h"

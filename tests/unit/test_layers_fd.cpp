@@ -1,6 +1,7 @@
 // Every layer's backward against central finite differences (see fd_check.h for the tolerance).
 #include <gtest/gtest.h>
 
+#include "core/cpu/cpu_backend.h"
 #include "core/backend.h"
 #include "core/layers/attention.h"
 #include "core/layers/embedding.h"

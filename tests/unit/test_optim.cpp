@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/cpu/cpu_backend.h"
 #include "core/optim/adamw.h"
 #include "core/optim/lr_schedule.h"
 

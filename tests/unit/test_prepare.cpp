@@ -11,9 +11,9 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "datasets/corpus_writer.h"
-#include "datasets/text_sources.h"
-#include "tests/unit/temp_dir_test.h"
+#include "datasets/prepare/corpus_writer.h"
+#include "datasets/prepare/text_sources.h"
+#include "temp_dir_test.h"
 
 namespace kervan {
 namespace {

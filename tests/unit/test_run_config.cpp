@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "launcher/run_config.h"
-#include "tests/unit/temp_dir_test.h"
+#include "temp_dir_test.h"
 
 namespace kervan {
 namespace {

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "core/cpu/cpu_backend.h"
 #include "core/backend.h"
 #include "core/error.h"
 #include "core/parameters.h"

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "../common/compare.h"
+#include "core/cpu/cpu_backend.h"
 #include "core/backend.h"
 #include "core/parameters.h"
 #include "fd_check.h"

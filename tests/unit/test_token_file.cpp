@@ -6,8 +6,8 @@
 #include <set>
 
 #include "core/error.h"
-#include "datasets/llmc_token_file.h"
-#include "tests/unit/temp_dir_test.h"
+#include "datasets/format/llmc_token_file.h"
+#include "temp_dir_test.h"
 
 namespace kervan {
 namespace {

@@ -10,9 +10,9 @@
 #include <iterator>
 
 #include "core/error.h"
-#include "datasets/corpus_manifest.h"
-#include "datasets/token_shard.h"
-#include "tests/unit/temp_dir_test.h"
+#include "datasets/format/corpus_manifest.h"
+#include "datasets/format/token_shard.h"
+#include "temp_dir_test.h"
 
 namespace kervan {
 namespace {

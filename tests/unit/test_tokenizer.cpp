@@ -12,10 +12,10 @@
 #include <random>
 
 #include "core/error.h"
-#include "datasets/bpe_tokenizer.h"
-#include "datasets/gpt2_pretokenizer.h"
-#include "datasets/tokenizer_files.h"
-#include "datasets/utf8.h"
+#include "datasets/tokenizer/bpe_tokenizer.h"
+#include "datasets/tokenizer/gpt2_pretokenizer.h"
+#include "datasets/tokenizer/tokenizer_files.h"
+#include "datasets/tokenizer/utf8.h"
 
 namespace kervan {
 namespace {
