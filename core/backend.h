@@ -1,7 +1,9 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <vector>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace kervan {
@@ -10,16 +12,17 @@ namespace kervan {
 struct AdamWStep {
   float lr;
   float beta1, beta2, eps;
-  float weight_decay;       // decoupled: p -= lr * wd * p, before the Adam update
-  float bias_correction1;   // 1 - beta1^t
-  float bias_correction2;   // 1 - beta2^t
-  float grad_scale;         // applied to the gradient first (global-norm clipping)
+  float weight_decay;      // decoupled: p -= lr * wd * p, before the Adam update
+  float bias_correction1;  // 1 - beta1^t
+  float bias_correction2;  // 1 - beta2^t
+  float grad_scale;        // applied to the gradient first (global-norm clipping)
 };
 
-// Every kernel the layers, models and optimizer use. One implementation per device: the CPU one
-// (OpenBLAS + OpenMP) lives in core/cpu, the CUDA one in core/cuda. Models call only this
-// interface, so they never branch on the device. Tensors are row-major and contiguous;
-// "[N, C]" below means any tensor whose last dimension is C, viewed as N rows.
+// Every kernel the layers, models and optimizer use, one implementation per device (today the CPU
+// one: OpenBLAS + OpenMP, in core/cpu). Models call only this interface, so they never branch on
+// the device. Tensors are row-major and contiguous; "[N, C]" below means any tensor whose last
+// dimension is C, viewed as N rows. Unless a kernel says otherwise, an output must not alias an
+// input (implementations check it).
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -31,39 +34,51 @@ class Backend {
   virtual void fill(Tensor& t, float value) = 0;
   virtual void copy_from_host(Tensor& dst, const void* src) = 0;
   virtual void copy_to_host(void* dst, const Tensor& src) = 0;
+  // dst = src, both on this backend's device, same size and dtype.
+  virtual void copy(Tensor& dst, const Tensor& src) = 0;
+  // The way host code reads tensor data, whatever the device: a copy in host memory.
+  template <typename T>
+  std::vector<T> to_host(const Tensor& t) {
+    std::vector<T> out(t.numel());
+    KERVAN_CHECK(t.dtype() == dtype_of<T>(),
+                 "to_host of a " + std::string(dtype_name(t.dtype())) + " tensor");
+    copy_to_host(out.data(), t);
+    return out;
+  }
+  template <typename T>
+  T item(const Tensor& t) {
+    KERVAN_CHECK(t.numel() == 1, "item() of a tensor of " + std::to_string(t.numel()) + " elements");
+    return to_host<T>(t)[0];
+  }
 
   // ---- dense algebra
   // y = alpha * op(a) @ op(b) + beta * y, with a, b, y 2-D; op(a) is a^T when trans_a.
-  virtual void matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
-                      float alpha, float beta) = 0;
+  virtual void matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
+                      float beta) = 0;
   // y[n, :] += bias  (y [N, C], bias [C])
   virtual void add_bias(Tensor& y, const Tensor& bias) = 0;
   // dbias += sum_n dy[n, :]
   virtual void bias_backward(Tensor& dbias, const Tensor& dy) = 0;
   // out = a + b (elementwise; out may alias a or b)
   virtual void add(Tensor& out, const Tensor& a, const Tensor& b) = 0;
-  // t *= s
-  virtual void scale(Tensor& t, float s) = 0;
   // sum of squares in double, for gradient norms
   virtual double sum_squares(const Tensor& t) = 0;
 
   // ---- layers (see core/layers for the math of each)
   // out[b,t,:] = wte[tokens[b,t], :] + wpe[t, :]; a token < 0 looks up a zero row (under tensor
   // parallelism, ids outside this rank's vocabulary shard).
-  virtual void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte,
-                                 const Tensor& wpe) = 0;
+  virtual void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte, const Tensor& wpe) = 0;
   // table[ids[n], :] += scale * rows[n, :]  (ids repeat; the token-embedding gradient; ids < 0
   // are skipped)
   virtual void scatter_add_rows(Tensor& table, const Tensor& rows, const Tensor& ids, float scale) = 0;
   // dwpe[t, :] += sum_b dout[b, t, :]  (the position-embedding gradient; dout [B, T, C])
   virtual void position_embedding_backward(Tensor& dwpe, const Tensor& dout) = 0;
   // out = (x - mean) * rstd * w + b, per row; saves mean and rstd [N] for backward.
-  virtual void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
-                                 const Tensor& w, const Tensor& b) = 0;
+  virtual void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
+                                 const Tensor& b) = 0;
   // dx = d/dx (overwritten); dw, db accumulated.
-  virtual void layernorm_backward(Tensor& dx, Tensor& dw, Tensor& db, const Tensor& dout,
-                                  const Tensor& x, const Tensor& w, const Tensor& mean,
-                                  const Tensor& rstd) = 0;
+  virtual void layernorm_backward(Tensor& dx, Tensor& dw, Tensor& db, const Tensor& dout, const Tensor& x,
+                                  const Tensor& w, const Tensor& mean, const Tensor& rstd) = 0;
   // out = gelu_tanh(x)
   virtual void gelu_forward(Tensor& out, const Tensor& x) = 0;
   // dx = gelu_tanh'(x) * dout (overwritten; dx may alias dout)
@@ -72,8 +87,8 @@ class Backend {
   // columns h*hs..(h+1)*hs). Saves the probabilities probs [B, NH, T, T] for backward.
   virtual void attention_forward(Tensor& out, Tensor& probs, const Tensor& qkv, int n_head) = 0;
   // dqkv overwritten; dprobs [B, NH, T, T] is scratch.
-  virtual void attention_backward(Tensor& dqkv, Tensor& dprobs, const Tensor& dout,
-                                  const Tensor& qkv, const Tensor& probs, int n_head) = 0;
+  virtual void attention_backward(Tensor& dqkv, Tensor& dprobs, const Tensor& dout, const Tensor& qkv,
+                                  const Tensor& probs, int n_head) = 0;
   // losses[n] = -log softmax(logits[n, :vocab])[targets[n]]; columns >= vocab are padding and
   // never predicted. Targets < 0 are ignored (loss 0).
   virtual void cross_entropy_forward(Tensor& losses, const Tensor& logits, const Tensor& targets,
@@ -102,8 +117,8 @@ class Backend {
   virtual void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
                             const AdamWStep& step) = 0;
 
-  // Worker threads this backend uses for host-side compute (CPU: OpenMP + OpenBLAS).
-  virtual void set_num_threads(int n) = 0;
+  // Host threads this backend computes with (CPU: the process's OpenMP/OpenBLAS threads, which
+  // core/cpu/host_threads.h sets; a device backend: its host-side helpers).
   virtual int num_threads() const = 0;
 };
 

@@ -5,14 +5,17 @@
 
 namespace kervan {
 
-// Element types a tensor can hold. The CPU backend computes in F32; BF16 is the storage type
-// the CUDA backend uses for activations and weights (with F32 master weights).
-enum class DType : uint8_t { F32, BF16, I32, U16 };
+// Element types a tensor can hold. Kernels compute in F32; F64 carries reductions that must not
+// lose precision across ranks (the global gradient norm); BF16 is reserved for device storage and
+// no CPU kernel takes it.
+enum class DType : uint8_t { F32, F64, BF16, I32, U16 };
 
 enum class Device : uint8_t { CPU, CUDA };
 
 constexpr size_t dtype_size(DType t) {
   switch (t) {
+    case DType::F64:
+      return 8;
     case DType::F32:
     case DType::I32:
       return 4;
@@ -27,6 +30,8 @@ constexpr std::string_view dtype_name(DType t) {
   switch (t) {
     case DType::F32:
       return "f32";
+    case DType::F64:
+      return "f64";
     case DType::BF16:
       return "bf16";
     case DType::I32:
@@ -42,6 +47,10 @@ constexpr DType dtype_of();
 template <>
 constexpr DType dtype_of<float>() {
   return DType::F32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return DType::F64;
 }
 template <>
 constexpr DType dtype_of<int32_t>() {

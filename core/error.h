@@ -4,19 +4,37 @@
 
 namespace kervan {
 
+// What a `kervan` command exits with. Each kind of failure has its own code, so a script (or
+// Slurm's requeue logic) can tell a mistake to fix from a machine to retry on.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitInternal = 1,     // a bug in kervan (KERVAN_CHECK failed, an unexpected exception)
+  kExitUser = 2,         // UserError: the user's input is wrong
+  kExitNumerical = 3,    // training stopped by a numerical fault (non-finite loss or gradient)
+  kExitEnvironment = 4,  // EnvironmentError: MPI, I/O, a collective that timed out
+};
+
 // A mistake the user can fix (bad config, missing or corrupt file, shapes that do not fit).
-// The launcher prints its message once and exits with code 2; everything else is a bug.
+// The message names the file (or the config key) and what is wrong; exit code 2.
 class UserError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-// Internal invariant; failing it is a bug in kervan, not in the user's input.
-#define KERVAN_CHECK(cond, msg)                                                           \
-  do {                                                                                    \
-    if (!(cond))                                                                          \
-      throw std::logic_error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " + \
-                             (msg));                                                      \
+// The environment failed, not the input: an MPI call, a write to a full disk, a collective that
+// never completed (later: CUDA, gRPC). The message names the call and the resource it acted on
+// ("MPI_Allreduce on the data-parallel group (world ranks 0, 1): ..."); exit code 4.
+class EnvironmentError : public std::runtime_error {
+ public:
+  EnvironmentError(const std::string& call, const std::string& resource, const std::string& detail)
+      : std::runtime_error(call + " on " + resource + ": " + detail) {}
+};
+
+// Internal invariant; failing it is a bug in kervan, not in the user's input (exit code 1).
+#define KERVAN_CHECK(cond, msg)                                                                      \
+  do {                                                                                               \
+    if (!(cond))                                                                                     \
+      throw std::logic_error(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " + (msg)); \
   } while (0)
 
 }  // namespace kervan

@@ -1,5 +1,6 @@
 #include "core/parameters.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/error.h"
@@ -23,6 +24,26 @@ int64_t Sharding::global_index(const Shape& local, int64_t i) const {
     return r * cols + c;
   }
   return r * cols * parts + index * cols + c;
+}
+
+std::vector<Sharding::LocalBox> Sharding::boxes(const Shape& local) const {
+  const Shape global = global_shape(local);
+  if (!sharded()) return {{0, TensorSlice::whole(global)}};
+  std::vector<int64_t> offsets(local.size(), 0);
+  if (dim == 1) {
+    offsets[1] = index * local[1];
+    return {{0, {global, offsets, local, 0, shape_numel(local)}}};
+  }
+  // Rows: block g of the local rows is rows [g*B*parts + index*B, +B) of the global tensor.
+  const int64_t block = local[0] / groups, row = shape_numel(local) / local[0];
+  Shape box = local;
+  box[0] = block;
+  std::vector<LocalBox> out;
+  for (int g = 0; g < groups; ++g) {
+    offsets[0] = g * block * parts + index * block;
+    out.push_back({g * block * row, {global, offsets, box, 0, block * row}});
+  }
+  return out;
 }
 
 Parameter& ParameterSet::declare(std::string name, Shape shape, Init init, bool weight_decay,
@@ -77,7 +98,28 @@ void ParameterSet::initialize(Backend& backend, uint64_t seed) {
   zero_grad(backend);
 }
 
-void ParameterSet::zero_grad(Backend& backend) { backend.fill(grads_, 0.0f); }
+void ParameterSet::zero_grad(Backend& backend) {
+  backend.fill(grads_, 0.0f);
+}
+
+void ParameterSet::append_state(StateDict& out, const std::string& prefix, const Tensor& flat,
+                                int64_t flat_begin, int replica) const {
+  const int64_t flat_end = flat_begin + flat.numel();
+  for (const Parameter& p : params_) {
+    for (const Sharding::LocalBox& b : p.sharding.boxes(p.shape)) {
+      // This box's local elements, as a range of the flat layout, clipped to the buffer.
+      const int64_t begin = p.offset + b.local_begin, end = begin + b.slice.flat_count;
+      const int64_t lo = std::max(begin, flat_begin), hi = std::min(end, flat_end);
+      if (lo >= hi) continue;
+      StateTensor t;
+      t.name = prefix + p.name;
+      t.slice = b.slice.part(lo - begin, hi - lo);
+      t.data = flat.slice_flat(lo - flat_begin, {hi - lo});
+      t.replica = replica;
+      out.tensors.push_back(std::move(t));
+    }
+  }
+}
 
 Parameter* ParameterSet::find(const std::string& name) {
   for (Parameter& p : params_)

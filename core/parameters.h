@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/backend.h"
+#include "core/state.h"
 
 namespace kervan {
 
@@ -31,6 +32,14 @@ struct Sharding {
   bool sharded() const { return dim >= 0 && parts > 1; }
   Shape global_shape(const Shape& local) const;
   int64_t global_index(const Shape& local, int64_t i) const;
+
+  // The local tensor as boxes of the global tensor, in local (row-major) order: one box, or
+  // `groups` boxes for a fused q|k|v shard. `local_begin` is the box's first local element.
+  struct LocalBox {
+    int64_t local_begin;
+    TensorSlice slice;
+  };
+  std::vector<LocalBox> boxes(const Shape& local) const;
 };
 
 struct Parameter {
@@ -62,6 +71,13 @@ class ParameterSet {
   const std::deque<Parameter>& all() const { return params_; }
   Parameter* find(const std::string& name);
   int64_t numel() const { return numel_; }
+
+  // Appends, as `prefix` + parameter name, the state tensors of a buffer laid out like the flat
+  // parameters: `flat` holds elements [flat_begin, flat_begin + flat.numel()) of that layout
+  // (the parameters themselves, an optimizer moment, or a ZeRO-1 chunk of one), cut into the
+  // slices of the global tensors they belong to. `replica`: see StateTensor.
+  void append_state(StateDict& out, const std::string& prefix, const Tensor& flat, int64_t flat_begin,
+                    int replica = -1) const;
   Tensor& values() { return values_; }
   Tensor& grads() { return grads_; }
 

@@ -22,7 +22,8 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, size_t offset_bytes, Shape shap
       shape_(std::move(shape)),
       numel_(shape_numel(shape_)),
       dtype_(dtype) {
-  KERVAN_CHECK(offset_ + bytes() <= storage_->bytes(), "tensor " + shape_str(shape_) + " overruns its storage");
+  KERVAN_CHECK(offset_ + bytes() <= storage_->bytes(),
+               "tensor " + shape_str(shape_) + " overruns its storage");
 }
 
 Tensor Tensor::view(Shape shape) const {
@@ -40,6 +41,13 @@ Tensor Tensor::rows(int64_t begin, int64_t end) const {
   Shape s = shape_;
   s[0] = end - begin;
   return slice_flat(begin * (numel_ / std::max<int64_t>(shape_[0], 1)), s);
+}
+
+bool overlaps(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined() || a.bytes() == 0 || b.bytes() == 0) return false;
+  const char* pa = static_cast<const char*>(a.raw());
+  const char* pb = static_cast<const char*>(b.raw());
+  return pa < pb + b.bytes() && pb < pa + a.bytes();
 }
 
 void Tensor::check_type(DType want) const {

@@ -73,4 +73,7 @@ class Tensor {
   DType dtype_ = DType::F32;
 };
 
+// Whether the bytes of a and b overlap (the "must not alias" checks of the kernels).
+bool overlaps(const Tensor& a, const Tensor& b);
+
 }  // namespace kervan

@@ -6,26 +6,28 @@
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/host_threads.h"
 #include "core/error.h"
 #include "core/model/gpt.h"
-#include "core/optim/adamw.h"
 #include "core/rng.h"
 #include "launcher/gemm_peak.h"
-#include "parallel/data_parallel.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #include "parallel/tensor_parallel.h"
+#include "parallel/train_step.h"
 
 namespace kervan {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 }  // namespace
 
 int run_bench_gemm(int64_t n, int64_t threads, int reps) {
+  set_host_threads(static_cast<int>(threads));
   auto be = make_cpu_backend();
-  be->set_num_threads(static_cast<int>(threads));
   const double flops = measure_gemm_flops(*be, n, reps);
   nlohmann::json j = {{"bench", "gemm"}, {"n", n}, {"threads", threads}, {"gflops", flops / 1e9}};
   std::printf("%s\n", j.dump().c_str());
@@ -56,18 +58,12 @@ int run_bench_train(const BenchTrainOptions& o) {
   std::unique_ptr<CommunicatorTpGroup> tp_group;
   if (grid.tp > 1) tp_group = std::make_unique<CommunicatorTpGroup>(*tp);
 
+  set_host_threads(static_cast<int>(o.threads));
   auto be = make_cpu_backend();
-  be->set_num_threads(static_cast<int>(o.threads));
   const double peak = measure_gemm_flops(*be, 1024, 5) * ranks;
   GPT model(cfg, *be, o.batch, o.seq, tp_group.get());
   model.init_weights(1337);
-  AdamW opt(model.params(), *be, {});
-  std::unique_ptr<GradientAllReducer> reducer;
-  if (grid.dp > 1) {
-    reducer = std::make_unique<GradientAllReducer>(model.params(), *dp, *be, 25'000'000,
-                                                   grid.tp == 1 ? model.params().find("wte") : nullptr);
-    reducer->attach(model);
-  }
+  TrainStep train_step(model, AdamWConfig{}, {dp.get(), tp.get(), o.zero1});
 
   const int64_t n = o.batch * o.seq;
   std::vector<int32_t> x(n), y(n);
@@ -82,23 +78,20 @@ int run_bench_train(const BenchTrainOptions& o) {
     model.params().zero_grad(*be);
     model.forward(x.data(), y.data(), o.batch, o.seq);
     const double t_fwd = since(t0);
-    if (reducer) reducer->begin();
+    train_step.before_last_backward();
     model.backward(1.0f);
-    if (reducer) reducer->finish();  // counted in backward: what the overlap did not hide
+    // Counted in backward: the all-reduce the overlap did not hide (or ZeRO-1's reduce-scatter).
+    const float norm = train_step.reduce_gradients();
     const double t_bwd = since(t0) - t_fwd;
-    const float norm =
-        tp_group ? tp_grad_global_norm(*be, model.params(), *tp) : grad_global_norm(*be, model.params());
-    opt.step(1e-4f, clip_factor(norm, 1.0f));
+    train_step.step(1e-4f, clip_factor(norm, 1.0f));
     const double t_all = since(t0);
     if (step >= o.warmup_steps) {
       fwd += t_fwd;
       bwd += t_bwd;
       upd += t_all - t_fwd - t_bwd;
       total += t_all;
-      if (reducer) {
-        comm += reducer->comm_s();
-        exposed += reducer->exposed_s();
-      }
+      comm += train_step.comm_seconds();
+      exposed += train_step.exposed_comm_seconds();
     }
   }
   if (rank != 0) return 0;
@@ -113,12 +106,14 @@ int run_bench_train(const BenchTrainOptions& o) {
                       {"threads", o.threads},
                       {"ranks", ranks},
                       {"tp", grid.tp},
+                      {"zero", o.zero1 ? 1 : 0},
                       {"batch", o.batch},
                       {"seq", o.seq}};
   if (o.profile)
-    j["ms_per_phase"] = {{"forward", 1e3 * fwd / o.steps}, {"backward", 1e3 * bwd / o.steps},
+    j["ms_per_phase"] = {{"forward", 1e3 * fwd / o.steps},
+                         {"backward", 1e3 * bwd / o.steps},
                          {"clip_and_adamw", 1e3 * upd / o.steps}};
-  if (reducer) {
+  if (train_step.num_buckets() > 0) {
     j["comm_ms"] = 1e3 * comm / o.steps;
     j["exposed_comm_ms"] = 1e3 * exposed / o.steps;
     j["hidden_comm_fraction"] = comm > 0 ? 1.0 - exposed / comm : 1.0;

@@ -14,6 +14,18 @@
 #include "launcher/train.h"
 #include "parallel/mpi_runtime.h"
 
+namespace {
+
+// One line on stderr and the exit code of its kind; under mpirun the other ranks may be waiting
+// in a collective, so the whole job ends.
+int fail(const std::string& message, int exit_code) {
+  if (kervan::MpiRuntime::active()) kervan::MpiRuntime::abort_job(message, exit_code);
+  std::fprintf(stderr, "kervan: error: %s\n", message.c_str());
+  return exit_code;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace kervan;
   spdlog::set_default_logger(spdlog::stderr_color_mt("kervan"));
@@ -41,13 +53,15 @@ int main(int argc, char** argv) {
   gemm->add_option("--reps", gemm_reps, "Timed repetitions (best is reported)");
   int64_t ar_min = 4096, ar_max = 256 << 20;
   int ar_reps = 5;
-  auto* allreduce = bench->add_subcommand("allreduce", "All-reduce bus bandwidth vs plain MPI (run under mpirun)");
+  auto* allreduce =
+      bench->add_subcommand("allreduce", "All-reduce bus bandwidth vs plain MPI (run under mpirun)");
   allreduce->add_option("--min-bytes", ar_min, "Smallest message");
   allreduce->add_option("--max-bytes", ar_max, "Largest message (sizes grow 4x)");
   allreduce->add_option("--reps", ar_reps, "Timed repetitions per size (median)");
   BenchLoaderOptions bl;
   auto* bloader = bench->add_subcommand("loader", "Training data loader throughput (batches/s)");
-  bloader->add_option("--data", bl.paths, "Corpus folders or llm.c .bin files (several: blended)")->required();
+  bloader->add_option("--data", bl.paths, "Corpus folders or llm.c .bin files (several: blended)")
+      ->required();
   bloader->add_option("--weights", bl.weights, "Blend weights, one per --data");
   bloader->add_option("--batch", bl.batch, "Sequences per batch");
   bloader->add_option("--seq", bl.seq, "Sequence length");
@@ -64,6 +78,7 @@ int main(int argc, char** argv) {
   btrain->add_option("--seq", bt.seq, "Sequence length");
   btrain->add_option("--threads", bt.threads, "Threads");
   btrain->add_option("--tp", bt.tp, "Tensor-parallel size (under mpirun)");
+  btrain->add_flag("--zero", bt.zero1, "ZeRO-1: AdamW state sharded over the data-parallel replicas");
   btrain->add_option("--steps", bt.steps, "Timed steps");
   btrain->add_option("--warmup-steps", bt.warmup_steps, "Untimed steps first");
   btrain->add_flag("--profile", bt.profile, "Also report forward / backward / optimizer time");
@@ -87,7 +102,8 @@ int main(int argc, char** argv) {
       std::string command_line = "kervan";
       for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        command_line += a.find_first_of(" \t'\"") == std::string::npos && !a.empty() ? " " + a : " '" + a + "'";
+        command_line +=
+            a.find_first_of(" \t'\"") == std::string::npos && !a.empty() ? " " + a : " '" + a + "'";
       }
       return prepare.run(command_line);
     }
@@ -102,14 +118,11 @@ int main(int argc, char** argv) {
       return run_bench_train(bt);
     }
   } catch (const UserError& e) {
-    // Under mpirun the other ranks may be waiting in a collective: end them all.
-    if (MpiRuntime::active()) MpiRuntime::abort_job(e.what(), 2);
-    std::fprintf(stderr, "kervan: error: %s\n", e.what());
-    return 2;
+    return fail(e.what(), kExitUser);
+  } catch (const EnvironmentError& e) {
+    return fail(e.what(), kExitEnvironment);
   } catch (const std::exception& e) {
-    if (MpiRuntime::active()) MpiRuntime::abort_job(std::string("internal error: ") + e.what(), 1);
-    std::fprintf(stderr, "kervan: internal error: %s\n", e.what());
-    return 1;
+    return fail(std::string("internal error: ") + e.what(), kExitInternal);
   }
   return 0;
 }

@@ -1,11 +1,13 @@
 #include "launcher/train.h"
 
-#include <omp.h>
 #include <fmt/format.h>
+#include <omp.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -13,19 +15,18 @@
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/host_threads.h"
 #include "core/error.h"
 #include "core/model/generate.h"
 #include "core/model/gpt.h"
-#include "core/optim/adamw.h"
 #include "core/rng.h"
 #include "launcher/gemm_peak.h"
 #include "launcher/text_codec.h"
 #include "launcher/training_data.h"
-#include "parallel/data_parallel.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #include "parallel/tensor_parallel.h"
-#include "parallel/zero.h"
+#include "parallel/train_step.h"
 
 namespace kervan {
 
@@ -68,7 +69,7 @@ void check_same_config(const RunConfig& cfg, Job& job, Backend& be) {
   const int32_t parts[2] = {static_cast<int32_t>(h), static_cast<int32_t>(h >> 32)};
   be.copy_from_host(mine, parts);
   job.world->all_gather(all, mine);
-  const int32_t* p = all.data<int32_t>();
+  const std::vector<int32_t> p = be.to_host<int32_t>(all);
   for (int r = 1; r < job.world->size(); ++r)
     if (p[2 * r] != p[0] || p[2 * r + 1] != p[1])
       throw UserError(cfg.file + ": the resolved config of rank " + std::to_string(r) +
@@ -80,15 +81,17 @@ float mean_over(Communicator& group, Backend& be, double value) {
   const float v = static_cast<float>(value);
   be.copy_from_host(t, &v);
   group.all_reduce(t, ReduceOp::Avg);
-  return t.data<float>()[0];
+  return be.item<float>(t);
 }
 
 // Mean loss over the validation batches: each DP rank evaluates its own share of every global
 // batch (TP peers the same one), and the mean is taken over the DP group.
-float evaluate(GPT& model, DataLoader& val, const RunConfig& cfg, const Job& job, Communicator& dp, Backend& be) {
+float evaluate(Model& model, DataLoader& val, const RunConfig& cfg, const Job& job, Communicator& dp,
+               Backend& be) {
   const int64_t B = cfg.train.micro_batch, T = cfg.train.seq_len;
   const int64_t per_batch = B * job.grid.dp;
-  const int64_t batches = std::min(cfg.train.eval_batches, std::max<int64_t>(1, val.num_windows(0) / per_batch));
+  const int64_t batches =
+      std::min(cfg.train.eval_batches, std::max<int64_t>(1, val.num_windows(0) / per_batch));
   std::vector<int32_t> inputs(B * T), targets(B * T);
   double sum = 0;
   for (int64_t i = 0; i < batches; ++i) {
@@ -106,8 +109,8 @@ int run_train(const RunConfig& cfg) {
   const auto& t = cfg.train;
   Job job = start_job(cfg);
   if (!job.leader()) spdlog::set_level(spdlog::level::warn);
+  set_host_threads(t.threads > 0 ? static_cast<int>(t.threads) : omp_get_num_procs());
   auto be = make_cpu_backend();
-  be->set_num_threads(t.threads > 0 ? static_cast<int>(t.threads) : omp_get_num_procs());
   check_same_config(cfg, job, *be);
 
   TrainingData data = open_training_data(cfg);
@@ -126,37 +129,27 @@ int run_train(const RunConfig& cfg) {
     std::error_code ec;
     if (!dir.empty()) std::filesystem::create_directories(dir, ec);
     metrics.open(cfg.log.metrics_file, std::ios::trunc);
-    if (!metrics) throw UserError(cfg.file + ": log.metrics_file: cannot write '" + cfg.log.metrics_file + "'");
+    if (!metrics)
+      throw UserError(cfg.file + ": log.metrics_file: cannot write '" + cfg.log.metrics_file + "'");
   }
 
   CommunicatorTpGroup tp_group(*job.tp);
-  std::unique_ptr<GPT> model_ptr;
+  std::unique_ptr<Model> model_ptr;
   try {
     model_ptr = std::make_unique<GPT>(cfg.model, *be, t.micro_batch, t.seq_len,
                                       job.grid.tp > 1 ? &tp_group : nullptr);
   } catch (const UserError& e) {
     throw UserError(cfg.file + ": " + e.what());
   }
-  GPT& model = *model_ptr;
+  Model& model = *model_ptr;
   // Same global values on every rank and in every (DP, TP) layout (counter-based, global indices).
   model.init_weights(static_cast<uint64_t>(t.seed));
-  const AdamWConfig adamw{t.beta1, t.beta2, t.eps, t.weight_decay};
-  std::unique_ptr<ShardedAdamW> sharded;  // ZeRO-1 replaces both the reducer and `opt`'s state
-  std::unique_ptr<GradientAllReducer> reducer;
-  if (job.grid.dp > 1 && cfg.parallel.zero == 1) {
-    sharded = std::make_unique<ShardedAdamW>(model.params(), *job.dp, *be, adamw, job.tp.get());
-  } else if (job.grid.dp > 1) {
-    reducer = std::make_unique<GradientAllReducer>(model.params(), *job.dp, *be,
-                                                   static_cast<int64_t>(cfg.parallel.bucket_mb * 1e6),
-                                                   // wte's early all-reduce path: without TP only
-                                                   job.grid.tp == 1 ? model.params().find("wte") : nullptr);
-    reducer->attach(model);
-  }
-  std::unique_ptr<AdamW> opt;
-  if (!sharded) opt = std::make_unique<AdamW>(model.params(), *be, adamw);
+  TrainStep train_step(model, {t.beta1, t.beta2, t.eps, t.weight_decay},
+                       {job.dp.get(), job.tp.get(), cfg.parallel.zero == 1,
+                        static_cast<int64_t>(cfg.parallel.bucket_mb * 1e6)});
   const LrSchedule schedule = cfg.schedule();
   const double peak_flops = measure_gemm_flops(*be, 1024, 3) * job.grid.world_size;
-  const int64_t params = cfg.model.num_params();
+  const int64_t params = model.num_params();
   const int64_t dp = job.grid.dp, B = t.micro_batch;
   const int64_t samples_per_step = B * dp * t.grad_accum;
   const int64_t tokens_per_step = samples_per_step * t.seq_len;
@@ -164,10 +157,13 @@ int run_train(const RunConfig& cfg) {
                cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model, cfg.model.vocab_size,
                cfg.model.padded_vocab(), params / 1e6);
   spdlog::info("data: {}", data.describe());
-  spdlog::info("{}; {} tokens per step; {} threads per rank; GEMM peak {:.1f} GFLOP/s in all", job.grid.describe(),
-               tokens_per_step, be->num_threads(), peak_flops / 1e9);
-  if (reducer) spdlog::info("data parallel: {} gradient buckets of ~{} MB", reducer->num_buckets(), cfg.parallel.bucket_mb);
-  if (sharded) spdlog::info("ZeRO-1: {} optimizer-state elements on this rank", sharded->state_numel());
+  spdlog::info("{}; {} tokens per step; {} threads per rank; GEMM peak {:.1f} GFLOP/s in all",
+               job.grid.describe(), tokens_per_step, be->num_threads(), peak_flops / 1e9);
+  if (train_step.num_buckets() > 0)
+    spdlog::info("data parallel: {} gradient buckets of ~{} MB", train_step.num_buckets(),
+                 cfg.parallel.bucket_mb);
+  if (dp > 1 && cfg.parallel.zero == 1)
+    spdlog::info("ZeRO-1: {} optimizer-state elements on this rank", train_step.optimizer_state_numel());
 
   std::vector<int32_t> inputs(B * t.seq_len), targets(inputs.size());
   int64_t consumed_samples = 0;
@@ -176,29 +172,21 @@ int run_train(const RunConfig& cfg) {
     model.params().zero_grad(*be);
     double loss = 0.0;
     for (int64_t micro = 0; micro < t.grad_accum; ++micro) {
-      data.train->fill_batch(first_sample_of(consumed_samples, micro, dp, job.grid.dp_rank, B), B, inputs.data(),
-                             targets.data());
+      data.train->fill_batch(first_sample_of(consumed_samples, micro, dp, job.grid.dp_rank, B), B,
+                             inputs.data(), targets.data());
       loss += model.forward(inputs.data(), targets.data(), B, t.seq_len) / t.grad_accum;
-      const bool last = micro == t.grad_accum - 1;
-      if (reducer && last) reducer->begin();  // gradients are reduced once, on the last micro-batch
+      if (micro == t.grad_accum - 1) train_step.before_last_backward();
       model.backward(1.0f / static_cast<float>(t.grad_accum));
     }
-    if (reducer) reducer->finish();
+    const float norm = train_step.reduce_gradients();
     consumed_samples += samples_per_step;
-    const float norm = sharded           ? sharded->reduce_gradients()
-                       : job.grid.tp > 1 ? tp_grad_global_norm(*be, model.params(), *job.tp)
-                                         : grad_global_norm(*be, model.params());
     const float lr = schedule.at(step);
-    if (sharded) {
-      sharded->step(lr, clip_factor(norm, t.grad_clip));
-    } else {
-      opt->step(lr, clip_factor(norm, t.grad_clip));
-    }
+    train_step.step(lr, clip_factor(norm, t.grad_clip));
     if (dp > 1) loss = mean_over(*job.dp, *be, loss);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!std::isfinite(loss) || !std::isfinite(norm)) {
       spdlog::error("step {}: loss {} / grad norm {} is not finite; stopping", step, loss, norm);
-      return 3;
+      return kExitNumerical;
     }
     const double tps = tokens_per_step / secs;
     const double mfu = 6.0 * params * tps / peak_flops;
@@ -213,19 +201,26 @@ int run_train(const RunConfig& cfg) {
       }
       val_loss = static_cast<float>(mean);
     }
-    if (metrics) {
-      nlohmann::json j = {{"step", step},          {"loss", static_cast<float>(loss)},
-                          {"lr", lr},              {"grad_norm", norm},
-                          {"tokens_per_s", tps},   {"mfu", mfu},
-                          {"ms_per_step", secs * 1e3}, {"consumed_samples", consumed_samples}};
-      if (reducer) {
-        j["comm_ms"] = reducer->comm_s() * 1e3;
-        j["exposed_comm_ms"] = reducer->exposed_s() * 1e3;
+    if (metrics.is_open()) {
+      nlohmann::json j = {{"step", step},
+                          {"loss", static_cast<float>(loss)},
+                          {"lr", lr},
+                          {"grad_norm", norm},
+                          {"tokens_per_s", tps},
+                          {"mfu", mfu},
+                          {"ms_per_step", secs * 1e3},
+                          {"consumed_samples", consumed_samples}};
+      if (train_step.num_buckets() > 0) {
+        j["comm_ms"] = train_step.comm_seconds() * 1e3;
+        j["exposed_comm_ms"] = train_step.exposed_comm_seconds() * 1e3;
       }
       if (val_loss) j["val_loss"] = *val_loss;
       if (val_losses.size() > 1)
         for (size_t v = 0; v < val_losses.size(); ++v) j["val_losses"][data.val[v].path] = val_losses[v];
       metrics << j.dump() << '\n' << std::flush;
+      if (!metrics)
+        throw EnvironmentError("write", "log.metrics_file '" + cfg.log.metrics_file + "'",
+                               std::strerror(errno));
     }
     if (step % cfg.log.every == 0 || step == t.steps - 1)
       spdlog::info("step {:>5}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | MFU {:.1f}%",
@@ -242,7 +237,8 @@ int run_train(const RunConfig& cfg) {
   // Sampling runs on the first data-parallel replica; all its tensor-parallel ranks take part
   // (the logits are gathered over the vocabulary shards); the leader prints.
   if (cfg.sample.tokens > 0 && job.grid.dp_rank == 0) {
-    SampleOptions so{cfg.sample.tokens, cfg.sample.temperature, cfg.sample.top_k, static_cast<uint64_t>(t.seed)};
+    SampleOptions so{cfg.sample.tokens, cfg.sample.temperature, cfg.sample.top_k,
+                     static_cast<uint64_t>(t.seed)};
     const auto out = generate(model, prompt, t.seq_len, so);
     if (job.leader())
       std::printf("----- sample (%lld tokens, tokenizer %s) -----\n%s\n-----\n",

@@ -6,14 +6,17 @@
 
 namespace kervan {
 
-GradientAllReducer::GradientAllReducer(ParameterSet& params, Communicator& group, Backend& backend,
-                                       int64_t bucket_bytes, const Parameter* token_embedding)
-    : params_(params), group_(group), be_(backend), wte_(token_embedding) {
-  auto& all = params.all();
+GradientAllReducer::GradientAllReducer(Model& model, Communicator& group, int64_t bucket_bytes)
+    : model_(model),
+      params_(model.params()),
+      group_(group),
+      be_(model.backend()),
+      table_(model.sparse_rows_table()) {
+  auto& all = params_.all();
   Bucket current;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     const int64_t n = it->value.numel();
-    if (&*it == wte_ && current.params) {  // wte alone in its bucket
+    if (&*it == table_ && current.params) {  // wte alone in its bucket
       buckets_.push_back(std::move(current));
       current = Bucket{};
     }
@@ -21,20 +24,25 @@ GradientAllReducer::GradientAllReducer(ParameterSet& params, Communicator& group
     current.begin = it->offset;
     ++current.params;
     bucket_of_offset_[it->offset] = static_cast<int>(buckets_.size());
-    if (&*it == wte_ || (current.end - current.begin) * static_cast<int64_t>(sizeof(float)) >= bucket_bytes) {
+    if (&*it == table_ ||
+        (current.end - current.begin) * static_cast<int64_t>(sizeof(float)) >= bucket_bytes) {
       buckets_.push_back(std::move(current));
       current = Bucket{};
     }
   }
   if (current.params) buckets_.push_back(std::move(current));
-}
-
-void GradientAllReducer::attach(GPT& model) {
   model.set_grad_ready_hook([this](const Parameter& p) { grad_ready(p); });
-  if (wte_) model.set_token_grad_hook([this](const Tensor& rows, const Tensor& ids) { return token_grads(rows, ids); });
+  if (table_)
+    model.set_sparse_rows_hook(
+        [this](const Tensor& rows, const Tensor& ids) { return sparse_rows(rows, ids); });
 }
 
-bool GradientAllReducer::token_grads(const Tensor& rows, const Tensor& tokens) {
+GradientAllReducer::~GradientAllReducer() {
+  model_.set_grad_ready_hook(nullptr);
+  if (table_) model_.set_sparse_rows_hook(nullptr);
+}
+
+bool GradientAllReducer::sparse_rows(const Tensor& rows, const Tensor& tokens) {
   if (!armed_) return false;
   const int64_t n = group_.size();
   if (all_rows_.numel() != n * rows.numel()) {
@@ -81,8 +89,8 @@ void GradientAllReducer::finish() {
     rows_handle_->wait();
     ids_handle_->wait();
     comm_s_ += rows_handle_->seconds() + ids_handle_->seconds();
-    Tensor wte_grad = wte_->grad;
-    be_.scatter_add_rows(wte_grad, all_rows_.view({all_ids_.numel(), wte_->shape[1]}), all_ids_,
+    Tensor table_grad = table_->grad;
+    be_.scatter_add_rows(table_grad, all_rows_.view({all_ids_.numel(), table_->shape[1]}), all_ids_,
                          1.0f / static_cast<float>(group_.size()));
     rows_handle_.reset();
     ids_handle_.reset();

@@ -3,8 +3,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/model/gpt.h"
-#include "core/parameters.h"
+#include "core/model/model.h"
 #include "parallel/communicator.h"
 
 namespace kervan {
@@ -19,23 +18,25 @@ namespace kervan {
 // Every rank builds the same buckets and sees parameters become ready in the same order, so the
 // collectives line up across ranks.
 //
-// The token embedding wte is its own bucket and the exception to "last layer first": it is also
-// the LM head, the first gradient backward computes, and the embedding lookup, the last. Its
-// all-reduce starts right after the LM head; the lookup's contribution (B*T rows, tiny next to
-// wte) is all-gathered from every rank at the end and added to the averaged gradient as
+// A model's sparse-rows table (Model::sparse_rows_table: GPT's token embedding wte) is its own
+// bucket and the exception to "last layer first": it is also the LM head, the first gradient
+// backward computes, and the embedding lookup, the last. Its all-reduce starts right after the LM
+// head; the lookup's contribution (B*T rows, tiny next to wte) is all-gathered from every rank at
+// the end and added to the averaged gradient as
 //   dwte = avg_r(dense_r) + (1/n) sum_r scatter(rows_r)  =  avg_r(dense_r + scatter(rows_r)).
 class GradientAllReducer {
  public:
-  GradientAllReducer(ParameterSet& params, Communicator& group, Backend& backend, int64_t bucket_bytes,
-                     const Parameter* token_embedding = nullptr);
-  // Hooks this reducer into the model's backward (grad-ready and token-grad hooks).
-  void attach(GPT& model);
+  // Hooks itself into the model's backward (grad-ready and sparse-rows hooks).
+  GradientAllReducer(Model& model, Communicator& group, int64_t bucket_bytes);
+  ~GradientAllReducer();  // unhooks
+  GradientAllReducer(const GradientAllReducer&) = delete;
+  GradientAllReducer& operator=(const GradientAllReducer&) = delete;
 
   // Arms the reducer for the coming backward (the last micro-batch of a step).
   void begin();
   void grad_ready(const Parameter& p);
-  // The token-embedding rows of this rank's last backward; false when not armed.
-  bool token_grads(const Tensor& rows, const Tensor& tokens);
+  // The sparse-table rows of this rank's last backward; false when not armed.
+  bool sparse_rows(const Tensor& rows, const Tensor& ids);
   // Returns when every bucket is averaged across the group.
   void finish();
 
@@ -53,11 +54,12 @@ class GradientAllReducer {
   };
   void launch(Bucket& b);
 
+  Model& model_;
   ParameterSet& params_;
   Communicator& group_;
   Backend& be_;
-  const Parameter* wte_;
-  Tensor all_rows_, all_ids_;  // every rank's token-embedding rows and ids, gathered
+  const Parameter* table_;
+  Tensor all_rows_, all_ids_;  // every rank's sparse-table rows and ids, gathered
   std::unique_ptr<CommHandle> rows_handle_, ids_handle_;
   std::vector<Bucket> buckets_;
   std::unordered_map<int64_t, int> bucket_of_offset_;

@@ -17,6 +17,8 @@ MPI_Datatype mpi_type(DType t) {
   switch (t) {
     case DType::F32:
       return MPI_FLOAT;
+    case DType::F64:
+      return MPI_DOUBLE;
     case DType::I32:
       return MPI_INT32_T;
     case DType::BF16:
@@ -31,24 +33,21 @@ int mpi_count(const Tensor& t) {
   return static_cast<int>(t.numel());
 }
 
-void check_mpi(int rc, const char* op) {
-  if (rc != MPI_SUCCESS) {
-    char msg[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, msg, &len);
-    throw std::runtime_error(std::string(op) + " failed: " + std::string(msg, len));
+void scale(Tensor& t, double s) {
+  if (t.dtype() == DType::F64) {
+    double* p = t.data<double>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] *= s;
+    return;
   }
-}
-
-void scale_floats(Tensor& t, float s) {
   float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] *= s;
+  const float f = static_cast<float>(s);
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] *= f;
 }
 
 std::string describe(const char* op, const Tensor& t) {
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%s of %.3g MB (%lld x %s)", op, t.bytes() / 1e6, static_cast<long long>(t.numel()),
-                std::string(dtype_name(t.dtype())).c_str());
+  std::snprintf(buf, sizeof buf, "%s of %.3g MB (%lld x %s)", op, t.bytes() / 1e6,
+                static_cast<long long>(t.numel()), std::string(dtype_name(t.dtype())).c_str());
   return buf;
 }
 
@@ -57,7 +56,7 @@ struct Completion {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
-  std::string error;
+  std::exception_ptr error;
   double seconds = 0.0;
 };
 
@@ -72,7 +71,7 @@ class MpiHandle final : public CommHandle {
       lock.unlock();
       comm_.report_timeout(what_, seq_);
     }
-    if (!c_->error.empty()) throw std::runtime_error(c_->error);
+    if (c_->error) std::rethrow_exception(c_->error);
   }
   double seconds() const override { return c_->seconds; }
 
@@ -84,6 +83,17 @@ class MpiHandle final : public CommHandle {
 };
 
 }  // namespace
+
+void MpiCommunicator::check_mpi(int rc, const char* call) const {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  std::string members;
+  for (int r : world_ranks_) members += (members.empty() ? "" : ", ") + std::to_string(r);
+  throw EnvironmentError(call, "the " + name_ + " group (world ranks " + members + ")",
+                         std::string(msg, len));
+}
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::string name, double timeout_s)
     : comm_(comm), name_(std::move(name)), timeout_s_(timeout_s) {
@@ -129,12 +139,12 @@ std::unique_ptr<CommHandle> MpiCommunicator::submit(std::string what, std::funct
     std::lock_guard lock(mu_);
     seq = next_seq_++;
     queue_.push_back([c, work = std::move(work)] {
-      std::string error;
+      std::exception_ptr error;
       const auto t0 = std::chrono::steady_clock::now();
       try {
         work();
-      } catch (const std::exception& e) {
-        error = e.what();
+      } catch (...) {
+        error = std::current_exception();
       }
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::lock_guard l(c->mu);
@@ -149,12 +159,13 @@ std::unique_ptr<CommHandle> MpiCommunicator::submit(std::string what, std::funct
 }
 
 std::unique_ptr<CommHandle> MpiCommunicator::all_reduce_async(Tensor& t, ReduceOp op) {
-  KERVAN_CHECK(op != ReduceOp::Avg || t.dtype() == DType::F32, "average needs f32");
+  KERVAN_CHECK(op != ReduceOp::Avg || t.dtype() == DType::F32 || t.dtype() == DType::F64,
+               "average needs f32 or f64");
   return submit(describe("all_reduce", t), [this, t, op]() mutable {
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, t.raw(), mpi_count(t), mpi_type(t.dtype()),
                             op == ReduceOp::Max ? MPI_MAX : MPI_SUM, comm_),
               "MPI_Allreduce");
-    if (op == ReduceOp::Avg) scale_floats(t, 1.0f / static_cast<float>(size_));
+    if (op == ReduceOp::Avg) scale(t, 1.0 / size_);
   });
 }
 
@@ -170,7 +181,8 @@ static void chunk_layout(int64_t n, int parts, std::vector<int>& counts, std::ve
   }
 }
 
-std::unique_ptr<CommHandle> MpiCommunicator::reduce_scatter_async(Tensor& out, const Tensor& in, ReduceOp op) {
+std::unique_ptr<CommHandle> MpiCommunicator::reduce_scatter_async(Tensor& out, const Tensor& in,
+                                                                  ReduceOp op) {
   KERVAN_CHECK(out.numel() == chunk_of(in.numel(), size_, rank_).count && in.dtype() == out.dtype(),
                "reduce_scatter sizes");
   return submit(describe("reduce_scatter", in), [this, out, in, op]() mutable {
@@ -179,7 +191,7 @@ std::unique_ptr<CommHandle> MpiCommunicator::reduce_scatter_async(Tensor& out, c
     check_mpi(MPI_Reduce_scatter(in.raw(), out.raw(), counts.data(), mpi_type(in.dtype()),
                                  op == ReduceOp::Max ? MPI_MAX : MPI_SUM, comm_),
               "MPI_Reduce_scatter");
-    if (op == ReduceOp::Avg) scale_floats(out, 1.0f / static_cast<float>(size_));
+    if (op == ReduceOp::Avg) scale(out, 1.0 / size_);
   });
 }
 
@@ -246,14 +258,15 @@ void MpiCommunicator::report_timeout(const std::string& what, int64_t seq) {
     if (!answered[r]) absent.push_back(world_ranks_[r]);
   const std::string missing = join(absent), members = join(world_ranks_);
   char head[160];
-  std::snprintf(head, sizeof head, "rank %d: collective #%lld on the %s group (world ranks %s): ", world_ranks_[rank_],
+  std::snprintf(head, sizeof head,
+                "rank %d: collective #%lld on the %s group (world ranks %s): ", world_ranks_[rank_],
                 static_cast<long long>(seq), name_.c_str(), members.c_str());
   char limit[32];
   std::snprintf(limit, sizeof limit, "%g", timeout_s_);
   MpiRuntime::abort_job(std::string(head) + what + " did not complete within " + limit +
                             " s (parallel.collective_timeout_s); ranks that did not arrive: " +
                             (missing.empty() ? "none (all arrived; the collective itself stalled)" : missing),
-                        3);
+                        kExitEnvironment);
 }
 
 }  // namespace kervan

@@ -42,6 +42,8 @@ class MpiCommunicator final : public Communicator {
 
  private:
   std::unique_ptr<CommHandle> submit(std::string what, std::function<void()> work);
+  // Throws EnvironmentError naming the MPI call and this group when rc is not MPI_SUCCESS.
+  void check_mpi(int rc, const char* call) const;
   void worker_loop();
 
   MPI_Comm comm_, roll_call_comm_;

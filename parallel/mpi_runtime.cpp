@@ -26,8 +26,12 @@ MpiRuntime::MpiRuntime() {
   MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);
   if (provided < MPI_THREAD_MULTIPLE) {
     MPI_Finalize();
-    throw UserError("this MPI library does not provide MPI_THREAD_MULTIPLE, which kervan needs");
+    throw EnvironmentError("MPI_Init_thread", "this MPI library",
+                           "it does not provide MPI_THREAD_MULTIPLE, which kervan needs");
   }
+  // Failed MPI calls return their code (every communicator made from the world inherits this),
+  // so that MpiCommunicator can name the call and the group instead of MPI aborting bare.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   g_active = true;
@@ -39,7 +43,9 @@ MpiRuntime::~MpiRuntime() {
   g_active = false;
 }
 
-bool MpiRuntime::active() { return g_active; }
+bool MpiRuntime::active() {
+  return g_active;
+}
 
 std::unique_ptr<Communicator> MpiRuntime::group(int color, const std::string& name, double timeout_s) const {
   MPI_Comm comm;

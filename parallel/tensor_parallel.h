@@ -28,8 +28,4 @@ class CommunicatorTpGroup final : public TpGroup {
 // `tp` must call it for the same parameter (an all-gather).
 std::vector<float> gather_global(Backend& be, const Parameter& p, Communicator& tp);
 
-// L2 norm of the global gradient under tensor parallelism: sharded gradients' squares summed over
-// the group, replicated ones (identical on every rank) counted once. All ranks get the same value.
-float tp_grad_global_norm(Backend& be, ParameterSet& params, Communicator& tp);
-
 }  // namespace kervan

@@ -1,7 +1,8 @@
 #include "parallel/zero.h"
 
 #include <algorithm>
-#include <cmath>
+
+#include "parallel/grad_norm.h"
 
 namespace kervan {
 
@@ -22,25 +23,7 @@ ShardedAdamW::ShardedAdamW(ParameterSet& params, Communicator& group, Backend& b
 float ShardedAdamW::reduce_gradients() {
   Tensor mine = grad_shard_.slice_flat(0, {shard_.count});
   group_.reduce_scatter(mine, params_.grads(), ReduceOp::Avg);
-  Tensor sq = be_.empty({1}, DType::F32);
-  float partial = 0.0f;
-  if (!tp_) {
-    partial = static_cast<float>(be_.sum_squares(mine));
-  } else {  // replicated pieces count 1/tp on each of the tp ranks that hold them
-    const int64_t s0 = shard_.begin, s1 = shard_.begin + shard_.count;
-    double acc = 0.0;
-    for (Parameter& p : params_.all()) {
-      const int64_t lo = std::max(p.offset, s0), hi = std::min(p.offset + p.value.numel(), s1);
-      if (lo >= hi) continue;
-      const double sq_piece = be_.sum_squares(grad_shard_.slice_flat(lo - s0, {hi - lo}));
-      acc += p.sharding.sharded() ? sq_piece : sq_piece / tp_->size();
-    }
-    partial = static_cast<float>(acc);
-  }
-  be_.copy_from_host(sq, &partial);
-  group_.all_reduce(sq, ReduceOp::Sum);
-  if (tp_) tp_->all_reduce(sq, ReduceOp::Sum);
-  return std::sqrt(sq.data<float>()[0]);
+  return static_cast<float>(global_grad_norm(be_, params_, mine, shard_.begin, tp_, &group_));
 }
 
 void ShardedAdamW::step(float lr, float grad_scale) {
@@ -58,6 +41,19 @@ void ShardedAdamW::step(float lr, float grad_scale) {
   }
   Tensor all = params_.values();
   group_.all_gather(all, all.slice_flat(s0, {shard_.count}));
+}
+
+void ShardedAdamW::state(StateDict& out) {
+  params_.append_state(out, "optim/m/", m_.slice_flat(0, {shard_.count}), shard_.begin, group_.rank());
+  params_.append_state(out, "optim/v/", v_.slice_flat(0, {shard_.count}), shard_.begin, group_.rank());
+  out.values["optim/step"] = t_;
+}
+
+void ShardedAdamW::load_state(const StateDict& in) {
+  StateDict own;
+  state(own);
+  copy_state_tensors(be_, own, in);
+  t_ = in.value<int64_t>("optim/step");
 }
 
 }  // namespace kervan

@@ -16,10 +16,9 @@ namespace kervan {
 // overlapped with it (the overlapped bucketed path is GradientAllReducer, zero = 0).
 //
 // Under tensor parallelism (`tp`, the rank's TP group) the parameters are this rank's shards; the
-// flat layout is the same on every TP rank, so the chunks line up. The gradient norm then sums the
-// sharded parameters' squares over the TP group too, and counts the replicated ones (identical on
-// every TP rank) once.
-class ShardedAdamW {
+// flat layout is the same on every TP rank, so the chunks line up, and the norm counts every
+// global element once (parallel/grad_norm.h).
+class ShardedAdamW final : public Stateful {
  public:
   ShardedAdamW(ParameterSet& params, Communicator& group, Backend& backend, AdamWConfig config,
                Communicator* tp = nullptr);
@@ -27,6 +26,11 @@ class ShardedAdamW {
   void step(float lr, float grad_scale);
   // Elements of optimizer state this rank holds (m and v together).
   int64_t state_numel() const { return 2 * shard_.count; }
+
+  // optim/m/<param> and optim/v/<param> pieces of this rank's chunk (replica = its DP rank), and
+  // optim/step.
+  void state(StateDict& out) override;
+  void load_state(const StateDict& in) override;
 
  private:
   ParameterSet& params_;

@@ -10,10 +10,11 @@
 
 namespace kervan {
 
-void CpuBackend::adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
-                              const AdamWStep& st) {
+void CpuBackend::adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& st) {
   KERVAN_CHECK(param.numel() == grad.numel() && m.numel() == param.numel() && v.numel() == param.numel(),
                "adamw sizes");
+  KERVAN_CHECK(!overlaps(param, grad) && !overlaps(param, m) && !overlaps(param, v) && !overlaps(m, v),
+               "adamw: parameter, gradient and moments must be distinct memory");
   float* p = param.data<float>();
   const float* g = grad.data<float>();
   float* pm = m.data<float>();

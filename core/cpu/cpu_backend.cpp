@@ -8,26 +8,27 @@
 #include <new>
 #include <vector>
 
+#include "core/cpu/host_threads.h"
 #include "core/error.h"
 
 namespace kervan {
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend() {
+  return std::make_unique<CpuBackend>();
+}
 
 RowsCols rows_cols(const Tensor& t) {
   const int64_t cols = t.ndim() == 0 ? 1 : t.dim(-1);
   return {cols == 0 ? 0 : t.numel() / cols, cols};
 }
 
-CpuBackend::CpuBackend() { set_num_threads(1); }
-
-void CpuBackend::set_num_threads(int n) {
-  threads_ = n < 1 ? 1 : n;
-  omp_set_num_threads(threads_);
-  openblas_set_num_threads(threads_);
+int CpuBackend::num_threads() const {
+  return host_threads();
 }
 
-static void free_aligned(void* p) { std::free(p); }
+static void free_aligned(void* p) {
+  std::free(p);
+}
 
 Tensor CpuBackend::empty(const Shape& shape, DType dtype) {
   const size_t bytes = std::max<size_t>(shape_numel(shape) * dtype_size(dtype), 1);
@@ -50,23 +51,32 @@ void CpuBackend::fill(Tensor& t, float value) {
   for (int64_t i = 0; i < n; ++i) p[i] = value;
 }
 
-void CpuBackend::copy_from_host(Tensor& dst, const void* src) { std::memcpy(dst.raw(), src, dst.bytes()); }
+void CpuBackend::copy_from_host(Tensor& dst, const void* src) {
+  std::memcpy(dst.raw(), src, dst.bytes());
+}
 
-void CpuBackend::copy_to_host(void* dst, const Tensor& src) { std::memcpy(dst, src.raw(), src.bytes()); }
+void CpuBackend::copy_to_host(void* dst, const Tensor& src) {
+  std::memcpy(dst, src.raw(), src.bytes());
+}
 
-void CpuBackend::matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
-                        float alpha, float beta) {
+void CpuBackend::copy(Tensor& dst, const Tensor& src) {
+  KERVAN_CHECK(dst.numel() == src.numel() && dst.dtype() == src.dtype(), "copy sizes");
+  std::memmove(dst.raw(), src.raw(), src.bytes());
+}
+
+void CpuBackend::matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
+                        float beta) {
   KERVAN_CHECK(a.ndim() == 2 && b.ndim() == 2 && y.ndim() == 2, "matmul takes 2-D tensors");
   const int64_t m = trans_a ? a.dim(1) : a.dim(0);
   const int64_t k = trans_a ? a.dim(0) : a.dim(1);
   const int64_t kb = trans_b ? b.dim(1) : b.dim(0);
   const int64_t n = trans_b ? b.dim(0) : b.dim(1);
-  KERVAN_CHECK(k == kb && y.dim(0) == m && y.dim(1) == n,
-               "matmul shapes " + shape_str(a.shape()) + " x " + shape_str(b.shape()) + " -> " +
-                   shape_str(y.shape()));
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              m, n, k, alpha, a.data<float>(), a.dim(1), b.data<float>(), b.dim(1), beta,
-              y.data<float>(), n);
+  KERVAN_CHECK(
+      k == kb && y.dim(0) == m && y.dim(1) == n,
+      "matmul shapes " + shape_str(a.shape()) + " x " + shape_str(b.shape()) + " -> " + shape_str(y.shape()));
+  KERVAN_CHECK(!overlaps(y, a) && !overlaps(y, b), "matmul output aliases an input");
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
+              k, alpha, a.data<float>(), a.dim(1), b.data<float>(), b.dim(1), beta, y.data<float>(), n);
 }
 
 void CpuBackend::add_bias(Tensor& y, const Tensor& bias) {
@@ -110,18 +120,11 @@ void CpuBackend::add(Tensor& out, const Tensor& a, const Tensor& b) {
   for (int64_t i = 0; i < n; ++i) po[i] = pa[i] + pb[i];
 }
 
-void CpuBackend::scale(Tensor& t, float s) {
-  float* p = t.data<float>();
-  const int64_t n = t.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) p[i] *= s;
-}
-
 double CpuBackend::sum_squares(const Tensor& t) {
   const float* p = t.data<float>();
   const int64_t n = t.numel();
-  std::vector<double> partial(threads_, 0.0);
-#pragma omp parallel num_threads(threads_)
+  std::vector<double> partial(host_threads(), 0.0);
+#pragma omp parallel num_threads(static_cast <int>(partial.size()))
   {
     int64_t i0, i1;
     chunk_range(n, omp_get_num_threads(), omp_get_thread_num(), i0, i1);

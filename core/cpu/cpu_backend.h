@@ -10,24 +10,22 @@ namespace kervan {
 // The kernels are spread over the files of core/cpu/, one file per layer family.
 class CpuBackend final : public Backend {
  public:
-  CpuBackend();
   Device device() const override { return Device::CPU; }
 
   Tensor empty(const Shape& shape, DType dtype) override;
   void fill(Tensor& t, float value) override;
   void copy_from_host(Tensor& dst, const void* src) override;
   void copy_to_host(void* dst, const Tensor& src) override;
+  void copy(Tensor& dst, const Tensor& src) override;
 
   void matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
               float beta) override;
   void add_bias(Tensor& y, const Tensor& bias) override;
   void bias_backward(Tensor& dbias, const Tensor& dy) override;
   void add(Tensor& out, const Tensor& a, const Tensor& b) override;
-  void scale(Tensor& t, float s) override;
   double sum_squares(const Tensor& t) override;
 
-  void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte,
-                         const Tensor& wpe) override;
+  void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte, const Tensor& wpe) override;
   void scatter_add_rows(Tensor& table, const Tensor& rows, const Tensor& ids, float scale) override;
   void position_embedding_backward(Tensor& dwpe, const Tensor& dout) override;
   void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
@@ -41,8 +39,8 @@ class CpuBackend final : public Backend {
                           const Tensor& probs, int n_head) override;
   void cross_entropy_forward(Tensor& losses, const Tensor& logits, const Tensor& targets,
                              int64_t vocab) override;
-  void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& targets,
-                              int64_t vocab, float dloss) override;
+  void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& targets, int64_t vocab,
+                              float dloss) override;
   void vocab_parallel_row_max(Tensor& mx, const Tensor& logits, int64_t valid) override;
   void vocab_parallel_exp_sum_target(Tensor& sum, Tensor& tgt, const Tensor& logits, const Tensor& mx,
                                      const Tensor& targets, int64_t col0, int64_t valid) override;
@@ -50,14 +48,9 @@ class CpuBackend final : public Backend {
                                              const Tensor& sum, const Tensor& targets, int64_t col0,
                                              int64_t valid, float dloss) override;
 
-  void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
-                    const AdamWStep& step) override;
+  void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& step) override;
 
-  void set_num_threads(int n) override;
-  int num_threads() const override { return threads_; }
-
- private:
-  int threads_ = 1;
+  int num_threads() const override;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

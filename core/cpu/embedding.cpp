@@ -6,10 +6,12 @@
 
 namespace kervan {
 
-void CpuBackend::embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte,
-                                   const Tensor& wpe) {
+void CpuBackend::embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte, const Tensor& wpe) {
   const int64_t B = tokens.dim(0), T = tokens.dim(1), C = wte.dim(1);
-  KERVAN_CHECK(out.numel() == B * T * C && wpe.dim(0) >= T, "embedding shapes");
+  KERVAN_CHECK(
+      tokens.ndim() == 2 && out.numel() == B * T * C && wpe.ndim() == 2 && wpe.dim(0) >= T && wpe.dim(1) == C,
+      "embedding shapes: tokens " + shape_str(tokens.shape()) + ", wte " + shape_str(wte.shape()) + ", wpe " +
+          shape_str(wpe.shape()) + ", out " + shape_str(out.shape()));
   const int32_t* tok = tokens.data<int32_t>();
   const float* pwte = wte.data<float>();
   const float* pwpe = wpe.data<float>();
@@ -32,6 +34,7 @@ void CpuBackend::embedding_forward(Tensor& out, const Tensor& tokens, const Tens
 void CpuBackend::scatter_add_rows(Tensor& table, const Tensor& rows, const Tensor& ids, float scale) {
   const int64_t N = ids.numel(), C = table.dim(1);
   KERVAN_CHECK(rows.numel() == N * C, "scatter_add_rows shapes");
+  KERVAN_CHECK(!overlaps(table, rows), "scatter_add_rows: the table aliases the rows");
   const int32_t* id = ids.data<int32_t>();
   const float* pr = rows.data<float>();
   float* pt = table.data<float>();
@@ -49,6 +52,10 @@ void CpuBackend::scatter_add_rows(Tensor& table, const Tensor& rows, const Tenso
 }
 
 void CpuBackend::position_embedding_backward(Tensor& dwpe, const Tensor& dout) {
+  KERVAN_CHECK(
+      dout.ndim() == 3 && dwpe.ndim() == 2 && dwpe.dim(0) >= dout.dim(1) && dwpe.dim(1) == dout.dim(2),
+      "position embedding backward shapes: dout " + shape_str(dout.shape()) + ", dwpe " +
+          shape_str(dwpe.shape()));
   const int64_t B = dout.dim(0), T = dout.dim(1), C = dout.dim(2);
   const float* pd = dout.data<float>();
   float* pw = dwpe.data<float>();

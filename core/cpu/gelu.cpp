@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/error.h"
 
 namespace kervan {
 
@@ -14,6 +15,8 @@ constexpr float kCubic = 0.044715f;
 }  // namespace
 
 void CpuBackend::gelu_forward(Tensor& out, const Tensor& x) {
+  KERVAN_CHECK(out.numel() == x.numel(),
+               "gelu shapes: x " + shape_str(x.shape()) + ", out " + shape_str(out.shape()));
   const float* px = x.data<float>();
   float* po = out.data<float>();
   const int64_t n = x.numel();
@@ -25,6 +28,9 @@ void CpuBackend::gelu_forward(Tensor& out, const Tensor& x) {
 }
 
 void CpuBackend::gelu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) {
+  KERVAN_CHECK(dx.numel() == x.numel() && dout.numel() == x.numel(),
+               "gelu backward shapes: x " + shape_str(x.shape()) + ", dx " + shape_str(dx.shape()) +
+                   ", dout " + shape_str(dout.shape()));
   const float* px = x.data<float>();
   const float* pd = dout.data<float>();
   float* pdx = dx.data<float>();

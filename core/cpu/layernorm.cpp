@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/error.h"
 
 namespace kervan {
 
@@ -16,9 +17,13 @@ namespace {
 constexpr float kLayerNormEps = 1e-5f;
 }
 
-void CpuBackend::layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
-                                   const Tensor& w, const Tensor& b) {
+void CpuBackend::layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
+                                   const Tensor& b) {
   const auto [N, C] = rows_cols(x);
+  KERVAN_CHECK(
+      out.numel() == x.numel() && w.numel() == C && b.numel() == C && mean.numel() == N && rstd.numel() == N,
+      "layernorm shapes: x " + shape_str(x.shape()) + ", out " + shape_str(out.shape()) + ", w " +
+          shape_str(w.shape()) + ", mean " + shape_str(mean.shape()));
   const float* px = x.data<float>();
   const float* pw = w.data<float>();
   const float* pb = b.data<float>();
@@ -41,10 +46,15 @@ void CpuBackend::layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, cons
   }
 }
 
-void CpuBackend::layernorm_backward(Tensor& dx, Tensor& dw, Tensor& db, const Tensor& dout,
-                                    const Tensor& x, const Tensor& w, const Tensor& mean,
-                                    const Tensor& rstd) {
+void CpuBackend::layernorm_backward(Tensor& dx, Tensor& dw, Tensor& db, const Tensor& dout, const Tensor& x,
+                                    const Tensor& w, const Tensor& mean, const Tensor& rstd) {
   const auto [N, C] = rows_cols(x);
+  KERVAN_CHECK(dx.numel() == x.numel() && dout.numel() == x.numel() && w.numel() == C && dw.numel() == C &&
+                   db.numel() == C && mean.numel() == N && rstd.numel() == N,
+               "layernorm backward shapes: x " + shape_str(x.shape()) + ", dx " + shape_str(dx.shape()) +
+                   ", dout " + shape_str(dout.shape()));
+  // dw and db are accumulated from dout after dx is written.
+  KERVAN_CHECK(!overlaps(dx, dout) && !overlaps(dx, x), "layernorm backward: dx aliases dout or x");
   const float* px = x.data<float>();
   const float* pd = dout.data<float>();
   const float* pw = w.data<float>();

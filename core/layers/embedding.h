@@ -19,7 +19,7 @@ class Embedding {
             float init_std, TpGroup* tp = nullptr);
   void forward(Backend& be, Tensor& x, const Tensor& tokens) const;
   // dwte, dwpe accumulate. backward_positions does only the dwpe part: data parallelism applies
-  // the token rows itself (see GPT::set_token_grad_hook).
+  // the token rows itself (see Model::set_sparse_rows_hook).
   void backward(Backend& be, const Tensor& dx, const Tensor& tokens) const;
   void backward_positions(Backend& be, const Tensor& dx) const;
 

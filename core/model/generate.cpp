@@ -17,8 +17,9 @@ int32_t pick(const std::vector<float>& logits, int64_t vocab, const SampleOption
   std::vector<int32_t> ids(vocab);
   for (int64_t i = 0; i < vocab; ++i) ids[i] = static_cast<int32_t>(i);
   int64_t k = opt.top_k > 0 ? std::min(opt.top_k, vocab) : vocab;
-  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
-                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
   const float mx = logits[ids[0]];
   std::vector<double> p(k);
   double sum = 0.0;
@@ -33,16 +34,18 @@ int32_t pick(const std::vector<float>& logits, int64_t vocab, const SampleOption
 
 }  // namespace
 
-std::vector<int32_t> generate(GPT& model, std::vector<int32_t> prompt, int64_t window, const SampleOptions& opt) {
+std::vector<int32_t> generate(Model& model, std::vector<int32_t> prompt, int64_t window,
+                              const SampleOptions& opt) {
   KERVAN_CHECK(!prompt.empty(), "generate needs a prompt of at least one token");
-  const int64_t Vp = model.config().padded_vocab(), vocab = model.config().vocab_size;
+  KERVAN_CHECK(model.can_generate() && window <= model.max_context(),
+               "generate: the model cannot take the window");
+  const int64_t Vp = model.logits_width(), vocab = model.vocab_size();
   const uint64_t key = stream_key(opt.seed, "sample");
   std::vector<float> row(Vp);
   for (int64_t i = 0; i < opt.max_new_tokens; ++i) {
     const int64_t T = std::min<int64_t>(prompt.size(), window);
     const int32_t* ctx = prompt.data() + prompt.size() - T;
-    model.forward(ctx, nullptr, 1, T);
-    model.logits_row(T - 1, row.data());
+    model.next_token_logits(ctx, T, row.data());
     prompt.push_back(pick(row, vocab, opt, uniform_at(key, i)));
   }
   return prompt;

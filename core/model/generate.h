@@ -2,7 +2,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/model/gpt.h"
+#include "core/model/model.h"
 
 namespace kervan {
 
@@ -13,10 +13,11 @@ struct SampleOptions {
   uint64_t seed = 0;
 };
 
-// Autoregressive sampling: appends max_new_tokens to `prompt` (at least one token), feeding the
-// model the last model-window tokens each time. Deterministic for a given seed. Under tensor
-// parallelism every rank of the group must call it (GPT::logits_row gathers the vocabulary); all
-// of them return the same tokens.
-std::vector<int32_t> generate(GPT& model, std::vector<int32_t> prompt, int64_t window, const SampleOptions& opt);
+// Autoregressive sampling from a model that can_generate(): appends max_new_tokens to `prompt`
+// (at least one token), feeding the model the last `window` tokens each time. Deterministic for a
+// given seed. Under tensor parallelism every rank of the group must call it (the logits are
+// gathered over the vocabulary shards); all of them return the same tokens.
+std::vector<int32_t> generate(Model& model, std::vector<int32_t> prompt, int64_t window,
+                              const SampleOptions& opt);
 
 }  // namespace kervan

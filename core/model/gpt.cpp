@@ -106,18 +106,33 @@ void GPT::resize_step(int64_t B, int64_t T) {
   if (B == step_.B && T == step_.T) return;
   KERVAN_CHECK(B <= max_batch_ && T <= max_seq_, "batch larger than the model was built for");
   size_t i = 0;
-  step_ = layout(B, T, [this, &i](Shape s, DType) { return buffers_[i++].slice_flat(0, std::move(s)); });
+  step_ = layout(B, T, [this, &i](Shape s, DType d) {
+    KERVAN_CHECK(i < buffers_.size() && buffers_[i].dtype() == d,
+                 "step layout differs from the allocated one");
+    return buffers_[i++].slice_flat(0, std::move(s));
+  });
+  KERVAN_CHECK(i == buffers_.size(), "step layout rebuilt " + std::to_string(i) + " of " +
+                                         std::to_string(buffers_.size()) + " buffers");
 }
 
 void GPT::grads_ready(size_t first, size_t last) {
-  if (tp_)  // replicated parameters: the mean of the group's gradients, identical on every rank
-    for (size_t i = first; i < last; ++i)
-      if (!params_.all()[i].sharding.sharded()) tp_->all_reduce_avg(params_.all()[i].grad);
   if (!grad_ready_) return;
   for (size_t i = first; i < last; ++i) grad_ready_(params_.all()[i]);
 }
 
-void GPT::init_weights(uint64_t seed) { params_.initialize(be_, seed); }
+void GPT::init_weights(uint64_t seed) {
+  params_.initialize(be_, seed);
+}
+
+void GPT::state(StateDict& out) {
+  params_.append_state(out, "model/", params_.values(), 0);
+}
+
+void GPT::load_state(const StateDict& in) {
+  StateDict own;
+  state(own);
+  copy_state_tensors(be_, own, in);
+}
 
 void GPT::block_forward(const Block& blk, BlockSaved& s, const Tensor& x) {
   blk.ln_1.forward(be_, s.ln1, s.ln1_mean, s.ln1_rstd, x);
@@ -139,7 +154,9 @@ void GPT::block_backward(const Block& blk, const BlockSaved& s, const Tensor& x)
   be_.add(st.dres, st.dres, st.dtmp);  // residual: d(x) = d(res1) + through ln_1
 }
 
-float GPT::forward(const int32_t* tokens, const int32_t* targets, int64_t B, int64_t T) {
+float GPT::forward(const Batch& batch) {
+  const int64_t B = batch.B, T = batch.T;
+  const int32_t *tokens = batch.tokens, *targets = batch.targets;
   resize_step(B, T);
   StepTensors& st = step_;
   be_.copy_from_host(st.tokens, tokens);
@@ -160,7 +177,8 @@ float GPT::forward(const int32_t* tokens, const int32_t* targets, int64_t B, int
   // LM head tied to the token embedding: logits [BT, Vp] = lnf [BT, C] wte^T (this rank's
   // vocabulary columns under tensor parallelism)
   Tensor logits2 = st.logits.view({B * T, embedding_->wte().shape[0]});
-  be_.matmul(logits2, st.lnf.view({B * T, config_.d_model}), false, embedding_->wte().value, true, 1.0f, 0.0f);
+  be_.matmul(logits2, st.lnf.view({B * T, config_.d_model}), false, embedding_->wte().value, true, 1.0f,
+             0.0f);
   if (!targets) {
     valid_targets_ = 0;
     return 0.0f;
@@ -218,6 +236,11 @@ void GPT::logits_row(int64_t n, float* out) {
   be_.copy_to_host(out, all);
 }
 
+void GPT::next_token_logits(const int32_t* context, int64_t T, float* out) {
+  forward(Batch{1, T, context, nullptr});
+  logits_row(T - 1, out);
+}
+
 void GPT::backward(float loss_scale) {
   KERVAN_CHECK(valid_targets_ > 0, "backward without a forward with targets");
   StepTensors& st = step_;
@@ -239,8 +262,8 @@ void GPT::backward(float loss_scale) {
   be_.matmul(dln, dlogits, false, wte.value, false, 1.0f, 0.0f);
   if (tp_) tp_->all_reduce_sum(dln);
   be_.matmul(wte.grad, dlogits, true, st.lnf.view({BT, C}), false, 1.0f, 1.0f);
-  const bool token_hook = token_grad_ && !tp_;
-  if (token_hook && grad_ready_) grad_ready_(wte);
+  const bool sparse_rows = sparse_rows_ && !tp_;
+  if (sparse_rows && grad_ready_) grad_ready_(wte);
   const Tensor& last = config_.n_layer ? st.blocks.back().res2 : st.x0;
   ln_f_->backward(be_, st.dres, st.dln, last, st.lnf_mean, st.lnf_rstd);
   grads_ready(ln_f_params_, params_.all().size());
@@ -249,9 +272,10 @@ void GPT::backward(float loss_scale) {
     grads_ready(block_params_[l].first, block_params_[l].second);
   }
   const size_t embedding_end = block_params_.empty() ? ln_f_params_ : block_params_.front().first;
-  if (token_hook) {
+  if (sparse_rows) {
     embedding_->backward_positions(be_, st.dres);
-    if (!token_grad_(st.dres, st.tokens)) be_.scatter_add_rows(wte.grad, st.dres, st.tokens, 1.0f);
+    const Tensor rows = st.dres.view({BT, C}), ids = st.tokens.view({BT});
+    if (!sparse_rows_(rows, ids)) be_.scatter_add_rows(wte.grad, rows, ids, 1.0f);
     grads_ready(1, embedding_end);  // wpe (index 1; wte, index 0, was reported after the LM head)
   } else {
     embedding_->backward(be_, st.dres, tp_ ? st.local_tokens : st.tokens);

@@ -8,6 +8,7 @@
 #include "core/layers/layernorm.h"
 #include "core/layers/mlp.h"
 #include "core/model/gpt_config.h"
+#include "core/model/model.h"
 
 namespace kervan {
 
@@ -20,39 +21,47 @@ namespace kervan {
 // columns are split (see CausalSelfAttention, Mlp), the token embedding and LM head by vocabulary
 // rows (see Embedding), and the loss is a vocabulary-parallel cross-entropy that never holds more
 // than this rank's [B*T, Vp/p] logits: global row max and sum of exponentials by all-reduces, the
-// target logit from the rank that owns it. LayerNorms, row-parallel biases and wpe are replicated;
-// their gradients are averaged over the group as soon as they are final, so replicas never drift.
+// target logit from the rank that owns it. LayerNorms, row-parallel biases and wpe are replicated.
+// Their gradients need no all-reduce: without sequence parallelism every rank of the group
+// computes them from the same (all-reduced) activations with the same deterministic kernels, so
+// the replicas stay bit-identical (as in Megatron-LM; tests/mpi/test_tensor_parallel.cpp checks it).
 // Each rank's ParameterSet holds its shards (Parameter::sharding maps them into the global tensors),
 // initialised from the global streams: every layout starts from the same model.
 //
 // The model owns its activations, sized once for (max_batch, max_seq); any smaller batch or
 // sequence runs on views of the same memory.
-class GPT {
+class GPT final : public Model {
  public:
   // `tp`: the tensor-parallel group (null or size 1: no tensor parallelism). Throws UserError
   // naming parallel.tp when the model does not split across it.
   GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t max_seq, TpGroup* tp = nullptr);
 
-  // Parameters drawn from `seed` (see ParameterSet::initialize); gradients zeroed.
-  void init_weights(uint64_t seed);
-
-  // tokens, targets: host int32 [B, T]. Returns the mean cross-entropy over the targets, or 0
-  // when targets is null (inference: only logits() is meaningful).
-  float forward(const int32_t* tokens, const int32_t* targets, int64_t B, int64_t T);
-  // Accumulates into the gradients d(loss_scale * mean loss)/d(parameters) for the last forward.
+  std::string family() const override { return "gpt"; }
+  void init_weights(uint64_t seed) override;
+  using Model::forward;
+  float forward(const Batch& batch) override;
+  int64_t predicted_positions() const override { return valid_targets_; }
   // Overwrites the logits.
-  void backward(float loss_scale);
+  void backward(float loss_scale) override;
 
-  // Called during backward with each parameter as soon as its gradient for this backward is
-  // complete, last layer first (data parallelism starts gradient all-reduces from here).
-  void set_grad_ready_hook(std::function<void(const Parameter&)> hook) { grad_ready_ = std::move(hook); }
-  // With this hook set, wte is reported ready right after the LM head's gradient, and the token
-  // embedding's own contribution (rows dx0 [B, T, C] to add at rows `tokens` of wte's gradient)
-  // is handed to the hook at the end of backward instead. If the hook returns false, the model
-  // adds the rows itself. Data parallelism uses this to start wte's large all-reduce early.
-  // Not used under tensor parallelism (the hook is ignored; wte is reported with the embedding).
-  using TokenGradHook = std::function<bool(const Tensor& dx0, const Tensor& tokens)>;
-  void set_token_grad_hook(TokenGradHook hook) { token_grad_ = std::move(hook); }
+  ParameterSet& params() override { return params_; }
+  Backend& backend() override { return be_; }
+  int64_t num_params() const override { return config_.num_params(); }
+  int64_t vocab_size() const override { return config_.vocab_size; }
+  void set_grad_ready_hook(GradReadyHook hook) override { grad_ready_ = std::move(hook); }
+  // wte: the LM head's gradient comes first in backward, the embedding lookup's rows last. Not
+  // under tensor parallelism (wte is reported with the embedding there).
+  const Parameter* sparse_rows_table() const override { return tp_ ? nullptr : &embedding_->wte(); }
+  void set_sparse_rows_hook(SparseRowsHook hook) override { sparse_rows_ = std::move(hook); }
+
+  bool can_generate() const override { return true; }
+  int64_t logits_width() const override { return config_.padded_vocab(); }
+  int64_t max_context() const override { return max_seq_; }
+  void next_token_logits(const int32_t* context, int64_t T, float* out) override;
+
+  // The parameters as model/<name>, each slice placed in its global tensor; no values.
+  void state(StateDict& out) override;
+  void load_state(const StateDict& in) override;
 
   // [B, T, padded_vocab] logits of the last forward (valid until backward); under tensor
   // parallelism this rank's columns [B, T, padded_vocab / p] only.
@@ -61,9 +70,7 @@ class GPT {
   // into host memory `out`. Under tensor parallelism every rank of the group must call it (the
   // shards' columns are all-gathered) and every rank gets the whole row.
   void logits_row(int64_t n, float* out);
-  ParameterSet& params() { return params_; }
   const GPTConfig& config() const { return config_; }
-  Backend& backend() { return be_; }
   // Tensor-parallel size (1 without tensor parallelism).
   int tp_size() const { return tp_ ? tp_->size() : 1; }
 
@@ -91,8 +98,8 @@ class GPT {
     Tensor ce_max, ce_sum_tgt;  // TP: [BT] row max; [2, BT] sum of exp, target logit
     std::vector<BlockSaved> blocks;
     Tensor lnf, lnf_mean, lnf_rstd, logits, losses;
-    Tensor y;                            // output of attn / mlp before the residual add
-    Tensor dres, dln, dtmp, dhidden;     // backward scratch
+    Tensor y;                         // output of attn / mlp before the residual add
+    Tensor dres, dln, dtmp, dhidden;  // backward scratch
     AttentionScratch attn_scratch;
   };
 
@@ -118,8 +125,8 @@ class GPT {
   // Declaration-order index ranges of each block's parameters, and where ln_f's begin.
   std::vector<std::pair<size_t, size_t>> block_params_;
   size_t ln_f_params_ = 0;
-  std::function<void(const Parameter&)> grad_ready_;
-  TokenGradHook token_grad_;
+  GradReadyHook grad_ready_;
+  SparseRowsHook sparse_rows_;
 
   std::vector<Tensor> buffers_;  // max-size storage, in layout() order
   StepTensors step_;

@@ -27,8 +27,17 @@ void AdamW::step(float lr, float grad_scale) {
   }
 }
 
-float grad_global_norm(Backend& backend, ParameterSet& params) {
-  return static_cast<float>(std::sqrt(backend.sum_squares(params.grads())));
+void AdamW::state(StateDict& out) {
+  params_.append_state(out, "optim/m/", m_, 0);
+  params_.append_state(out, "optim/v/", v_, 0);
+  out.values["optim/step"] = t_;
+}
+
+void AdamW::load_state(const StateDict& in) {
+  StateDict own;
+  state(own);
+  copy_state_tensors(be_, own, in);
+  t_ = in.value<int64_t>("optim/step");
 }
 
 float clip_factor(float norm, float max_norm) {

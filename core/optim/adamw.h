@@ -1,5 +1,6 @@
 #pragma once
 #include "core/parameters.h"
+#include "core/state.h"
 
 namespace kervan {
 
@@ -15,12 +16,15 @@ AdamWStep adamw_step(const AdamWConfig& config, int64_t t, float lr, float grad_
 
 // AdamW over a ParameterSet, with first and second moments in flat buffers parallel to the
 // parameters (math in core/cpu/adamw.cpp).
-class AdamW {
+class AdamW final : public Stateful {
  public:
   AdamW(ParameterSet& params, Backend& backend, AdamWConfig config);
   // One update at learning rate `lr`; gradients are multiplied by `grad_scale` first (clipping).
   void step(float lr, float grad_scale);
-  int64_t steps_taken() const { return t_; }
+
+  // optim/m/<param>, optim/v/<param> (placed like the parameters) and optim/step.
+  void state(StateDict& out) override;
+  void load_state(const StateDict& in) override;
 
  private:
   ParameterSet& params_;
@@ -30,9 +34,9 @@ class AdamW {
   int64_t t_ = 0;
 };
 
-// Global L2 norm of all gradients, and the factor that clips it to max_norm (as
+// The factor that clips a gradient of global L2 norm `norm` to max_norm (as
 // torch.nn.utils.clip_grad_norm_: max_norm / (norm + 1e-6), capped at 1; max_norm <= 0: no clip).
-float grad_global_norm(Backend& backend, ParameterSet& params);
+// The norm itself comes from parallel/grad_norm.h, which knows how the gradient is spread.
 float clip_factor(float norm, float max_norm);
 
 }  // namespace kervan

@@ -18,12 +18,10 @@
 #include "core/error.h"
 #include "core/model/generate.h"
 #include "core/model/gpt.h"
-#include "core/optim/adamw.h"
 #include "core/rng.h"
-#include "parallel/data_parallel.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/tensor_parallel.h"
-#include "parallel/zero.h"
+#include "parallel/train_step.h"
 
 namespace kervan {
 namespace {
@@ -46,29 +44,21 @@ void sample_tokens(int64_t k, int32_t* x, int32_t* y) {
 
 struct Result {
   std::vector<float> losses;               // per step, mean over the global batch
+  std::vector<float> norms;                // per step, global gradient norm
   std::vector<std::vector<float>> params;  // global tensors, declaration order
   std::vector<std::string> names;
   std::vector<float> replicated;  // this rank's replicated parameters, concatenated
 };
 
 // kSteps steps of B samples per DP rank: DP rank r reads samples [step*B*dp + r*B, +B).
-// With `zero`, ZeRO-1 (ShardedAdamW over dp, TP-aware gradient norm) replaces the reducer.
+// With `zero`, ZeRO-1 (AdamW state sharded over dp) replaces the bucketed all-reduce. Every
+// layout goes through TrainStep, the recipe kervan train uses.
 Result train(Backend& be, Communicator* tp, Communicator* dp, int64_t B, bool zero = false) {
   std::unique_ptr<CommunicatorTpGroup> group;
   if (tp) group = std::make_unique<CommunicatorTpGroup>(*tp);
   GPT model(kConfig, be, B, kT, group.get());
   model.init_weights(11);
-  AdamW opt(model.params(), be, {0.9f, 0.95f, 1e-8f, 0.1f});
-  std::unique_ptr<GradientAllReducer> reducer;
-  std::unique_ptr<ShardedAdamW> sharded;
-  if (dp && zero) {
-    sharded =
-        std::make_unique<ShardedAdamW>(model.params(), *dp, be, AdamWConfig{0.9f, 0.95f, 1e-8f, 0.1f}, tp);
-  } else if (dp) {
-    reducer = std::make_unique<GradientAllReducer>(model.params(), *dp, be, /*bucket_bytes=*/4096,
-                                                   tp ? nullptr : model.params().find("wte"));
-    reducer->attach(model);
-  }
+  TrainStep train_step(model, {0.9f, 0.95f, 1e-8f, 0.1f}, {dp, tp, zero, /*bucket_bytes=*/4096});
   const int64_t n = dp ? dp->size() : 1, r = dp ? dp->rank() : 0;
   std::vector<int32_t> x(B * kT), y(B * kT);
   Result res;
@@ -76,19 +66,12 @@ Result train(Backend& be, Communicator* tp, Communicator* dp, int64_t B, bool ze
     model.params().zero_grad(be);
     for (int64_t b = 0; b < B; ++b) sample_tokens(step * B * n + r * B + b, &x[b * kT], &y[b * kT]);
     float loss = model.forward(x.data(), y.data(), B, kT);
-    if (reducer) reducer->begin();
+    train_step.before_last_backward();
     model.backward(1.0f);
-    if (reducer) reducer->finish();
-    if (sharded) {
-      const float norm = sharded->reduce_gradients();
-      EXPECT_GT(norm, kClip);
-      sharded->step(kLr, clip_factor(norm, kClip));
-    } else {
-      const float norm =
-          tp ? tp_grad_global_norm(be, model.params(), *tp) : grad_global_norm(be, model.params());
-      EXPECT_GT(norm, kClip);
-      opt.step(kLr, clip_factor(norm, kClip));
-    }
+    const float norm = train_step.reduce_gradients();
+    EXPECT_GT(norm, kClip);
+    res.norms.push_back(norm);
+    train_step.step(kLr, clip_factor(norm, kClip));
     if (dp) {
       Tensor t = be.empty({1}, DType::F32);
       be.copy_from_host(t, &loss);
@@ -109,8 +92,10 @@ Result train(Backend& be, Communicator* tp, Communicator* dp, int64_t B, bool ze
 
 void expect_same_model(const Result& got, const Result& want) {
   ASSERT_EQ(got.names, want.names);
-  for (int s = 0; s < kSteps; ++s)
+  for (int s = 0; s < kSteps; ++s) {
     EXPECT_NEAR(got.losses[s], want.losses[s], 1e-5f * want.losses[s]) << "step " << s;
+    EXPECT_NEAR(got.norms[s], want.norms[s], 1e-5f * want.norms[s]) << "step " << s;
+  }
   for (size_t i = 0; i < got.names.size(); ++i) {
     std::vector<float> g = got.params[i];
     const std::vector<float>& w = want.params[i];

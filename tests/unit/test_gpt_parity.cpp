@@ -12,16 +12,19 @@
 #include <numeric>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/host_threads.h"
 #include "core/model/gpt.h"
 #include "core/optim/adamw.h"
 #include "core/optim/lr_schedule.h"
 #include "fd_check.h"
 #include "fixture.h"
+#include "parallel/train_step.h"
 
 namespace kervan::test {
 namespace {
 
-double rel_l2(const float* a, const float* b, int64_t n, int64_t stride_a = 0, int64_t stride_b = 0, int64_t row = 0) {
+double rel_l2(const float* a, const float* b, int64_t n, int64_t stride_a = 0, int64_t stride_b = 0,
+              int64_t row = 0) {
   double d2 = 0, b2 = 0;
   for (int64_t i = 0; i < n; ++i) {
     const int64_t ia = row ? (i / row) * stride_a + i % row : i;
@@ -40,7 +43,7 @@ class GptParity : public ::testing::Test {
     cfg = GPTConfig{c[0], c[1], c[2], c[3], c[4]};
     B = c[5];
     T = c[6];
-    be->set_num_threads(2);
+    set_host_threads(2);
     model = std::make_unique<GPT>(cfg, *be, B, T);
     model->init_weights(0);
     for (Parameter& p : model->params().all()) {
@@ -75,23 +78,26 @@ TEST_F(GptParity, GradientsMatchTorch) {
   }
   // Padding rows of the tied embedding never receive gradient.
   const Parameter* wte = model->params().find("wte");
-  for (int64_t i = cfg.vocab_size * cfg.d_model; i < wte->grad.numel(); ++i) ASSERT_EQ(wte->grad.data<float>()[i], 0.0f);
+  for (int64_t i = cfg.vocab_size * cfg.d_model; i < wte->grad.numel(); ++i)
+    ASSERT_EQ(wte->grad.data<float>()[i], 0.0f);
 }
 
 TEST_F(GptParity, FiveAdamWStepsWithClippingAndWarmupMatchTorch) {
   const auto& h = fx.at("hparams").f32;  // max_lr, min_lr, beta1, beta2, eps, wd, clip, warmup, total
-  LrSchedule sched{LrSchedule::Kind::Cosine, h[0], h[1], static_cast<int64_t>(h[7]), static_cast<int64_t>(h[8]), 0};
-  AdamW opt(model->params(), *be, {h[2], h[3], h[4], h[5]});
+  LrSchedule sched{LrSchedule::Kind::Cosine,   h[0], h[1], static_cast<int64_t>(h[7]),
+                   static_cast<int64_t>(h[8]), 0};
+  TrainStep train_step(*model, {h[2], h[3], h[4], h[5]}, {});  // one process: the plain recipe
   const auto& losses = fx.at("train_losses").f32;
   const auto& norms = fx.at("grad_norms").f32;
   for (int s = 0; s < 5; ++s) {
     model->params().zero_grad(*be);
     const float loss = forward();
     EXPECT_NEAR(loss, losses[s], 1e-5 * std::abs(losses[s])) << "step " << s;
+    train_step.before_last_backward();
     model->backward(1.0f);
-    const float norm = grad_global_norm(*be, model->params());
+    const float norm = train_step.reduce_gradients();
     EXPECT_NEAR(norm, norms[s], 1e-4 * norms[s]) << "step " << s;
-    opt.step(sched.at(s), clip_factor(norm, h[6]));
+    train_step.step(sched.at(s), clip_factor(norm, h[6]));
   }
   EXPECT_GT(norms[0], h[6]) << "the fixture must exercise clipping";
   for (Parameter& p : model->params().all()) {
@@ -120,8 +126,9 @@ TEST_F(GptParity, WholeModelFiniteDifferences) {
   forward();
   model->backward(1.0f);
   const float h = 1e-2f;
-  for (const char* name : {"wte", "wpe", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.0.attn.c_proj.weight",
-                           "h.1.mlp.c_fc.weight", "h.1.mlp.c_proj.bias", "ln_f.bias"}) {
+  for (const char* name :
+       {"wte", "wpe", "h.0.ln_1.weight", "h.0.attn.c_attn.weight", "h.0.attn.c_proj.weight",
+        "h.1.mlp.c_fc.weight", "h.1.mlp.c_proj.bias", "ln_f.bias"}) {
     Parameter* p = model->params().find(name);
     std::vector<int64_t> idx(p->grad.numel());
     std::iota(idx.begin(), idx.end(), 0);

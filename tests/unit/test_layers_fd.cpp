@@ -1,8 +1,9 @@
 // Every layer's backward against central finite differences (see fd_check.h for the tolerance).
 #include <gtest/gtest.h>
 
-#include "core/cpu/cpu_backend.h"
 #include "core/backend.h"
+#include "core/cpu/cpu_backend.h"
+#include "core/cpu/host_threads.h"
 #include "core/layers/attention.h"
 #include "core/layers/embedding.h"
 #include "core/layers/layernorm.h"
@@ -15,7 +16,7 @@ namespace {
 
 class LayerFd : public ::testing::Test {
  protected:
-  void SetUp() override { be->set_num_threads(2); }
+  void SetUp() override { set_host_threads(2); }
   Tensor randn(Shape s, uint64_t seed, float std = 1.0f) {
     Tensor t = be->empty(s, DType::F32);
     fill_normal(t, seed, std);

@@ -1,0 +1,73 @@
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/parameters.h"
+#include "core/state.h"
+
+namespace kervan {
+
+// One batch on the host: B sequences of T positions. targets[b, t] is the token the model should
+// predict at position t, or -1 where nothing is predicted (padding, unmasked BERT positions).
+// Families that need more inputs (token types, a decoder sequence) add them here.
+struct Batch {
+  int64_t B = 0, T = 0;
+  const int32_t* tokens = nullptr;   // [B, T]
+  const int32_t* targets = nullptr;  // [B, T]; null for inference
+};
+
+// What the trainer, generation, the benchmarks and the tests drive, whatever the family (GPT
+// today; BERT, T5 and recurrent models implement the same interface). A model owns its
+// parameters (one flat ParameterSet) and its activations, runs forward and backward on its
+// backend, and reports each gradient as soon as it is final so that data parallelism can start
+// reducing it while backward goes on.
+class Model : public Stateful {
+ public:
+  ~Model() override = default;
+  virtual std::string family() const = 0;  // "gpt", ...
+
+  // Parameters drawn from `seed`, the same global values under every parallel layout; gradients
+  // zeroed.
+  virtual void init_weights(uint64_t seed) = 0;
+
+  // Mean cross-entropy over the batch's predicted positions (0 when targets is null).
+  virtual float forward(const Batch& batch) = 0;
+  float forward(const int32_t* tokens, const int32_t* targets, int64_t B, int64_t T) {
+    return forward(Batch{B, T, tokens, targets});
+  }
+  // Predicted positions of the last forward: the count its mean divides by.
+  virtual int64_t predicted_positions() const = 0;
+  // Accumulates d(loss_scale * mean loss)/d(parameters) for the last forward.
+  virtual void backward(float loss_scale) = 0;
+
+  virtual ParameterSet& params() = 0;
+  virtual Backend& backend() = 0;
+  // Trained parameters of the whole (unsharded) model, for MFU (6 x params x tokens/s).
+  virtual int64_t num_params() const = 0;
+  virtual int64_t vocab_size() const = 0;
+
+  // Called during backward with each parameter as soon as its gradient is complete.
+  using GradReadyHook = std::function<void(const Parameter&)>;
+  virtual void set_grad_ready_hook(GradReadyHook hook) = 0;
+
+  // A table whose gradient is mostly dense but gets sparse rows last (GPT's tied token embedding:
+  // the LM head's dense gradient comes first in backward, the lookup's rows at its very end).
+  // When the hook is set, the model reports the table ready after its dense part and hands the
+  // rows ([N, C] and their ids [N]) to the hook at the end of backward; if the hook returns
+  // false, the model adds them itself. Null when the model has no such table (or, like GPT under
+  // tensor parallelism, does not split it this way).
+  using SparseRowsHook = std::function<bool(const Tensor& rows, const Tensor& ids)>;
+  virtual const Parameter* sparse_rows_table() const { return nullptr; }
+  virtual void set_sparse_rows_hook(SparseRowsHook) {}
+
+  // Generation, where the family has it: forward over one context of T tokens and the logits of
+  // its last position over the whole padded vocabulary (logits_width() floats) into host `out`.
+  // Under tensor parallelism every rank of the group calls it and gets the whole row.
+  virtual bool can_generate() const { return false; }
+  virtual int64_t logits_width() const { return 0; }
+  virtual int64_t max_context() const { return 0; }
+  virtual void next_token_logits(const int32_t* context, int64_t T, float* out);
+};
+
+}  // namespace kervan
