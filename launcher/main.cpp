@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "launcher/bench.h"
+#include "launcher/config_keys.h"
 #include "launcher/corpus_cmd.h"
 #include "launcher/prepare.h"
 #include "launcher/run_config.h"
@@ -39,6 +40,11 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "Train a model from a TOML config");
   train->add_option("--config", config_path, "Config file (TOML)")->required();
   train->add_option("--set", overrides, "Override a config key: section.key=value (repeatable)");
+
+  auto* config = app.add_subcommand("config", "What a training config can say");
+  config->require_subcommand(1);
+  auto* config_keys_cmd =
+      config->add_subcommand("keys", "Every config key as a markdown table (configs/README.md)");
 
   PrepareCommand prepare(app);  // kervan prepare
   CorpusCommand corpus(app);    // kervan corpus verify|cat
@@ -108,6 +114,10 @@ int main(int argc, char** argv) {
       return prepare.run(command_line);
     }
     if (corpus.selected()) return corpus.run();
+    if (*config_keys_cmd) {
+      std::fputs(config_keys_markdown().c_str(), stdout);
+      return 0;
+    }
     if (tokenizer_cmd.selected()) return tokenizer_cmd.run();
     if (*gemm) return run_bench_gemm(gemm_n, gemm_threads, gemm_reps);
     if (*allreduce) return run_bench_allreduce(ar_min, ar_max, ar_reps);

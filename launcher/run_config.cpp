@@ -1,68 +1,38 @@
 #include "launcher/run_config.h"
 
-#include <cmath>
-#include <map>
-#include <set>
 #include <toml++/toml.h>
 
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+
 #include "core/error.h"
+#include "launcher/config_keys.h"
 
 namespace kervan {
 
 namespace {
 
-// Reads typed values out of a parsed TOML document, remembering which keys it consumed so that
-// anything left over can be reported as unknown.
+// Reads the keys of config_keys() out of a parsed TOML document into a RunConfig, checking each
+// value's type and bounds where it is read, and remembering where each value came from.
 class TomlReader {
  public:
   TomlReader(toml::table& root, std::string file, std::set<std::string> overridden)
       : root_(root), file_(std::move(file)), overridden_(std::move(overridden)) {}
 
-  template <typename T>
-  bool get(const std::string& section, const std::string& key, T& out) {
-    const std::string full = section + "." + key;
-    seen_.insert(full);
-    toml::node* node = root_.at_path(full).node();
+  // Reads `k` into its field when the document has it; returns whether it did.
+  bool read(const ConfigKey& k, RunConfig& c) {
+    const std::string key = k.key;
+    seen_.insert(key);
+    toml::node* node = root_.at_path(key).node();
     if (!node) return false;
-    if constexpr (std::is_same_v<T, std::string>) {
-      if (auto v = node->value_exact<std::string>()) return out = *v, true;
-      type_error(full, "a string");
-    } else if constexpr (std::is_floating_point_v<T>) {
-      if (auto v = node->value<double>()) return out = static_cast<T>(*v), true;
-      type_error(full, "a number");
-    } else {
-      if (auto v = node->value_exact<int64_t>()) return out = static_cast<T>(*v), true;
-      type_error(full, "an integer");
-    }
-    return false;
-  }
-
-  // A list of T, or a single T taken as a list of one.
-  template <typename T>
-  bool get_list(const std::string& section, const std::string& key, std::vector<T>& out) {
-    const std::string full = section + "." + key;
-    toml::node* node = root_.at_path(full).node();
-    if (!node || !node->is_array()) {
-      T one{};
-      if (!get(section, key, one)) return false;
-      out = {one};
-      return true;
-    }
-    seen_.insert(full);
-    out.clear();
-    for (toml::node& item : *node->as_array()) {
-      if constexpr (std::is_same_v<T, std::string>) {
-        if (auto v = item.value_exact<std::string>()) out.push_back(*v);
-        else type_error(full, "a string or a list of strings");
-      } else {
-        if (auto v = item.value<double>()) out.push_back(static_cast<T>(*v));
-        else type_error(full, "a number or a list of numbers");
-      }
-    }
+    std::visit([&](auto* field) { assign(k, *node, *field); }, k.field(c));
+    c.origin[key] = overridden_.count(key) ? "--set" : "file";
     return true;
   }
 
-  // Every key in the document must have been read by get().
+  // Every key in the document must have been read.
   void reject_unknown() const {
     for (auto& [section, node] : root_) {
       const std::string s(section.str());
@@ -75,13 +45,66 @@ class TomlReader {
     }
   }
 
-  std::string where(const std::string& key) const {
-    return overridden_.count(key) ? "--set " + key : file_;
-  }
+  std::string where(const std::string& key) const { return overridden_.count(key) ? "--set " + key : file_; }
 
  private:
-  [[noreturn]] void type_error(const std::string& key, const char* want) const {
-    throw UserError(where(key) + ": " + key + " must be " + want);
+  [[noreturn]] void type_error(const ConfigKey& k, const char* want) const {
+    throw UserError(where(k.key) + ": " + k.key + " must be " + want);
+  }
+  double checked(const ConfigKey& k, double v) const {
+    if (!k.bounds.contains(v))
+      throw UserError(where(k.key) + ": " + k.key + " must be " + k.bounds.describe() + ", got " + number(v));
+    return v;
+  }
+  static std::string number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return buf;
+  }
+  double number_of(const ConfigKey& k, const toml::node& n, const char* want) const {
+    if (auto v = n.value<double>()) {
+      if (!std::isfinite(*v))
+        throw UserError(where(k.key) + ": " + k.key + " must be finite, got " + number(*v));
+      return checked(k, *v);
+    }
+    type_error(k, want);
+  }
+  template <typename Int>
+  void assign_int(const ConfigKey& k, const toml::node& n, Int& out) const {
+    const auto v = n.value_exact<int64_t>();
+    if (!v) type_error(k, "an integer");
+    // Bounds are checked on the 64-bit value, before it is narrowed to the field.
+    checked(k, static_cast<double>(*v));
+    out = static_cast<Int>(*v);
+  }
+  void assign(const ConfigKey& k, const toml::node& n, int& out) const { assign_int(k, n, out); }
+  void assign(const ConfigKey& k, const toml::node& n, int64_t& out) const { assign_int(k, n, out); }
+  void assign(const ConfigKey& k, const toml::node& n, float& out) const {
+    out = static_cast<float>(number_of(k, n, "a number"));
+  }
+  void assign(const ConfigKey& k, const toml::node& n, double& out) const {
+    out = number_of(k, n, "a number");
+  }
+  void assign(const ConfigKey& k, const toml::node& n, std::string& out) const {
+    const auto v = n.value_exact<std::string>();
+    if (!v) type_error(k, "a string");
+    out = *v;
+  }
+  // A list, or a single value taken as a list of one.
+  void assign(const ConfigKey& k, const toml::node& n, std::vector<std::string>& out) const {
+    out.clear();
+    if (!n.is_array()) return out.push_back(std::string{}), assign(k, n, out.back());
+    for (const toml::node& item : *n.as_array()) {
+      const auto v = item.value_exact<std::string>();
+      if (!v) type_error(k, "a string or a list of strings");
+      out.push_back(*v);
+    }
+  }
+  void assign(const ConfigKey& k, const toml::node& n, std::vector<double>& out) const {
+    out.clear();
+    if (!n.is_array()) return out.push_back(number_of(k, n, "a number or a list of numbers"));
+    for (const toml::node& item : *n.as_array())
+      out.push_back(number_of(k, item, "a number or a list of numbers"));
   }
 
   toml::table& root_;
@@ -111,10 +134,6 @@ std::string apply_override(toml::table& root, const std::string& assignment) {
   return section + "." + key;
 }
 
-void require_positive(const TomlReader& r, const std::string& key, int64_t v) {
-  if (v <= 0) throw UserError(r.where(key) + ": " + key + " must be positive, got " + std::to_string(v));
-}
-
 }  // namespace
 
 LrSchedule RunConfig::schedule() const {
@@ -130,49 +149,8 @@ LrSchedule RunConfig::schedule() const {
 
 std::string RunConfig::canonical() const {
   std::string s;
-  auto add = [&s](const char* key, const auto& v) {
-    s += key;
-    s += '=';
-    if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string>)
-      s += v;
-    else
-      s += std::to_string(v);
-    s += '\n';
-  };
-  add("model.n_layer", model.n_layer);
-  add("model.n_head", model.n_head);
-  add("model.d_model", model.d_model);
-  add("model.vocab_size", model.vocab_size);
-  add("model.max_seq_len", model.max_seq_len);
-  for (size_t i = 0; i < data.paths.size(); ++i) {
-    add("data.path", data.paths[i]);
-    add("data.weight", data.weights.empty() ? 1.0 : data.weights[i]);
-  }
-  add("train.steps", train.steps);
-  add("train.micro_batch", train.micro_batch);
-  add("train.seq_len", train.seq_len);
-  add("train.grad_accum", train.grad_accum);
-  add("train.seed", train.seed);
-  add("train.lr", train.lr);
-  add("train.min_lr", train.min_lr);
-  add("train.warmup_steps", train.warmup_steps);
-  add("train.schedule", train.schedule);
-  add("train.decay_steps", train.decay_steps);
-  add("train.weight_decay", train.weight_decay);
-  add("train.beta1", train.beta1);
-  add("train.beta2", train.beta2);
-  add("train.eps", train.eps);
-  add("train.grad_clip", train.grad_clip);
-  add("data.tokenizer", data.tokenizer);
-  add("train.eval_every", train.eval_every);
-  add("train.eval_batches", train.eval_batches);
-  add("sample.tokens", sample.tokens);
-  add("sample.prompt", sample.prompt);
-  add("sample.temperature", sample.temperature);
-  add("sample.top_k", sample.top_k);
-  add("parallel.tp", parallel.tp);
-  add("parallel.bucket_mb", parallel.bucket_mb);
-  add("parallel.zero", parallel.zero);
+  for (const ConfigKey& k : config_keys())
+    if (k.same_on_every_rank) s += std::string(k.key) + "=" + exact_value(k, *this) + "\n";
   return s;
 }
 
@@ -183,7 +161,8 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   } catch (const toml::parse_error& e) {
     const auto& src = e.source();
     std::string msg(e.description());
-    if (msg.find("could not be opened") != std::string::npos || msg.find("File could not") != std::string::npos)
+    if (msg.find("could not be opened") != std::string::npos ||
+        msg.find("File could not") != std::string::npos)
       throw UserError(path + ": cannot open config file");
     throw UserError(path + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column) +
                     ": invalid TOML: " + msg);
@@ -194,71 +173,32 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   RunConfig c;
   c.file = path;
 
-  if (r.get("model", "preset", c.preset)) {
+  // The preset first: the shape keys read after it override its values.
+  const ConfigKey& preset = *find_config_key("model.preset");
+  if (r.read(preset, c)) {
     try {
       c.model = gpt_preset(c.preset);
     } catch (const UserError& e) {
       throw UserError(r.where("model.preset") + ": " + e.what());
     }
   }
-  bool has_max_seq = !c.preset.empty();
-  r.get("model", "n_layer", c.model.n_layer);
-  r.get("model", "n_head", c.model.n_head);
-  r.get("model", "d_model", c.model.d_model);
-  r.get("model", "vocab_size", c.model.vocab_size);
-  has_max_seq |= r.get("model", "max_seq_len", c.model.max_seq_len);
-
-  r.get_list("data", "path", c.data.paths);
-  r.get_list("data", "weights", c.data.weights);
-  r.get("data", "tokenizer", c.data.tokenizer);
-
-  auto& t = c.train;
-  r.get("train", "steps", t.steps);
-  r.get("train", "micro_batch", t.micro_batch);
-  r.get("train", "seq_len", t.seq_len);
-  r.get("train", "grad_accum", t.grad_accum);
-  r.get("train", "seed", t.seed);
-  r.get("train", "lr", t.lr);
-  if (!r.get("train", "min_lr", t.min_lr)) t.min_lr = t.lr / 10;
-  r.get("train", "warmup_steps", t.warmup_steps);
-  r.get("train", "schedule", t.schedule);
-  r.get("train", "decay_steps", t.decay_steps);
-  r.get("train", "weight_decay", t.weight_decay);
-  r.get("train", "beta1", t.beta1);
-  r.get("train", "beta2", t.beta2);
-  r.get("train", "eps", t.eps);
-  r.get("train", "grad_clip", t.grad_clip);
-  r.get("train", "threads", t.threads);
-  r.get("train", "eval_every", t.eval_every);
-  r.get("train", "eval_batches", t.eval_batches);
-
-  r.get("parallel", "tp", c.parallel.tp);
-  r.get("parallel", "bucket_mb", c.parallel.bucket_mb);
-  r.get("parallel", "collective_timeout_s", c.parallel.collective_timeout_s);
-  r.get("parallel", "zero", c.parallel.zero);
-
-  r.get("log", "metrics_file", c.log.metrics_file);
-  r.get("log", "every", c.log.every);
-
-  r.get("sample", "tokens", c.sample.tokens);
-  r.get("sample", "prompt", c.sample.prompt);
-  r.get("sample", "temperature", c.sample.temperature);
-  r.get("sample", "top_k", c.sample.top_k);
-
+  for (const ConfigKey& k : config_keys())
+    if (&k != &preset) r.read(k, c);
   r.reject_unknown();
+  auto given = [&c](const char* key) { return c.origin.count(key) > 0; };
+  auto& t = c.train;
+  if (!given("train.min_lr")) t.min_lr = t.lr / 10;
+  const bool has_max_seq = !c.preset.empty() || given("model.max_seq_len");
 
-  // Validation, naming the key that is wrong.
+  // Checks across keys (each key's own range was checked where it was read), naming the key.
+  for (const char* key : {"train.steps", "train.micro_batch", "train.seq_len"})
+    if (!given(key)) throw UserError(path + ": " + key + " is required");
   if (!has_max_seq) c.model.max_seq_len = t.seq_len;
   try {
     c.model.validate();
   } catch (const UserError& e) {
     throw UserError(path + ": " + e.what());
   }
-  require_positive(r, "train.steps", t.steps);
-  require_positive(r, "train.micro_batch", t.micro_batch);
-  require_positive(r, "train.seq_len", t.seq_len);
-  require_positive(r, "train.grad_accum", t.grad_accum);
-  require_positive(r, "log.every", c.log.every);
   if (t.seq_len > c.model.max_seq_len)
     throw UserError(r.where("train.seq_len") + ": train.seq_len (" + std::to_string(t.seq_len) +
                     ") exceeds model.max_seq_len (" + std::to_string(c.model.max_seq_len) + ")");
@@ -268,23 +208,21 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size())
     throw UserError(r.where("data.weights") + ": data.weights needs one weight per data.path (" +
                     std::to_string(c.data.paths.size()) + "), got " + std::to_string(c.data.weights.size()));
-  for (const double w : c.data.weights)
-    if (!(w > 0) || !std::isfinite(w))
-      throw UserError(r.where("data.weights") + ": data.weights must all be positive and finite");
-  if (t.eval_every < 0) throw UserError(r.where("train.eval_every") + ": train.eval_every must be >= 0");
-  if (t.eval_batches < 1) throw UserError(r.where("train.eval_batches") + ": train.eval_batches must be >= 1");
-  if (c.parallel.zero != 0 && c.parallel.zero != 1)
-    throw UserError(r.where("parallel.zero") + ": parallel.zero must be 0 or 1 (ZeRO-1), got " +
-                    std::to_string(c.parallel.zero));
-  if (c.parallel.tp < 1) throw UserError(r.where("parallel.tp") + ": parallel.tp must be >= 1");
-  if (!(c.parallel.bucket_mb > 0)) throw UserError(r.where("parallel.bucket_mb") + ": parallel.bucket_mb must be > 0");
-  if (!(c.parallel.collective_timeout_s > 0))
-    throw UserError(r.where("parallel.collective_timeout_s") + ": parallel.collective_timeout_s must be > 0");
-  if (t.threads < 0) throw UserError(r.where("train.threads") + ": train.threads must be >= 0");
-  if (t.warmup_steps < 0 || t.decay_steps < 0 || t.decay_steps > t.steps)
-    throw UserError(path + ": train.warmup_steps and train.decay_steps must lie in [0, train.steps]");
-  if (!(t.lr > 0) || t.min_lr < 0 || t.min_lr > t.lr)
-    throw UserError(r.where("train.lr") + ": need 0 <= train.min_lr <= train.lr and train.lr > 0");
+  if (t.warmup_steps > t.steps)
+    throw UserError(r.where("train.warmup_steps") + ": train.warmup_steps (" +
+                    std::to_string(t.warmup_steps) + ") exceeds train.steps (" + std::to_string(t.steps) +
+                    ")");
+  if (t.decay_steps > t.steps)
+    throw UserError(r.where("train.decay_steps") + ": train.decay_steps (" + std::to_string(t.decay_steps) +
+                    ") exceeds train.steps (" + std::to_string(t.steps) + ")");
+  if (t.min_lr > t.lr)
+    throw UserError(r.where("train.min_lr") + ": train.min_lr (" + std::to_string(t.min_lr) +
+                    ") exceeds train.lr (" + std::to_string(t.lr) + ")");
+  // Decoupled decay multiplies every decayed weight by 1 - lr * weight_decay each step.
+  if (static_cast<double>(t.lr) * t.weight_decay >= 1.0)
+    throw UserError(r.where("train.weight_decay") +
+                    ": train.lr x train.weight_decay must be < 1 (each step "
+                    "multiplies the weights by 1 - lr x weight_decay)");
   try {
     parse_schedule_kind(t.schedule);
   } catch (const UserError& e) {

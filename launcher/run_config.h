@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -8,10 +9,13 @@
 
 namespace kervan {
 
-// Everything `kervan train` needs, resolved from a TOML file plus --set overrides. Each field's
-// TOML key is `section.field` (documented in configs/README.md).
+// Everything `kervan train` needs, resolved from a TOML file plus --set overrides. Every key, with
+// its type, default, range and meaning, is declared once in launcher/config_keys.cpp; the table in
+// configs/README.md is made from there.
 struct RunConfig {
   std::string file;  // the config file, for messages
+  // Where each key's value came from: "file" or "--set"; keys absent here have their default.
+  std::map<std::string, std::string> origin;
   std::string preset;
   GPTConfig model;
 
@@ -28,7 +32,7 @@ struct RunConfig {
     int64_t steps = 0;
     int64_t micro_batch = 0;  // sequences per process per micro-step
     int64_t seq_len = 0;
-    int64_t grad_accum = 1;   // micro-steps per optimizer step
+    int64_t grad_accum = 1;  // micro-steps per optimizer step
     int64_t seed = 1337;
     float lr = 6e-4f;
     float min_lr = 0.0f;
@@ -37,17 +41,17 @@ struct RunConfig {
     int64_t decay_steps = 0;  // wsd
     float weight_decay = 0.1f;
     float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
-    float grad_clip = 1.0f;   // <= 0: off
-    int64_t threads = 0;      // 0: all cores
-    int64_t eval_every = 0;   // validation loss every N steps and at the end (0: off)
-    int64_t eval_batches = 8; // global batches of the validation split per evaluation
+    float grad_clip = 1.0f;    // 0: off
+    int64_t threads = 0;       // 0: all cores
+    int64_t eval_every = 0;    // validation loss every N steps and at the end (0: off)
+    int64_t eval_batches = 8;  // global batches of the validation split per evaluation
   } train;
 
   struct Parallel {
-    int64_t tp = 1;                      // tensor-parallel size (DP = world / tp)
-    float bucket_mb = 25.0f;             // data-parallel all-reduce bucket size
+    int64_t tp = 1;                       // tensor-parallel size (DP = world / tp)
+    float bucket_mb = 25.0f;              // data-parallel all-reduce bucket size
     float collective_timeout_s = 600.0f;  // a collective slower than this ends the job
-    int64_t zero = 0;                    // 1: ZeRO-1, optimizer state sharded over DP
+    int64_t zero = 0;                     // 1: ZeRO-1, optimizer state sharded over DP
   } parallel;
 
   struct Log {

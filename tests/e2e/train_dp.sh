@@ -40,7 +40,7 @@ grep -q '"exposed_comm_ms"' "$work/dp2.jsonl" || fail "dp2 metrics lack exposed_
 
 expect_error "tp does not divide" "parallel.tp (3) does not divide the number of processes (2)" \
   "${mpi[@]}" "$kervan" train --config "$work/c.toml" --set parallel.tp=3
-expect_error "zero=2" "parallel.zero must be 0 or 1" "${mpi[@]}" "$kervan" train --config "$work/c.toml" --set parallel.zero=2
+expect_error "zero=2" "parallel.zero must be >= 0 and <= 1, got 2" "${mpi[@]}" "$kervan" train --config "$work/c.toml" --set parallel.zero=2
 expect_error "mismatched ranks" "the resolved config of rank 1 differs from rank 0's" \
   mpirun -np 1 "$kervan" train --config "$work/c.toml" : -np 1 "$kervan" train --config "$work/c.toml" --set train.lr=1e-3
 

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "launcher/config_keys.h"
 #include "launcher/run_config.h"
 #include "temp_dir_test.h"
 
@@ -58,7 +59,8 @@ TEST_F(RunConfigTest, LoadsPresetAndOverrides) {
 
 TEST_F(RunConfigTest, ShapeKeysWithoutPreset) {
   std::string text = kGood;
-  text.replace(text.find("preset = \"gpt2-tiny\""), 20, "n_layer = 1\nn_head = 2\nd_model = 8\nvocab_size = 50");
+  text.replace(text.find("preset = \"gpt2-tiny\""), 20,
+               "n_layer = 1\nn_head = 2\nd_model = 8\nvocab_size = 50");
   RunConfig c = load_run_config(write(text), {});
   EXPECT_EQ(c.model.max_seq_len, 64);  // defaults to train.seq_len
   EXPECT_EQ(c.model.padded_vocab(), 128);
@@ -72,12 +74,16 @@ TEST_F(RunConfigTest, MistakesNameFileAndKey) {
   const std::string file = (dir / "c.toml").string();
   EXPECT_TRUE(has(error_of(std::string(kGood) + "[train2]\nx = 1\n"), file + ": unknown key 'train2.x'"));
   EXPECT_TRUE(has(error_of(kGood, {"train.stepz=3"}), "--set train.stepz: unknown key 'train.stepz'"));
-  EXPECT_TRUE(has(error_of(kGood, {"train.steps=\"ten\""}), "--set train.steps: train.steps must be an integer"));
+  EXPECT_TRUE(
+      has(error_of(kGood, {"train.steps=\"ten\""}), "--set train.steps: train.steps must be an integer"));
   EXPECT_TRUE(has(error_of(kGood, {"train.lr=fast"}), "train.lr must be a number"));
-  EXPECT_TRUE(has(error_of(kGood, {"model.n_head=3"}), file + ": model.n_head (3) does not divide model.d_model (256)"));
+  EXPECT_TRUE(has(error_of(kGood, {"model.n_head=3"}),
+                  file + ": model.n_head (3) does not divide model.d_model (256)"));
   EXPECT_TRUE(has(error_of(kGood, {"model.preset=gpt5"}), "unknown preset 'gpt5'"));
-  EXPECT_TRUE(has(error_of(kGood, {"train.seq_len=512"}), "train.seq_len (512) exceeds model.max_seq_len (256)"));
-  EXPECT_TRUE(has(error_of(kGood, {"train.steps=0"}), "train.steps must be positive"));
+  EXPECT_TRUE(
+      has(error_of(kGood, {"train.seq_len=512"}), "train.seq_len (512) exceeds model.max_seq_len (256)"));
+  EXPECT_TRUE(has(error_of(kGood, {"train.steps=0"}),
+                  "--set train.steps: train.steps must be >= 1 and <= 1e+12, got 0"));
   EXPECT_TRUE(has(error_of(kGood, {"train.schedule=\"linear\""}), "unknown schedule 'linear'"));
   EXPECT_TRUE(has(error_of(kGood, {"nodot=1"}), "expected section.key=value"));
   EXPECT_TRUE(has(error_of("[model\npreset=1"), file + ":1:"));
@@ -89,6 +95,72 @@ TEST_F(RunConfigTest, MistakesNameFileAndKey) {
     EXPECT_TRUE(has(e.what(), "nope.toml: cannot open config file"));
   }
   EXPECT_EQ(error_of(kGood), "");
+}
+
+// Values out of a key's range, and those that overflow the field's type, are refused where they
+// are read, naming the key; so are values that only make sense together.
+TEST_F(RunConfigTest, RangesAreCheckedWhereValuesAreRead) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train.eps=-1e-8", "train.eps must be > 0, got -1e-08"},
+      {"train.eps=0.0", "train.eps must be > 0"},
+      {"train.grad_clip=nan", "train.grad_clip must be finite"},
+      {"train.grad_clip=-1.0", "train.grad_clip must be >= 0"},
+      {"train.beta1=1.0", "train.beta1 must be >= 0 and < 1"},
+      {"train.lr=inf", "train.lr must be finite"},
+      {"train.threads=2147483648", "train.threads must be >= 0 and <= 1024, got 2147483648"},
+      {"train.threads=100000", "train.threads must be >= 0 and <= 1024"},
+      {"parallel.tp=4294967298", "parallel.tp must be >= 1 and <= 65536, got 4294967298"},
+      {"model.n_layer=4294967297", "model.n_layer must be >= 1 and <= 4096"},
+      {"sample.temperature=nan", "sample.temperature must be finite"},
+      {"sample.top_k=-1", "sample.top_k must be >= 0"},
+      {"data.weights=[1.0, nan]", "data.weights must be finite"},
+      {"train.warmup_steps=11", "train.warmup_steps (11) exceeds train.steps (10)"},
+      {"train.min_lr=0.01", "train.min_lr (0.010000) exceeds train.lr (0.001000)"},
+      {"train.weight_decay=1000.0", "train.lr x train.weight_decay must be < 1"},
+  };
+  for (const auto& [set, want] : cases) {
+    const std::string msg = error_of(kGood, {set});
+    EXPECT_NE(msg.find(want), std::string::npos) << set << " -> '" << msg << "'";
+  }
+}
+
+// The cross-rank hash covers exact values: floats that print alike with six decimals differ.
+TEST_F(RunConfigTest, CanonicalFormIsExact) {
+  const std::string a = load_run_config(write(kGood), {"train.eps=1e-8"}).canonical();
+  EXPECT_NE(a, load_run_config(write(kGood), {"train.eps=1e-9"}).canonical());
+  EXPECT_NE(load_run_config(write(kGood), {"train.lr=1e-3"}).canonical(),
+            load_run_config(write(kGood), {"train.lr=1.000001e-3"}).canonical());
+  EXPECT_EQ(a, load_run_config(write(kGood), {"train.eps=1e-8"}).canonical());
+  // Strings are length-prefixed: two paths cannot run into each other.
+  EXPECT_NE(load_run_config(write(kGood), {"data.path=[\"a\", \"b,1:c\"]"}).canonical(),
+            load_run_config(write(kGood), {"data.path=[\"a,1:b\", \"c\"]"}).canonical());
+  // Every key that must agree across ranks is in it; per-rank keys are not.
+  for (const ConfigKey& k : config_keys())
+    EXPECT_EQ(a.find(std::string(k.key) + "=") != std::string::npos, k.same_on_every_rank) << k.key;
+}
+
+// configs/README.md shows exactly the key table (regenerate the block with `kervan config keys`).
+TEST(ConfigKeys, ReadmeTableMatchesTheKeyList) {
+  std::ifstream in(std::string(KERVAN_SOURCE_DIR) + "/configs/README.md");
+  ASSERT_TRUE(in) << "configs/README.md";
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto begin = text.find("| key | type | default | meaning |");
+  const auto end = text.find("<!-- end of keys -->");
+  ASSERT_NE(begin, std::string::npos);
+  ASSERT_NE(end, std::string::npos);
+  EXPECT_EQ(text.substr(begin, end - begin), config_keys_markdown())
+      << "configs/README.md and launcher/config_keys.cpp differ: run `build/kervan config keys` and paste "
+         "the table";
+}
+
+// Every key is read: a config that sets each one to a valid value loads and reports where it came from.
+TEST_F(RunConfigTest, EveryKeyInTheTableIsRead) {
+  const RunConfig c = load_run_config(write(kGood), {"train.eval_every=0", "sample.top_k=3"});
+  EXPECT_EQ(c.sample.top_k, 3);
+  EXPECT_EQ(c.origin.at("sample.top_k"), "--set");
+  EXPECT_EQ(c.origin.at("train.steps"), "file");
+  EXPECT_EQ(c.origin.count("train.beta1"), 0u);
+  for (const ConfigKey& k : config_keys()) EXPECT_NE(find_config_key(k.key), nullptr) << k.key;
 }
 
 }  // namespace

@@ -1,0 +1,226 @@
+#include "launcher/config_keys.h"
+
+#include <charconv>
+#include <cmath>
+
+namespace kervan {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kMaxInt32 = 2147483647.0;
+
+Bounds at_least(double min) {
+  return {min, kInf, false, false};
+}
+Bounds range(double min, double max) {
+  return {min, max, false, false};
+}
+Bounds above(double min) {
+  return {min, kInf, true, false};
+}
+Bounds above_below(double min, double max) {
+  return {min, max, true, true};
+}
+Bounds at_least_below(double min, double max) {
+  return {min, max, false, true};
+}
+
+// The key list. Order: as documented (and hashed).
+std::vector<ConfigKey> make_keys() {
+  using C = RunConfig;
+  return {
+      {"model.preset", "string", "none",
+       "`gpt2-tiny`, `gpt2-small`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`; the shape keys below override it",
+       [](C& c) -> ConfigField { return &c.preset; }},
+      {"model.n_layer", "int", "preset", "transformer blocks",
+       [](C& c) -> ConfigField { return &c.model.n_layer; }, range(1, 4096)},
+      {"model.n_head", "int", "preset", "attention heads; must divide model.d_model",
+       [](C& c) -> ConfigField { return &c.model.n_head; }, range(1, 4096)},
+      {"model.d_model", "int", "preset", "model width", [](C& c) -> ConfigField { return &c.model.d_model; },
+       range(1, 1 << 20)},
+      {"model.vocab_size", "int", "preset",
+       "vocabulary (padded internally to a multiple of 128; padding is never predicted)",
+       [](C& c) -> ConfigField { return &c.model.vocab_size; }, range(1, kMaxInt32 - 127)},
+      {"model.max_seq_len", "int", "preset, else train.seq_len", "rows of the position table",
+       [](C& c) -> ConfigField { return &c.model.max_seq_len; }, range(1, 1 << 24)},
+      {"data.path", "string or list", "required",
+       "a kervan corpus folder (made by `kervan prepare`; its `train` split is read) or an llm.c `.bin` "
+       "token "
+       "file; a list blends several",
+       [](C& c) -> ConfigField { return &c.data.paths; }},
+      {"data.weights", "float or list", "tokens of each source",
+       "blend weights, one per `data.path` (normalised; `[0.7, 0.3]` draws 70% of samples from the first)",
+       [](C& c) -> ConfigField { return &c.data.weights; }, above(0)},
+      {"data.tokenizer", "string", "the corpus's",
+       "how the sample prompt is encoded and samples shown: `gpt2`, a tokenizer folder, `bytes` or `none` "
+       "(ids); "
+       "llm.c files default to `none`",
+       [](C& c) -> ConfigField { return &c.data.tokenizer; }},
+      {"train.steps", "int", "required", "optimizer steps",
+       [](C& c) -> ConfigField { return &c.train.steps; }, range(1, 1e12)},
+      {"train.micro_batch", "int", "required", "sequences per process per micro-step",
+       [](C& c) -> ConfigField { return &c.train.micro_batch; }, range(1, 1 << 20)},
+      {"train.seq_len", "int", "required", "tokens per sequence",
+       [](C& c) -> ConfigField { return &c.train.seq_len; }, range(1, 1 << 24)},
+      {"train.grad_accum", "int", "", "micro-steps per optimizer step",
+       [](C& c) -> ConfigField { return &c.train.grad_accum; }, range(1, 1 << 20)},
+      {"train.seed", "int", "", "initialisation and data order",
+       [](C& c) -> ConfigField { return &c.train.seed; }, at_least(0)},
+      {"train.lr", "float", "", "peak learning rate", [](C& c) -> ConfigField { return &c.train.lr; },
+       above(0)},
+      {"train.min_lr", "float", "train.lr / 10", "final learning rate (at most train.lr)",
+       [](C& c) -> ConfigField { return &c.train.min_lr; }, at_least(0)},
+      {"train.warmup_steps", "int", "", "linear warm-up steps (at most train.steps)",
+       [](C& c) -> ConfigField { return &c.train.warmup_steps; }, at_least(0)},
+      {"train.schedule", "string", "",
+       "`cosine`, `constant`, or `wsd` (warm-up, stable, linear decay over `train.decay_steps`)",
+       [](C& c) -> ConfigField { return &c.train.schedule; }},
+      {"train.decay_steps", "int", "", "length of the wsd decay (at most train.steps)",
+       [](C& c) -> ConfigField { return &c.train.decay_steps; }, at_least(0)},
+      {"train.weight_decay", "float", "",
+       "AdamW decoupled decay, on weight matrices and the token embedding only",
+       [](C& c) -> ConfigField { return &c.train.weight_decay; }, at_least(0)},
+      {"train.beta1", "float", "", "AdamW first-moment decay",
+       [](C& c) -> ConfigField { return &c.train.beta1; }, at_least_below(0, 1)},
+      {"train.beta2", "float", "", "AdamW second-moment decay",
+       [](C& c) -> ConfigField { return &c.train.beta2; }, at_least_below(0, 1)},
+      {"train.eps", "float", "", "AdamW denominator term", [](C& c) -> ConfigField { return &c.train.eps; },
+       above(0)},
+      {"train.grad_clip", "float", "", "global-norm clip (0: off)",
+       [](C& c) -> ConfigField { return &c.train.grad_clip; }, at_least(0)},
+      {"train.threads", "int", "0 (all cores)", "OpenMP / OpenBLAS threads per process",
+       [](C& c) -> ConfigField { return &c.train.threads; }, range(0, 1024)},
+      {"train.eval_every", "int", "0 (off)",
+       "validation loss every N steps and after the last, on the `val` split of every `data.path` that has "
+       "one: "
+       "`val_loss` is their mean weighted like the blend, `val_losses` each source's (when there are "
+       "several)",
+       [](C& c) -> ConfigField { return &c.train.eval_every; }, at_least(0)},
+      {"train.eval_batches", "int", "",
+       "global batches per validation (the same unshuffled windows every time)",
+       [](C& c) -> ConfigField { return &c.train.eval_batches; }, range(1, 1 << 20)},
+      {"parallel.tp", "int", "",
+       "tensor-parallel size (Megatron-style: heads, MLP columns and vocabulary split over tp consecutive "
+       "ranks); "
+       "DP = processes / tp. tp must divide the number of processes, `model.n_head` and the padded "
+       "vocabulary "
+       "(vocab_size rounded up to 128)",
+       [](C& c) -> ConfigField { return &c.parallel.tp; }, range(1, 65536)},
+      {"parallel.zero", "int", "",
+       "1: ZeRO-1, AdamW state sharded over the data-parallel group (gradients reduce-scattered after "
+       "backward)",
+       [](C& c) -> ConfigField { return &c.parallel.zero; }, range(0, 1)},
+      {"parallel.bucket_mb", "float", "", "data-parallel gradient all-reduce bucket size",
+       [](C& c) -> ConfigField { return &c.parallel.bucket_mb; }, above_below(0, 1e6)},
+      {"parallel.collective_timeout_s", "float", "",
+       "a collective that takes longer ends the job, naming the ranks that did not arrive",
+       [](C& c) -> ConfigField { return &c.parallel.collective_timeout_s; }, above_below(0, 1e7), false},
+      {"log.metrics_file",
+       "string",
+       "none",
+       "JSON-lines metrics, one line per step (written by rank 0)",
+       [](C& c) -> ConfigField { return &c.log.metrics_file; },
+       {},
+       false},
+      {"log.every", "int", "", "console line every N steps", [](C& c) -> ConfigField { return &c.log.every; },
+       range(1, 1e12), false},
+      {"sample.tokens", "int", "0 (none)", "tokens to generate after training",
+       [](C& c) -> ConfigField { return &c.sample.tokens; }, range(0, 1 << 20)},
+      {"sample.prompt", "string", "", "prompt, encoded with `data.tokenizer`",
+       [](C& c) -> ConfigField { return &c.sample.prompt; }},
+      {"sample.temperature", "float", "", "sampling temperature (0: greedy)",
+       [](C& c) -> ConfigField { return &c.sample.temperature; }, range(0, 1e6)},
+      {"sample.top_k", "int", "0 (all)", "sample among the k most likely tokens",
+       [](C& c) -> ConfigField { return &c.sample.top_k; }, range(0, kMaxInt32)},
+  };
+}
+
+template <typename T>
+std::string shortest(T v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+std::string exact(const ConfigField& f) {
+  struct {
+    std::string operator()(const int* v) const { return std::to_string(*v); }
+    std::string operator()(const int64_t* v) const { return std::to_string(*v); }
+    std::string operator()(const float* v) const { return shortest(*v); }
+    std::string operator()(const double* v) const { return shortest(*v); }
+    std::string operator()(const std::string* v) const { return std::to_string(v->size()) + ":" + *v; }
+    std::string operator()(const std::vector<std::string>* v) const {
+      std::string s = "[";
+      for (const std::string& e : *v) s += std::to_string(e.size()) + ":" + e + ",";
+      return s + "]";
+    }
+    std::string operator()(const std::vector<double>* v) const {
+      std::string s = "[";
+      for (double e : *v) s += shortest(e) + ",";
+      return s + "]";
+    }
+  } visit;
+  return std::visit(visit, f);
+}
+
+// The default as the README shows it: default_text, or the default RunConfig's value.
+std::string documented_default(const ConfigKey& k) {
+  if (*k.default_text) return k.default_text;
+  RunConfig defaults;
+  const ConfigField f = k.field(defaults);
+  if (const auto* s = std::get_if<std::string*>(&f)) {
+    std::string quoted = "`\"";
+    for (char ch : **s) quoted += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+    return quoted + "\"`";
+  }
+  std::string text = exact(f);
+  return text;
+}
+
+}  // namespace
+
+bool Bounds::contains(double v) const {
+  if (std::isnan(v)) return false;
+  if (min_exclusive ? !(v > min) : !(v >= min)) return false;
+  if (max_exclusive ? !(v < max) : !(v <= max)) return false;
+  return true;
+}
+
+std::string Bounds::describe() const {
+  std::string s;
+  if (min != -kInf) s += (min_exclusive ? "> " : ">= ") + shortest(min);
+  if (max != kInf)
+    s += (s.empty() ? "" : " and ") + std::string(max_exclusive ? "< " : "<= ") + shortest(max);
+  return s;
+}
+
+const std::vector<ConfigKey>& config_keys() {
+  static const std::vector<ConfigKey> keys = make_keys();
+  return keys;
+}
+
+const ConfigKey* find_config_key(const std::string& key) {
+  for (const ConfigKey& k : config_keys())
+    if (key == k.key) return &k;
+  return nullptr;
+}
+
+std::string exact_value(const ConfigKey& key, const RunConfig& config) {
+  // field() hands out a mutable pointer; the value is only read.
+  return exact(key.field(const_cast<RunConfig&>(config)));
+}
+
+std::string config_keys_markdown() {
+  std::string s = "| key | type | default | meaning |\n|---|---|---|---|\n";
+  for (const ConfigKey& k : config_keys()) {
+    std::string meaning = k.meaning;
+    const std::string range = k.bounds.describe();
+    if (!range.empty()) meaning += " (" + range + ")";
+    s +=
+        "| " + std::string(k.key) + " | " + k.type + " | " + documented_default(k) + " | " + meaning + " |\n";
+  }
+  return s;
+}
+
+}  // namespace kervan
