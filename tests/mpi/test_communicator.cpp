@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
-#include "core/cpu/cpu_backend.h"
+#include <chrono>
+#include <thread>
+
 #include "core/backend.h"
+#include "core/cpu/cpu_backend.h"
 #include "parallel/mpi_communicator.h"
 
 namespace kervan {
@@ -97,16 +100,39 @@ TEST_P(Collectives, AllGatherAndBroadcast) {
   comm->barrier();
 }
 
+// Collectives run in issue order: each all-reduce is followed, without waiting, by an all-gather
+// that reads the all-reduced buffer. Only if the all-reduce ran first does every gathered chunk
+// hold the sum; a gather that overtook it would hold each rank's own, unreduced values.
 TEST_P(Collectives, ManyInFlightCompleteInOrder) {
-  std::vector<Tensor> ts;
+  std::vector<Tensor> ts, gathered;
   std::vector<std::unique_ptr<CommHandle>> hs;
-  for (int k = 0; k < 8; ++k) ts.push_back(filled(100 + k, r));
-  for (auto& t : ts) hs.push_back(comm->all_reduce_async(t, ReduceOp::Sum));
-  for (size_t k = 0; k < hs.size(); ++k) {
-    hs[k]->wait();
-    EXPECT_GE(hs[k]->seconds(), 0.0);
-    ASSERT_FLOAT_EQ(ts[k].data<float>()[99], static_cast<float>(sum_over_ranks(99)));
+  for (int k = 0; k < 8; ++k) {
+    ts.push_back(filled(100 + k, r));
+    gathered.push_back(be->empty({n * (100 + k)}, DType::F32));
   }
+  for (int k = 0; k < 8; ++k) {
+    hs.push_back(comm->all_reduce_async(ts[k], ReduceOp::Sum));
+    hs.push_back(comm->all_gather_async(gathered[k], ts[k]));
+  }
+  for (auto& h : hs) h->wait();
+  for (int k = 0; k < 8; ++k)
+    for (int q = 0; q < n; ++q)
+      for (int64_t i = 0; i < 100 + k; ++i)
+        ASSERT_FLOAT_EQ(gathered[k].data<float>()[q * (100 + k) + i], static_cast<float>(sum_over_ranks(i)))
+            << "collective pair " << k << ", chunk of rank " << q;
+}
+
+// A handle reports how long its collective ran: a barrier's partner that arrives 0.3 s late makes
+// the early rank's collective take at least that long, and a local one far less than a second.
+TEST_P(Collectives, HandlesMeasureTheirCollective) {
+  Tensor t = filled(4, r);
+  if (r == 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto h = comm->all_reduce_async(t, ReduceOp::Sum);
+  h->wait();
+  if (n > 1 && r == 0)
+    EXPECT_GE(h->seconds(), 0.2) << "rank 0 waited for the late rank inside the collective";
+  EXPECT_LT(h->seconds(), 30.0);
+  EXPECT_GT(h->seconds(), 0.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Groups, Collectives, ::testing::Values(1, 2));

@@ -1,6 +1,8 @@
 // Every layer's backward against central finite differences (see fd_check.h for the tolerance).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/backend.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/host_threads.h"
@@ -90,6 +92,39 @@ TEST_F(LayerFd, Gelu) {
   EXPECT_NEAR(out[1], -0.158808f, 1e-5f);
 }
 
+// The GELU kernels are built with -ffast-math (vectorised tanhf). Over |x| <= 20, far into both
+// tails where tanh saturates and 1 + tanh(u) cancels, the values and the derivative must still
+// match a double-precision evaluation of the same formula: to 2e-6 absolute plus 2e-6 relative
+// (a few float ulps of the result; fast-math tanhf is within 2 ulps, and the cancellation in
+// 1 + tanh(u) costs at most one ulp of 1, about 6e-8, times |x| / 2 <= 10).
+TEST_F(LayerFd, GeluMatchesDoublePrecisionFarIntoTheTails) {
+  const int64_t n = 8001;
+  std::vector<float> xs(n), ones(n, 1.0f), y(n), d(n);
+  for (int64_t i = 0; i < n; ++i) xs[i] = -20.0f + 40.0f * static_cast<float>(i) / (n - 1);
+  Tensor x = be->empty({n}, DType::F32), out = be->empty({n}, DType::F32);
+  Tensor dout = be->empty({n}, DType::F32), dx = be->empty({n}, DType::F32);
+  be->copy_from_host(x, xs.data());
+  be->copy_from_host(dout, ones.data());
+  be->gelu_forward(out, x);
+  be->gelu_backward(dx, x, dout);
+  be->copy_to_host(y.data(), out);
+  be->copy_to_host(d.data(), dx);
+  const double k = std::sqrt(2.0 / M_PI), c = 0.044715;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = xs[i], t = std::tanh(k * (v + c * v * v * v));
+    const double want = 0.5 * v * (1 + t);
+    const double want_d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * k * (1 + 3 * c * v * v);
+    ASSERT_TRUE(std::isfinite(y[i]) && std::isfinite(d[i])) << "x = " << v;
+    ASSERT_NEAR(y[i], want, 2e-6 + 2e-6 * std::abs(want)) << "gelu(" << v << ")";
+    ASSERT_NEAR(d[i], want_d, 2e-6 + 2e-6 * std::abs(want_d)) << "gelu'(" << v << ")";
+  }
+  // The tails themselves: gelu(20) = 20, gelu(-20) = 0 (to float), slopes 1 and 0.
+  EXPECT_EQ(y[n - 1], 20.0f);
+  EXPECT_NEAR(y[0], 0.0f, 1e-6f);
+  EXPECT_NEAR(d[n - 1], 1.0f, 1e-6f);
+  EXPECT_NEAR(d[0], 0.0f, 1e-6f);
+}
+
 TEST_F(LayerFd, ResidualAdd) {
   Tensor a = randn({10}, 1), b = randn({10}, 2), y = randn({10}, 0), w = randn({10}, 3);
   auto loss = [&] {
@@ -150,7 +185,8 @@ TEST_F(LayerFd, CausalSelfAttentionLayer) {
   loss();
   attn.backward(*be, dx, w, x, saved, scratch);
   EXPECT_LT(fd_relative_error(x, to_vector(dx), loss), kFdTolerance);
-  for (const char* name : {"attn.c_attn.weight", "attn.c_proj.weight", "attn.c_attn.bias"}) {
+  for (const char* name :
+       {"attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias"}) {
     Parameter* p = ps.find(name);
     EXPECT_LT(fd_relative_error(p->value, to_vector(p->grad), loss), kFdTolerance) << name;
   }
@@ -171,8 +207,10 @@ TEST_F(LayerFd, Mlp) {
   loss();
   mlp.backward(*be, dx, w, x, saved, dh);
   EXPECT_LT(fd_relative_error(x, to_vector(dx), loss), kFdTolerance);
-  Parameter* p = ps.find("mlp.c_fc.weight");
-  EXPECT_LT(fd_relative_error(p->value, to_vector(p->grad), loss), kFdTolerance);
+  for (const char* name : {"mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"}) {
+    Parameter* p = ps.find(name);
+    EXPECT_LT(fd_relative_error(p->value, to_vector(p->grad), loss), kFdTolerance) << name;
+  }
 }
 
 TEST_F(LayerFd, Embedding) {
