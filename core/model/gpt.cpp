@@ -41,12 +41,15 @@ GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t m
     const size_t first = params_.all().size();
     blocks_.push_back(Block{
         LayerNorm(params_, h + ".ln_1", C),
-        CausalSelfAttention(params_, h + ".attn", C, config_.n_head, kInitStd, proj_std, tp_),
-        LayerNorm(params_, h + ".ln_2", C), Mlp(params_, h + ".mlp", C, 4 * C, kInitStd, proj_std, tp_)});
+        SelfAttention(params_, h + ".attn", C,
+                      {.n_head = config_.n_head, .causal = true, .proj_std = proj_std}, tp_),
+        LayerNorm(params_, h + ".ln_2", C), Mlp(params_, h + ".mlp", C, 4 * C, kInitStd, proj_std, {}, tp_)});
     block_params_.emplace_back(first, params_.all().size());
   }
   ln_f_params_ = params_.all().size();
   ln_f_ = std::make_unique<LayerNorm>(params_, "ln_f", C);
+  lm_head_ = std::make_unique<LmHead>(embedding_->wte(), nullptr, config_.vocab_size,
+                                      embedding_->vocab_begin(), 1.0f, tp_);
   params_.allocate(be_);
 
   step_ = layout(max_batch_, max_seq_, [this](Shape s, DType d) {
@@ -67,8 +70,6 @@ GPT::StepTensors GPT::layout(int64_t B, int64_t T, const std::function<Tensor(Sh
   s.targets = make({B, T}, DType::I32);
   s.x0 = make({B, T, C}, f);
   s.local_tokens = make({B, T}, DType::I32);
-  s.ce_max = make({B * T}, f);
-  s.ce_sum_tgt = make({2, B * T}, f);
   for (int l = 0; l < config_.n_layer; ++l) {
     BlockSaved b;
     b.ln1 = make({B, T, C}, f);
@@ -82,20 +83,22 @@ GPT::StepTensors GPT::layout(int64_t B, int64_t T, const std::function<Tensor(Sh
     b.ln2_mean = make({B * T}, f);
     b.ln2_rstd = make({B * T}, f);
     b.mlp.fc = make({B, T, H}, f);
-    b.mlp.fc_gelu = make({B, T, H}, f);
+    b.mlp.act = make({B, T, H}, f);
     b.res2 = make({B, T, C}, f);
     s.blocks.push_back(std::move(b));
   }
   s.lnf = make({B, T, C}, f);
   s.lnf_mean = make({B * T}, f);
   s.lnf_rstd = make({B * T}, f);
-  s.logits = make({B, T, Vp}, f);
-  s.losses = make({B * T}, f);
+  s.lm.logits = make({B * T, Vp}, f);
+  s.lm.losses = make({B * T}, f);
+  s.lm.ce_max = make({B * T}, f);
+  s.lm.ce_sum_tgt = make({2, B * T}, f);
   s.y = make({B, T, C}, f);
   s.dres = make({B, T, C}, f);
   s.dln = make({B, T, C}, f);
   s.dtmp = make({B, T, C}, f);
-  s.dhidden = make({B, T, H}, f);
+  s.mlp_scratch.dhidden = make({B, T, H}, f);
   s.attn_scratch.datt = make({B, T, Cl}, f);
   s.attn_scratch.dqkv = make({B, T, C3}, f);
   s.attn_scratch.dprobs = make({B, NH, T, T}, f);
@@ -146,7 +149,7 @@ void GPT::block_forward(const Block& blk, BlockSaved& s, const Tensor& x) {
 // On entry step_.dres holds d(block output); on exit d(block input x).
 void GPT::block_backward(const Block& blk, const BlockSaved& s, const Tensor& x) {
   StepTensors& st = step_;
-  blk.mlp.backward(be_, st.dln, st.dres, s.ln2, s.mlp, st.dhidden);
+  blk.mlp.backward(be_, st.dln, st.dres, s.ln2, s.mlp, st.mlp_scratch);
   blk.ln_2.backward(be_, st.dtmp, st.dln, s.res1, s.ln2_mean, s.ln2_rstd);
   be_.add(st.dres, st.dres, st.dtmp);  // residual: d(res1) = d(res2) + through ln_2
   blk.attn.backward(be_, st.dln, st.dres, s.ln1, s.attn, st.attn_scratch);
@@ -176,57 +179,22 @@ float GPT::forward(const Batch& batch) {
   ln_f_->forward(be_, st.lnf, st.lnf_mean, st.lnf_rstd, *x);
   // LM head tied to the token embedding: logits [BT, Vp] = lnf [BT, C] wte^T (this rank's
   // vocabulary columns under tensor parallelism)
-  Tensor logits2 = st.logits.view({B * T, embedding_->wte().shape[0]});
-  be_.matmul(logits2, st.lnf.view({B * T, config_.d_model}), false, embedding_->wte().value, true, 1.0f,
-             0.0f);
+  const Tensor lnf = st.lnf.view({B * T, config_.d_model});
   if (!targets) {
+    lm_head_->logits(be_, st.lm.logits, lnf);
     valid_targets_ = 0;
     return 0.0f;
   }
   be_.copy_from_host(st.targets, targets);
-  if (tp_) return vocab_parallel_loss(targets, B * T);
-  be_.cross_entropy_forward(st.losses, logits2, st.targets, config_.vocab_size);
-  std::vector<float> losses(B * T);
-  be_.copy_to_host(losses.data(), st.losses);
-  double sum = 0.0;
-  valid_targets_ = 0;
-  for (int64_t i = 0; i < B * T; ++i) {
-    sum += losses[i];
-    valid_targets_ += targets[i] >= 0;
-  }
-  return valid_targets_ ? static_cast<float>(sum / valid_targets_) : 0.0f;
-}
-
-// Mean over the valid targets of loss_n = log s_n + m_n - z_n,target, from this rank's logit
-// columns: m_n = max over the group of the local row maxima; then the local sums of exp(z - m_n)
-// and the target logit (non-zero on the owning rank only) summed over the group in one all-reduce.
-float GPT::vocab_parallel_loss(const int32_t* targets, int64_t BT) {
-  StepTensors& st = step_;
-  const Tensor logits2 = st.logits.view({BT, embedding_->wte().shape[0]});
-  const int64_t begin = embedding_->vocab_begin();
-  const int64_t valid = std::clamp<int64_t>(config_.vocab_size - begin, 0, logits2.dim(1));
-  be_.vocab_parallel_row_max(st.ce_max, logits2, valid);
-  tp_->all_reduce_max(st.ce_max);
-  Tensor sum = st.ce_sum_tgt.slice_flat(0, {BT}), tgt = st.ce_sum_tgt.slice_flat(BT, {BT});
-  be_.vocab_parallel_exp_sum_target(sum, tgt, logits2, st.ce_max, st.targets, begin, valid);
-  tp_->all_reduce_sum(st.ce_sum_tgt);
-  std::vector<float> mx(BT), stats(2 * BT);
-  be_.copy_to_host(mx.data(), st.ce_max);
-  be_.copy_to_host(stats.data(), st.ce_sum_tgt);
-  double total = 0.0;
-  valid_targets_ = 0;
-  for (int64_t n = 0; n < BT; ++n) {
-    if (targets[n] < 0) continue;
-    total += std::log(static_cast<double>(stats[n])) + mx[n] - stats[BT + n];
-    ++valid_targets_;
-  }
-  return valid_targets_ ? static_cast<float>(total / valid_targets_) : 0.0f;
+  const LossSum loss = lm_head_->forward(be_, st.lm, lnf, st.targets.view({B * T}), targets);
+  valid_targets_ = loss.count;
+  return valid_targets_ ? static_cast<float>(loss.sum / valid_targets_) : 0.0f;
 }
 
 void GPT::logits_row(int64_t n, float* out) {
   const int64_t cols = embedding_->wte().shape[0];
   KERVAN_CHECK(n >= 0 && n < step_.B * step_.T, "logits row out of range");
-  const Tensor row = step_.logits.view({step_.B * step_.T, cols}).rows(n, n + 1).view({cols});
+  const Tensor row = step_.lm.logits.rows(n, n + 1).view({cols});
   if (!tp_) {
     be_.copy_to_host(out, row);
     return;
@@ -246,22 +214,11 @@ void GPT::backward(float loss_scale) {
   StepTensors& st = step_;
   const int64_t BT = st.B * st.T, C = config_.d_model;
   Parameter& wte = embedding_->wte();
-  Tensor dlogits = st.logits.view({BT, wte.shape[0]});
-  const float dloss = loss_scale / static_cast<float>(valid_targets_);
-  if (tp_) {
-    const int64_t begin = embedding_->vocab_begin();
-    const int64_t valid = std::clamp<int64_t>(config_.vocab_size - begin, 0, dlogits.dim(1));
-    be_.vocab_parallel_cross_entropy_backward(dlogits, dlogits, st.ce_max, st.ce_sum_tgt.slice_flat(0, {BT}),
-                                              st.targets, begin, valid, dloss);
-  } else {
-    be_.cross_entropy_backward(dlogits, dlogits, st.targets, config_.vocab_size, dloss);
-  }
   // LM head: d(lnf) = dlogits wte;  d(wte) += dlogits^T lnf. Under tensor parallelism each rank
   // has the part of d(lnf) from its vocabulary columns (summed over the group) and its shard of d(wte).
   Tensor dln = st.dln.view({BT, C});
-  be_.matmul(dln, dlogits, false, wte.value, false, 1.0f, 0.0f);
-  if (tp_) tp_->all_reduce_sum(dln);
-  be_.matmul(wte.grad, dlogits, true, st.lnf.view({BT, C}), false, 1.0f, 1.0f);
+  lm_head_->backward(be_, dln, st.lm, st.lnf.view({BT, C}), st.targets.view({BT}),
+                     loss_scale / static_cast<float>(valid_targets_));
   const bool sparse_rows = sparse_rows_ && !tp_;
   if (sparse_rows && grad_ready_) grad_ready_(wte);
   const Tensor& last = config_.n_layer ? st.blocks.back().res2 : st.x0;

@@ -6,6 +6,7 @@
 #include "core/layers/attention.h"
 #include "core/layers/embedding.h"
 #include "core/layers/layernorm.h"
+#include "core/layers/lm_head.h"
 #include "core/layers/mlp.h"
 #include "core/model/gpt_config.h"
 #include "core/model/model.h"
@@ -19,9 +20,8 @@ namespace kervan {
 //
 // Tensor parallel (Megatron-LM) when built with a TpGroup of p > 1 ranks: attention heads and MLP
 // columns are split (see CausalSelfAttention, Mlp), the token embedding and LM head by vocabulary
-// rows (see Embedding), and the loss is a vocabulary-parallel cross-entropy that never holds more
-// than this rank's [B*T, Vp/p] logits: global row max and sum of exponentials by all-reduces, the
-// target logit from the rank that owns it. LayerNorms, row-parallel biases and wpe are replicated.
+// rows (see Embedding), and the loss is a vocabulary-parallel cross-entropy (LmHead) that never
+// holds more than this rank's [B*T, Vp/p] logits. LayerNorms, row-parallel biases and wpe are replicated.
 // Their gradients need no all-reduce: without sequence parallelism every rank of the group
 // computes them from the same (all-reduced) activations with the same deterministic kernels, so
 // the replicas stay bit-identical (as in Megatron-LM; tests/mpi/test_tensor_parallel.cpp checks it).
@@ -65,7 +65,7 @@ class GPT final : public Model {
 
   // [B, T, padded_vocab] logits of the last forward (valid until backward); under tensor
   // parallelism this rank's columns [B, T, padded_vocab / p] only.
-  const Tensor& logits() const { return step_.logits; }
+  const Tensor& logits() const { return step_.lm.logits; }
   // Row n of the last forward's [B*T, padded_vocab] logits, over the whole padded vocabulary,
   // into host memory `out`. Under tensor parallelism every rank of the group must call it (the
   // shards' columns are all-gathered) and every rank gets the whole row.
@@ -77,7 +77,7 @@ class GPT final : public Model {
  private:
   struct Block {
     LayerNorm ln_1;
-    CausalSelfAttention attn;
+    SelfAttention attn;
     LayerNorm ln_2;
     Mlp mlp;
   };
@@ -94,13 +94,14 @@ class GPT final : public Model {
   struct StepTensors {
     int64_t B = 0, T = 0;
     Tensor tokens, targets, x0;
-    Tensor local_tokens;        // TP: ids in this rank's vocabulary shard, else -1
-    Tensor ce_max, ce_sum_tgt;  // TP: [BT] row max; [2, BT] sum of exp, target logit
+    Tensor local_tokens;  // TP: ids in this rank's vocabulary shard, else -1
     std::vector<BlockSaved> blocks;
-    Tensor lnf, lnf_mean, lnf_rstd, logits, losses;
-    Tensor y;                         // output of attn / mlp before the residual add
-    Tensor dres, dln, dtmp, dhidden;  // backward scratch
+    Tensor lnf, lnf_mean, lnf_rstd;
+    LmHeadTensors lm;
+    Tensor y;                // output of attn / mlp before the residual add
+    Tensor dres, dln, dtmp;  // backward scratch
     AttentionScratch attn_scratch;
+    MlpScratch mlp_scratch;
   };
 
   // Builds every step tensor for (B, T), each from make(shape, dtype), always in the same order:
@@ -111,7 +112,6 @@ class GPT final : public Model {
   void block_backward(const Block& blk, const BlockSaved& s, const Tensor& x);
   // Reports parameters [first, last) of the declaration order to the grad-ready hook.
   void grads_ready(size_t first, size_t last);
-  float vocab_parallel_loss(const int32_t* targets, int64_t BT);
 
   static TpGroup* checked_tp(const GPTConfig& config, TpGroup* tp);
   GPTConfig config_;
@@ -122,6 +122,7 @@ class GPT final : public Model {
   std::unique_ptr<Embedding> embedding_;
   std::vector<Block> blocks_;
   std::unique_ptr<LayerNorm> ln_f_;
+  std::unique_ptr<LmHead> lm_head_;
   // Declaration-order index ranges of each block's parameters, and where ln_f's begin.
   std::vector<std::pair<size_t, size_t>> block_params_;
   size_t ln_f_params_ = 0;
