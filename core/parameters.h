@@ -17,7 +17,7 @@ struct Init {
   enum class Kind { Zeros, Ones, Normal } kind = Kind::Zeros;
   float std = 0.0f;
   int64_t init_rows = -1;  // -1: all rows (counted in the global tensor)
-  std::vector<float> block_std;
+  std::vector<float> block_std = {};
 };
 
 // Where a parameter's local tensor sits in its global tensor under tensor parallelism.

@@ -21,6 +21,15 @@ Embedding::Embedding(ParameterSet& params, int64_t vocab, int64_t padded_vocab, 
       wtt_(type_vocab > 0 ? &params.declare("wtt", {type_vocab, dim}, {Init::Kind::Normal, init_std}, false)
                           : nullptr) {}
 
+std::vector<int32_t> Embedding::local_ids(const int32_t* ids, int64_t n) const {
+  std::vector<int32_t> local(ids, ids + n);
+  if (!tp_) return local;
+  const int64_t rows = wte_.shape[0];
+  for (int32_t& id : local)
+    id = id >= vocab_begin_ && id < vocab_begin_ + rows ? static_cast<int32_t>(id - vocab_begin_) : -1;
+  return local;
+}
+
 void Embedding::forward(Backend& be, Tensor& x, const Tensor& tokens, const Tensor* types) const {
   KERVAN_CHECK(!types == !wtt_, "token types given to an embedding without them, or missing");
   if (wpe_) {

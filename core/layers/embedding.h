@@ -1,4 +1,6 @@
 #pragma once
+#include <vector>
+
 #include "core/parameters.h"
 #include "core/tp_group.h"
 
@@ -27,6 +29,9 @@ class Embedding {
   void backward_positions(Backend& be, const Tensor& dx, const Tensor* types = nullptr) const;
 
   Parameter& wte() const { return wte_; }
+  // Global token ids as this rank's shard looks them up: id - vocab_begin() for ids in the shard,
+  // -1 for the others (without tensor parallelism, the ids themselves).
+  std::vector<int32_t> local_ids(const int32_t* ids, int64_t n) const;
   // This rank's shard of the padded vocabulary: global rows [vocab_begin, vocab_begin + rows).
   int64_t vocab_begin() const { return vocab_begin_; }
 

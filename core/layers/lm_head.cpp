@@ -26,6 +26,19 @@ void LmHead::logits(Backend& be, Tensor& logits, const Tensor& h) const {
   if (bias_) be.add_bias(logits, bias_->value);
 }
 
+void LmHead::full_row(Backend& be, const Tensor& logits, int64_t n, float* out) const {
+  const int64_t cols = logits.dim(1);
+  KERVAN_CHECK(n >= 0 && n < logits.dim(0), "logits row out of range");
+  const Tensor row = logits.rows(n, n + 1).view({cols});
+  if (!tp_) {
+    be.copy_to_host(out, row);
+    return;
+  }
+  Tensor all = be.empty({cols * tp_->size()}, DType::F32);
+  tp_->all_gather(all, row);  // shard k holds vocabulary columns [k*cols, (k+1)*cols)
+  be.copy_to_host(out, all);
+}
+
 LossSum LmHead::forward(Backend& be, LmHeadTensors& t, const Tensor& h, const Tensor& targets,
                         const int32_t* host_targets) const {
   logits(be, t.logits, h);

@@ -36,6 +36,10 @@ class LmHead {
          TpGroup* tp);
   // logits [N, Vl] only (inference).
   void logits(Backend& be, Tensor& logits, const Tensor& h) const;
+  // Row n of such logits over the whole padded vocabulary, into host `out`. Under tensor
+  // parallelism every rank of the group must call it (the shards' columns are all-gathered) and
+  // every rank gets the whole row.
+  void full_row(Backend& be, const Tensor& logits, int64_t n, float* out) const;
   // Logits, then the loss of the rows whose target (device `targets` [N], the same on the host in
   // `host_targets`) is >= 0.
   LossSum forward(Backend& be, LmHeadTensors& t, const Tensor& h, const Tensor& targets,
