@@ -27,7 +27,8 @@ DataLoader::DataLoader(std::vector<Source> sources, int64_t seq_len, uint64_t se
     // The blend runs on integer shares of 2^24: exact, so the order cannot depend on how a
     // floating-point lag would be compiled (fused multiply-add or not) or on the machine.
     const auto share = static_cast<int64_t>(std::ldexp(s.weight / total, kShareBits));
-    if (share == 0) throw UserError(s.tokens->path() + ": blend weight is too small (below 2^-24 of the total)");
+    if (share == 0)
+      throw UserError(s.tokens->path() + ": blend weight is too small (below 2^-24 of the total)");
     share_total_ += share;
     sources_.push_back({std::move(s.tokens), s.weight / total, share, std::move(seqs), std::nullopt});
   }
@@ -65,11 +66,21 @@ SampleRef DataLoader::locate(int64_t k) {
   const int64_t epoch = j / windows, position = j % windows;
   if (!shuffle_) return {d, epoch, position};
   if (epoch != s.perm_epoch) {
-    const uint64_t key = stream_key(seed_, "data.source." + std::to_string(d) + ".epoch." + std::to_string(epoch));
+    const uint64_t key =
+        stream_key(seed_, "data.source." + std::to_string(d) + ".epoch." + std::to_string(epoch));
     s.perm.emplace(static_cast<uint64_t>(windows), key);
     s.perm_epoch = epoch;
   }
   return {d, epoch, static_cast<int64_t>((*s.perm)(static_cast<uint64_t>(position)))};
+}
+
+void DataLoader::read_window(int64_t k, int32_t* tokens) {
+  const SampleRef ref = locate(k);
+  sources_[ref.source].sequences->read_window(ref.window, tokens);
+}
+
+int64_t DataLoader::seq_len() const {
+  return sources_[0].sequences->seq_len();
 }
 
 void DataLoader::fill_batch(int64_t first_sample, int64_t batch, int32_t* inputs, int32_t* targets) {

@@ -44,6 +44,9 @@ class DataLoader {
   SampleRef locate(int64_t k);
   // inputs/targets [batch, seq_len] from samples first_sample .. first_sample + batch - 1.
   void fill_batch(int64_t first_sample, int64_t batch, int32_t* inputs, int32_t* targets);
+  // The seq_len + 1 tokens of sample k's window, as they are (objectives start from these).
+  void read_window(int64_t k, int32_t* tokens);
+  int64_t seq_len() const;
 
   int num_sources() const { return static_cast<int>(sources_.size()); }
   const TokenSource& source(int d) const { return *sources_[d].tokens; }
