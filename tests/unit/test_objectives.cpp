@@ -129,8 +129,9 @@ TEST_F(Objectives, MaskedLmWholeWord) {
     int64_t predicted = 0;
     for (int64_t i = 0; i < T - 2; ++i) {
       predicted += tgt[1 + i] >= 0;
-      if (i > 0 && window[i] % 3 != 0)  // same word as piece i - 1
+      if (i > 0 && window[i] % 3 != 0) {  // same word as piece i - 1
         ASSERT_EQ(tgt[1 + i] >= 0, tgt[i] >= 0) << "sample " << b << ": word split at " << i;
+      }
     }
     ASSERT_LE(predicted, mlm.predicted_per_sequence());
     total += predicted;
