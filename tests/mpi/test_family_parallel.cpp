@@ -15,7 +15,6 @@
 
 #include "../common/compare.h"
 #include "core/cpu/cpu_backend.h"
-#include "core/cpu/host_threads.h"
 #include "core/model/bert.h"
 #include "core/model/t5.h"
 #include "core/rng.h"
@@ -182,12 +181,6 @@ Family t5(T5Ffn ffn) {
 
 class FamilyLayouts : public ::testing::TestWithParam<Family> {
  protected:
-  // One thread per rank: the test runs 4 ranks on small machines.
-  void SetUp() override {
-    threads_ = host_threads();
-    set_host_threads(1);
-  }
-  void TearDown() override { set_host_threads(threads_); }
   int world_rank() const {
     int r;
     MPI_Comm_rank(MPI_COMM_WORLD, &r);
@@ -224,7 +217,6 @@ class FamilyLayouts : public ::testing::TestWithParam<Family> {
     MPI_Comm_free(&raw);
   }
   std::unique_ptr<Backend> be = make_cpu_backend();
-  int threads_ = 1;
 };
 
 TEST_P(FamilyLayouts, Dp2EqualsOneProcess) {
