@@ -30,8 +30,14 @@ Bounds at_least_below(double min, double max) {
 std::vector<ConfigKey> make_keys() {
   using C = RunConfig;
   return {
+      {"model.arch", "string", "",
+       "the model family: `gpt`, `bert` (masked-LM pretraining, docs/bert.md) or `t5` (span corruption, "
+       "docs/t5.md)",
+       [](C& c) -> ConfigField { return &c.arch; }},
       {"model.preset", "string", "none",
-       "`gpt2-tiny`, `gpt2-small`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`; the shape keys below override it",
+       "`gpt2-tiny`, `gpt2-small`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`; `bert-tiny`, `bert-mini`, "
+       "`bert-base`, `bert-large`; `t5-tiny`, `t5-small`, `t5-base` (of the family model.arch names); the "
+       "shape keys below override it",
        [](C& c) -> ConfigField { return &c.preset; }},
       {"model.n_layer", "int", "preset", "transformer blocks",
        [](C& c) -> ConfigField { return &c.model.n_layer; }, range(1, 4096)},
@@ -42,8 +48,13 @@ std::vector<ConfigKey> make_keys() {
       {"model.vocab_size", "int", "preset",
        "vocabulary (padded internally to a multiple of 128; padding is never predicted)",
        [](C& c) -> ConfigField { return &c.model.vocab_size; }, range(1, kMaxInt32 - 127)},
-      {"model.max_seq_len", "int", "preset, else train.seq_len", "rows of the position table",
+      {"model.max_seq_len", "int", "preset, else train.seq_len",
+       "rows of the position table (GPT, BERT; T5 has relative positions instead)",
        [](C& c) -> ConfigField { return &c.model.max_seq_len; }, range(1, 1 << 24)},
+      {"model.t5_ffn", "string", "",
+       "T5 only: `relu` (T5 v1.0: ReLU feed-forward, LM head tied to the shared embedding) or `gated-gelu` "
+       "(v1.1: gated GELU feed-forward, an LM head of its own)",
+       [](C& c) -> ConfigField { return &c.t5_ffn; }},
       {"data.path", "string or list", "required",
        "a kervan corpus folder (made by `kervan prepare`; its `train` split is read) or an llm.c `.bin` "
        "token "
@@ -57,6 +68,9 @@ std::vector<ConfigKey> make_keys() {
        "(ids); "
        "llm.c files default to `none`",
        [](C& c) -> ConfigField { return &c.data.tokenizer; }},
+      {"data.whole_word_masking", "int", "",
+       "BERT only: 1 predicts whole words (every piece of a chosen word), 0 single tokens",
+       [](C& c) -> ConfigField { return &c.data.whole_word_masking; }, range(0, 1)},
       {"train.steps", "int", "required", "optimizer steps",
        [](C& c) -> ConfigField { return &c.train.steps; }, range(1, 1e12)},
       {"train.micro_batch", "int", "required", "sequences per process per micro-step",

@@ -34,7 +34,7 @@ struct ConfigKey {
                              // value of the field in a default RunConfig
   const char* meaning;
   ConfigField (*field)(RunConfig&);
-  Bounds bounds;
+  Bounds bounds = {};
   // Part of the cross-rank hash: every rank must have the same value. Off for keys that may
   // differ per rank without changing what is trained (where rank 0 writes its metrics, ...).
   bool same_on_every_rank = true;

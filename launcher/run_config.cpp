@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "launcher/config_keys.h"
+#include "launcher/model_setup.h"
 
 namespace kervan {
 
@@ -113,6 +114,33 @@ class TomlReader {
   std::set<std::string> seen_;
 };
 
+// Keys of one family used with another (model.t5_ffn on a GPT, ...), each a UserError naming the
+// key and the family.
+void check_family_keys(const TomlReader& r, const RunConfig& c) {
+  auto given = [&c](const char* key) { return c.origin.count(key) > 0; };
+  auto only = [&](const char* key, const char* family, const char* what) {
+    if (given(key) && c.arch != family)
+      throw UserError(r.where(key) + ": " + key + " applies to " + what + " only, and model.arch is \"" +
+                      c.arch + "\"");
+  };
+  only("model.t5_ffn", "t5", "T5");
+  only("data.whole_word_masking", "bert", "BERT");
+  if (c.arch == "t5" && given("model.max_seq_len"))
+    throw UserError(
+        r.where("model.max_seq_len") +
+        ": model.max_seq_len does not apply to T5, which has no position table (relative position "
+        "buckets instead)");
+  if (c.arch != "gpt" && c.sample.tokens > 0)
+    throw UserError(r.where("sample.tokens") +
+                    ": sample.tokens: only GPT generates text after training (model.arch is \"" + c.arch +
+                    "\")");
+  try {
+    parse_t5_ffn(c.t5_ffn);
+  } catch (const UserError& e) {
+    throw UserError(r.where("model.t5_ffn") + ": " + e.what());
+  }
+}
+
 // "section.key=value" -> root[section][key] = value
 std::string apply_override(toml::table& root, const std::string& assignment) {
   const auto eq = assignment.find('=');
@@ -173,27 +201,37 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   RunConfig c;
   c.file = path;
 
-  // The preset first: the shape keys read after it override its values.
+  // The family, then its preset: the shape keys read after it override its values.
+  const ConfigKey& arch = *find_config_key("model.arch");
+  r.read(arch, c);
+  if (c.arch != "gpt" && c.arch != "bert" && c.arch != "t5")
+    throw UserError(r.where("model.arch") + ": model.arch must be \"gpt\", \"bert\" or \"t5\", got \"" +
+                    c.arch + "\"");
   const ConfigKey& preset = *find_config_key("model.preset");
   if (r.read(preset, c)) {
     try {
-      c.model = gpt_preset(c.preset);
+      c.model = preset_shape(c.arch, c.preset);
     } catch (const UserError& e) {
       throw UserError(r.where("model.preset") + ": " + e.what());
     }
   }
   for (const ConfigKey& k : config_keys())
-    if (&k != &preset) r.read(k, c);
+    if (&k != &arch && &k != &preset) r.read(k, c);
   r.reject_unknown();
   auto given = [&c](const char* key) { return c.origin.count(key) > 0; };
+  check_family_keys(r, c);
   auto& t = c.train;
   if (!given("train.min_lr")) t.min_lr = t.lr / 10;
-  const bool has_max_seq = !c.preset.empty() || given("model.max_seq_len");
+  const bool has_max_seq = (!c.preset.empty() && c.arch != "t5") || given("model.max_seq_len");
 
   // Checks across keys (each key's own range was checked where it was read), naming the key.
   for (const char* key : {"train.steps", "train.micro_batch", "train.seq_len"})
     if (!given(key)) throw UserError(path + ": " + key + " is required");
   if (!has_max_seq) c.model.max_seq_len = t.seq_len;
+  const int64_t min_seq = c.arch == "bert" ? 4 : c.arch == "t5" ? 8 : 1;  // [CLS] x [SEP]; a few spans
+  if (t.seq_len < min_seq)
+    throw UserError(r.where("train.seq_len") + ": train.seq_len must be >= " + std::to_string(min_seq) +
+                    " for " + c.arch);
   try {
     c.model.validate();
   } catch (const UserError& e) {

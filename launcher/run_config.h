@@ -16,8 +16,12 @@ struct RunConfig {
   std::string file;  // the config file, for messages
   // Where each key's value came from: "file" or "--set"; keys absent here have their default.
   std::map<std::string, std::string> origin;
+  std::string arch = "gpt";  // model.arch: the family, "gpt" | "bert" | "t5"
   std::string preset;
+  // The shape keys every family shares (n_layer, n_head, d_model, vocab_size, max_seq_len; T5 has
+  // no position table); launcher/model_setup.h turns them into the family's config.
   GPTConfig model;
+  std::string t5_ffn = "relu";  // model.t5_ffn: "relu" (T5 v1.0) | "gated-gelu" (v1.1)
 
   struct Data {
     // kervan corpus folders (their train split) or llm.c .bin files; several are blended
@@ -26,6 +30,7 @@ struct RunConfig {
     // How to encode the sample prompt and show samples: "gpt2", a tokenizer folder, "bytes" or
     // "none" (ids); empty: the corpus's own tokenizer ("none" for llm.c files).
     std::string tokenizer;
+    int64_t whole_word_masking = 0;  // BERT: 1 masks whole words
   } data;
 
   struct Train {

@@ -3,8 +3,32 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "launcher/word_flags.h"
 
 namespace kervan {
+
+namespace {
+
+// The family's special tokens after the corpora's tokenizer (GPT: none, any source).
+SpecialTokens family_specials(const RunConfig& cfg, const std::vector<DataLoader::Source>& sources) {
+  if (cfg.arch == "gpt") return SpecialTokens::make("gpt", cfg.model.vocab_size, -1, cfg.model.vocab_size);
+  for (const auto& s : sources)
+    if (!s.tokens->is_corpus())
+      throw UserError(
+          s.tokens->path() + ": an llm.c token file does not name its tokenizer, which " + cfg.arch +
+          "'s special tokens follow; prepare a kervan corpus (kervan prepare) for model.arch = \"" +
+          cfg.arch + "\"");
+  const TokenizerIdentity& t = sources[0].tokens->tokenizer();
+  try {
+    return SpecialTokens::make(cfg.arch, static_cast<int64_t>(t.vocab_size), static_cast<int64_t>(t.eot_id),
+                               cfg.model.vocab_size);
+  } catch (const UserError& e) {
+    throw UserError(cfg.file + ": " + e.what() + " (tokenizer '" + t.name + "' of " +
+                    sources[0].tokens->path() + ")");
+  }
+}
+
+}  // namespace
 
 TrainingData open_training_data(const RunConfig& cfg) {
   const auto& d = cfg.data;
@@ -33,11 +57,20 @@ TrainingData open_training_data(const RunConfig& cfg) {
     if (!first_corpus) first_corpus = s.tokens.get();
     if (!(s.tokens->tokenizer() == first_corpus->tokenizer()))
       throw UserError(s.tokens->path() + ": made with tokenizer '" + s.tokens->tokenizer().name + "' (" +
-                      std::to_string(s.tokens->tokenizer().vocab_size) + " tokens), but " + first_corpus->path() +
-                      " with '" + first_corpus->tokenizer().name + "' (" +
+                      std::to_string(s.tokens->tokenizer().vocab_size) + " tokens), but " +
+                      first_corpus->path() + " with '" + first_corpus->tokenizer().name + "' (" +
                       std::to_string(first_corpus->tokenizer().vocab_size) +
                       " tokens); blended corpora must share one tokenizer");
   }
+
+  out.specials = family_specials(cfg, sources);
+  std::vector<uint8_t> word_flags;
+  if (cfg.data.whole_word_masking == 1)
+    word_flags = tokenizer_word_flags(sources[0].tokens->tokenizer().name, out.specials.base_vocab);
+  const int64_t window = TrainingBatches::loader_seq_len(cfg);
+  auto batches = [&](std::unique_ptr<DataLoader> loader, uint64_t seed) {
+    return std::make_unique<TrainingBatches>(cfg, std::move(loader), out.specials, seed, word_flags);
+  };
 
   if (cfg.train.eval_every > 0) {
     double total = 0;
@@ -45,28 +78,33 @@ TrainingData open_training_data(const RunConfig& cfg) {
       if (!s.tokens->is_corpus() || !s.tokens->has_split("val")) continue;
       std::vector<DataLoader::Source> one;
       one.push_back({std::make_unique<TokenSource>(s.tokens->path(), "val", cfg.model.vocab_size), 1.0});
-      out.val.push_back({s.tokens->path(), s.weight,
-                         std::make_unique<DataLoader>(std::move(one), cfg.train.seq_len, 0, /*shuffle=*/false)});
+      out.val.push_back(
+          {s.tokens->path(), s.weight,
+           batches(std::make_unique<DataLoader>(std::move(one), window, 0, /*shuffle=*/false), 0)});
       total += s.weight;
     }
     if (out.val.empty())
-      throw UserError(cfg.file + ": train.eval_every needs a validation split, and " +
-                      (sources.size() == 1 ? sources[0].tokens->path() + " has" : std::string("no data.path has")) +
-                      " none (prepare it with --val-fraction, or set train.eval_every = 0)");
+      throw UserError(
+          cfg.file + ": train.eval_every needs a validation split, and " +
+          (sources.size() == 1 ? sources[0].tokens->path() + " has" : std::string("no data.path has")) +
+          " none (prepare it with --val-fraction, or set train.eval_every = 0)");
     for (ValidationSet& v : out.val) v.weight /= total;
   }
-  out.train = std::make_unique<DataLoader>(std::move(sources), cfg.train.seq_len,
-                                           static_cast<uint64_t>(cfg.train.seed));
+  const auto seed = static_cast<uint64_t>(cfg.train.seed);
+  out.train = batches(std::make_unique<DataLoader>(std::move(sources), window, seed), seed);
   return out;
 }
 
 std::string TrainingData::describe() const {
   std::string s;
-  for (int d = 0; d < train->num_sources(); ++d)
-    s += fmt::format("{}{} ({:.1f}M tokens, {} windows, weight {:.3f})", d ? "; " : "", train->source(d).path(),
-                     train->source(d).num_tokens() / 1e6, train->num_windows(d), train->weight(d));
+  const DataLoader& loader = train->loader();
+  for (int d = 0; d < loader.num_sources(); ++d)
+    s += fmt::format("{}{} ({:.1f}M tokens, {} windows, weight {:.3f})", d ? "; " : "",
+                     loader.source(d).path(), loader.source(d).num_tokens() / 1e6, loader.num_windows(d),
+                     loader.weight(d));
   for (size_t v = 0; v < val.size(); ++v)
-    s += fmt::format("{}{} ({} windows)", v ? ", " : "; validation: ", val[v].path, val[v].loader->num_windows(0));
+    s += fmt::format("{}{} ({} windows)", v ? ", " : "; validation: ", val[v].path,
+                     val[v].batches->loader().num_windows(0));
   return s + "; tokenizer " + tokenizer;
 }
 

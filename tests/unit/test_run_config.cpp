@@ -57,6 +57,27 @@ TEST_F(RunConfigTest, LoadsPresetAndOverrides) {
   EXPECT_EQ(c.schedule().warmup_steps, 2);
 }
 
+TEST_F(RunConfigTest, FamiliesTakeTheirPresetsAndOwnKeys) {
+  RunConfig bert = load_run_config(write(kGood), {"model.arch=\"bert\"", "model.preset=\"bert-base\""});
+  EXPECT_EQ(bert.arch, "bert");
+  EXPECT_EQ(bert.model.n_layer, 12);
+  EXPECT_EQ(bert.model.vocab_size, 30522);
+  EXPECT_EQ(bert.model.max_seq_len, 512);
+  RunConfig t5 = load_run_config(
+      write(kGood), {"model.arch=\"t5\"", "model.preset=\"t5-small\"", "model.t5_ffn=\"gated-gelu\""});
+  EXPECT_EQ(t5.model.d_model, 512);
+  EXPECT_EQ(t5.model.max_seq_len, 64);  // no position table: train.seq_len
+  EXPECT_EQ(t5.t5_ffn, "gated-gelu");
+  EXPECT_NE(error_of(kGood, {"model.t5_ffn=\"relu\""}).find("model.t5_ffn applies to T5 only"),
+            std::string::npos);
+  EXPECT_NE(error_of(kGood, {"model.arch=\"bert\""})
+                .find("model.preset 'gpt2-tiny' is a gpt preset, but model.arch is \"bert\""),
+            std::string::npos);
+  EXPECT_NE(error_of(kGood, {"model.arch=\"bert\"", "model.preset=\"bert-tiny\"", "train.seq_len=3"})
+                .find("train.seq_len must be >= 4 for bert"),
+            std::string::npos);
+}
+
 TEST_F(RunConfigTest, ShapeKeysWithoutPreset) {
   std::string text = kGood;
   text.replace(text.find("preset = \"gpt2-tiny\""), 20,
