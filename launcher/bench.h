@@ -6,6 +6,8 @@
 namespace kervan {
 
 struct BenchTrainOptions {
+  std::string arch = "gpt";     // the family: gpt, bert, t5
+  std::string t5_ffn = "relu";  // T5: relu or gated-gelu
   std::string preset;
   int64_t layers = 0, heads = 0, d_model = 0, vocab = 0;
   int64_t batch = 4, seq = 64, threads = 1, steps = 10, warmup_steps = 2;
@@ -22,7 +24,8 @@ struct BenchLoaderOptions {
 
 // `kervan bench gemm`: prints one JSON line with the fp32 GEMM throughput.
 int run_bench_gemm(int64_t n, int64_t threads, int reps);
-// `kervan bench train`: trains on random tokens; prints one JSON line last. Under mpirun every
+// `kervan bench train`: trains on random tokens (BERT: 15% of positions predicted; T5: decoder
+// sequences of the span-corruption target length); prints one JSON line last. Under mpirun every
 // rank is a data-parallel replica with its own batch (the global batch is ranks x --batch), or
 // with --tp N, every N consecutive ranks split one replica (tensor parallelism; global batch
 // ranks / N x --batch).

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("kervan"));
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
 
-  CLI::App app{"kervan: pretrain GPT language models"};
+  CLI::App app{"kervan: pretrain GPT, BERT and T5 language models"};
   app.require_subcommand(1);
 
   std::string config_path;
@@ -75,7 +75,11 @@ int main(int argc, char** argv) {
   bloader->add_option("--first-sample", bl.first_sample, "Start at this consumed-samples count");
   BenchTrainOptions bt;
   auto* btrain = bench->add_subcommand("train", "Train on random tokens and report speed");
-  auto* preset_opt = btrain->add_option("--preset", bt.preset, "Model preset");
+  btrain->add_option("--arch", bt.arch, "Model family: gpt, bert or t5")
+      ->check(CLI::IsMember({"gpt", "bert", "t5"}));
+  btrain->add_option("--t5-ffn", bt.t5_ffn, "T5 feed-forward: relu or gated-gelu")
+      ->check(CLI::IsMember({"relu", "gated-gelu"}));
+  auto* preset_opt = btrain->add_option("--preset", bt.preset, "Model preset (of --arch's family)");
   auto* layers_opt = btrain->add_option("--layers", bt.layers, "Layers")->excludes(preset_opt);
   btrain->add_option("--heads", bt.heads, "Heads")->needs(layers_opt);
   btrain->add_option("--d-model", bt.d_model, "Model width")->needs(layers_opt);

@@ -55,9 +55,9 @@ double flops_per_token(const RunConfig& c, double predicted_per_token, double de
   if (c.arch == "bert") {
     const BertConfig b = bert_config(c);
     const double embeddings = (V + b.max_seq_len + b.type_vocab) * C + 2 * C;
-    const double head = C * C + 3 * C + V * C;  // transform, LayerNorm, decoder (its bias is no GEMM)
-    const double blocks = static_cast<double>(b.num_params()) - embeddings - head - V;
-    return 6.0 * (blocks + predicted_per_token * head);
+    const double transform = C * C + 3 * C;  // dense and its LayerNorm; then the tied decoder V x C
+    const double blocks = static_cast<double>(b.num_params()) - embeddings - transform - V;
+    return 6.0 * (blocks + predicted_per_token * (transform + V * C));
   }
   if (c.arch == "t5") {
     const T5Config t = t5_config(c);
