@@ -9,6 +9,7 @@
 #include "launcher/bench.h"
 #include "launcher/config_keys.h"
 #include "launcher/corpus_cmd.h"
+#include "launcher/finetune.h"
 #include "launcher/prepare.h"
 #include "launcher/run_config.h"
 #include "launcher/tokenizer_cmd.h"
@@ -40,6 +41,16 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "Train a model from a TOML config");
   train->add_option("--config", config_path, "Config file (TOML)")->required();
   train->add_option("--set", overrides, "Override a config key: section.key=value (repeatable)");
+
+  std::string finetune_config;
+  std::vector<std::string> finetune_overrides;
+  bool skip_bad_lines = false;
+  auto* finetune =
+      app.add_subcommand("finetune", "Fine-tune a model on a classify or text2text task (JSON lines)");
+  finetune->add_option("--config", finetune_config, "Config file (TOML)")->required();
+  finetune->add_option("--set", finetune_overrides, "Override a config key: section.key=value (repeatable)");
+  finetune->add_flag("--skip-bad-lines", skip_bad_lines,
+                     "Skip (and count) fine-tuning lines that are not valid examples");
 
   auto* config = app.add_subcommand("config", "What a training config can say");
   config->require_subcommand(1);
@@ -108,6 +119,9 @@ int main(int argc, char** argv) {
 
   try {
     if (*train) return run_train(load_run_config(config_path, overrides));
+    if (*finetune)
+      return run_finetune(load_run_config(finetune_config, finetune_overrides, Command::Finetune),
+                          skip_bad_lines);
     if (prepare.selected()) {
       std::string command_line = "kervan";
       for (int i = 1; i < argc; ++i) {

@@ -141,6 +141,39 @@ void check_family_keys(const TomlReader& r, const RunConfig& c) {
   }
 }
 
+// The keys of the other command: [finetune] for `kervan train`; data.path (and what goes with
+// it) for `kervan finetune`, which reads finetune.train. And the keys a task needs.
+void check_command_keys(const TomlReader& r, const RunConfig& c, Command command) {
+  auto given = [&c](const std::string& key) { return c.origin.count(key) > 0; };
+  if (command == Command::Train) {
+    for (const auto& [key, from] : c.origin)
+      if (key.starts_with("finetune."))
+        throw UserError(r.where(key) + ": " + key + " is read by kervan finetune, not kervan train");
+    return;
+  }
+  for (const char* key : {"data.path", "data.weights", "data.whole_word_masking", "sample.tokens"})
+    if (given(key))
+      throw UserError(r.where(key) + ": " + key +
+                      " is read by kervan train, not kervan finetune (which reads " + "finetune.train)");
+  const auto& f = c.finetune;
+  if (f.task != "classify" && f.task != "text2text")
+    throw UserError(r.where("finetune.task") +
+                    ": finetune.task must be \"classify\" or \"text2text\", got \"" + f.task + "\"");
+  if (f.train.empty()) throw UserError(r.where("finetune.train") + ": finetune.train is required");
+  if (f.task == "classify" && c.arch == "t5")
+    throw UserError(r.where("finetune.task") +
+                    ": finetune.task = \"classify\" takes BERT or GPT (a head on [CLS] or the last token); "
+                    "model.arch is \"t5\" (use text2text)");
+  if (f.task == "text2text" && c.arch == "bert")
+    throw UserError(r.where("finetune.task") +
+                    ": finetune.task = \"text2text\" takes T5 or GPT; BERT has no decoder (use classify)");
+  if (f.task != "classify" && given("finetune.labels"))
+    throw UserError(r.where("finetune.labels") + ": finetune.labels applies to finetune.task = \"classify\"");
+  if (c.data.tokenizer.empty() || c.data.tokenizer == "none")
+    throw UserError(r.where("data.tokenizer") +
+                    ": kervan finetune encodes text with data.tokenizer (gpt2, bytes or a tokenizer folder)");
+}
+
 // "section.key=value" -> root[section][key] = value
 std::string apply_override(toml::table& root, const std::string& assignment) {
   const auto eq = assignment.find('=');
@@ -182,7 +215,8 @@ std::string RunConfig::canonical() const {
   return s;
 }
 
-RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides,
+                          Command command) {
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -219,6 +253,7 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
     if (&k != &arch && &k != &preset) r.read(k, c);
   r.reject_unknown();
   auto given = [&c](const char* key) { return c.origin.count(key) > 0; };
+  check_command_keys(r, c, command);
   check_family_keys(r, c);
   auto& t = c.train;
   if (!given("train.min_lr")) t.min_lr = t.lr / 10;
@@ -240,7 +275,7 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (t.seq_len > c.model.max_seq_len)
     throw UserError(r.where("train.seq_len") + ": train.seq_len (" + std::to_string(t.seq_len) +
                     ") exceeds model.max_seq_len (" + std::to_string(c.model.max_seq_len) + ")");
-  if (c.data.paths.empty()) throw UserError(path + ": data.path is required");
+  if (command == Command::Train && c.data.paths.empty()) throw UserError(path + ": data.path is required");
   for (const std::string& p : c.data.paths)
     if (p.empty()) throw UserError(r.where("data.path") + ": data.path is required (an entry is empty)");
   if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size())

@@ -71,6 +71,16 @@ struct RunConfig {
     int64_t top_k = 0;
   } sample;
 
+  // `kervan finetune` (launcher/finetune.h): a task on JSON-lines examples.
+  struct Finetune {
+    std::string task;                 // "classify" | "text2text"
+    std::string train, val;           // JSON-lines files
+    std::vector<std::string> labels;  // classify: the label set (empty: the training file's)
+    std::string pretrain;             // a `kervan train` config to pretrain with first
+    int64_t max_target_len = 32;      // text2text: target tokens
+    int64_t show = 3;                 // text2text: generated validation outputs shown
+  } finetune;
+
   LrSchedule schedule() const;
   // Every resolved field as text: ranks compare its hash to catch mismatched configs.
   std::string canonical() const;
@@ -79,6 +89,10 @@ struct RunConfig {
 // Reads `path`, applies overrides of the form "section.key=value" (the value parsed as TOML, or
 // taken as a string when it is not valid TOML), and validates. Every mistake is a UserError that
 // names the file (or the --set) and the key: unknown keys, wrong types, impossible model shapes.
-RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+// The command a config is for: `kervan train` reads [data] and refuses [finetune] keys;
+// `kervan finetune` needs finetune.task and finetune.train and refuses data.path.
+enum class Command { Train, Finetune };
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides,
+                          Command command = Command::Train);
 
 }  // namespace kervan
