@@ -32,7 +32,7 @@ std::vector<ConfigKey> make_keys() {
   return {
       {"model.preset", "string", "none",
        "`gpt2-tiny`, `gpt2-small`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`; the shape keys below override it",
-       [](C& c) -> ConfigField { return &c.preset; }},
+       [](C& c) -> ConfigField { return &c.preset; }, {}},
       {"model.n_layer", "int", "preset", "transformer blocks",
        [](C& c) -> ConfigField { return &c.model.n_layer; }, range(1, 4096)},
       {"model.n_head", "int", "preset", "attention heads; must divide model.d_model",
@@ -48,7 +48,7 @@ std::vector<ConfigKey> make_keys() {
        "a kervan corpus folder (made by `kervan prepare`; its `train` split is read) or an llm.c `.bin` "
        "token "
        "file; a list blends several",
-       [](C& c) -> ConfigField { return &c.data.paths; }},
+       [](C& c) -> ConfigField { return &c.data.paths; }, {}},
       {"data.weights", "float or list", "tokens of each source",
        "blend weights, one per `data.path` (normalised; `[0.7, 0.3]` draws 70% of samples from the first)",
        [](C& c) -> ConfigField { return &c.data.weights; }, above(0)},
@@ -56,7 +56,7 @@ std::vector<ConfigKey> make_keys() {
        "how the sample prompt is encoded and samples shown: `gpt2`, a tokenizer folder, `bytes` or `none` "
        "(ids); "
        "llm.c files default to `none`",
-       [](C& c) -> ConfigField { return &c.data.tokenizer; }},
+       [](C& c) -> ConfigField { return &c.data.tokenizer; }, {}},
       {"train.steps", "int", "required", "optimizer steps",
        [](C& c) -> ConfigField { return &c.train.steps; }, range(1, 1e12)},
       {"train.micro_batch", "int", "required", "sequences per process per micro-step",
@@ -75,7 +75,7 @@ std::vector<ConfigKey> make_keys() {
        [](C& c) -> ConfigField { return &c.train.warmup_steps; }, at_least(0)},
       {"train.schedule", "string", "",
        "`cosine`, `constant`, or `wsd` (warm-up, stable, linear decay over `train.decay_steps`)",
-       [](C& c) -> ConfigField { return &c.train.schedule; }},
+       [](C& c) -> ConfigField { return &c.train.schedule; }, {}},
       {"train.decay_steps", "int", "", "length of the wsd decay (at most train.steps)",
        [](C& c) -> ConfigField { return &c.train.decay_steps; }, at_least(0)},
       {"train.weight_decay", "float", "",
@@ -128,7 +128,7 @@ std::vector<ConfigKey> make_keys() {
       {"sample.tokens", "int", "0 (none)", "tokens to generate after training",
        [](C& c) -> ConfigField { return &c.sample.tokens; }, range(0, 1 << 20)},
       {"sample.prompt", "string", "", "prompt, encoded with `data.tokenizer`",
-       [](C& c) -> ConfigField { return &c.sample.prompt; }},
+       [](C& c) -> ConfigField { return &c.sample.prompt; }, {}},
       {"sample.temperature", "float", "", "sampling temperature (0: greedy)",
        [](C& c) -> ConfigField { return &c.sample.temperature; }, range(0, 1e6)},
       {"sample.top_k", "int", "0 (all)", "sample among the k most likely tokens",

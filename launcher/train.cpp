@@ -25,6 +25,7 @@
 #include "launcher/training_data.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
+#include "parallel/shared_outcome.h"
 #include "parallel/tensor_parallel.h"
 #include "parallel/train_step.h"
 
@@ -37,8 +38,13 @@ struct Job {
   std::unique_ptr<MpiRuntime> mpi;
   ProcessGrid grid;
   std::unique_ptr<Communicator> world, dp, tp;
+  std::unique_ptr<Communicator> node;  // the ranks on this rank's machine
   bool leader() const { return grid.world_rank == 0; }
 };
+
+// The node group's only collectives wait for its first rank to verify the corpus, which for a
+// large one takes far longer than a training collective may.
+constexpr double kVerifyTimeoutS = 6 * 3600;
 
 Job start_job(const RunConfig& cfg) {
   Job job;
@@ -54,10 +60,12 @@ Job start_job(const RunConfig& cfg) {
     job.world = job.mpi->group(0, "world", timeout);
     job.dp = job.mpi->group(job.grid.tp_rank, "data-parallel", timeout);
     job.tp = job.mpi->group(job.grid.dp_rank, "tensor-parallel", timeout);
+    job.node = job.mpi->node_group(kVerifyTimeoutS);
   } else {
     job.world = std::make_unique<SoloCommunicator>();
     job.dp = std::make_unique<SoloCommunicator>();
     job.tp = std::make_unique<SoloCommunicator>();
+    job.node = std::make_unique<SoloCommunicator>();
   }
   return job;
 }
@@ -113,7 +121,11 @@ int run_train(const RunConfig& cfg) {
   auto be = make_cpu_backend();
   check_same_config(cfg, job, *be);
 
-  TrainingData data = open_training_data(cfg);
+  // Every shard is read and checksummed once per node: the node's first rank verifies in full, the
+  // others trust its verdict (the same files) and check only headers and sizes.
+  std::optional<TrainingData> verified;
+  run_on_root_and_share_outcome(*job.node, *be, [&] { verified = open_training_data(cfg, Verify::Full); });
+  TrainingData data = verified ? std::move(*verified) : open_training_data(cfg, Verify::HeaderOnly);
   const TextCodec codec(cfg.sample.tokens > 0 ? data.tokenizer : "none");
   // The sample prompt is checked now, on every rank, rather than after training.
   std::vector<int32_t> prompt = codec.encode(cfg.sample.prompt);

@@ -6,11 +6,11 @@
 
 namespace kervan {
 
-TrainingData open_training_data(const RunConfig& cfg) {
+TrainingData open_training_data(const RunConfig& cfg, Verify verify) {
   const auto& d = cfg.data;
   std::vector<DataLoader::Source> sources;
   for (size_t i = 0; i < d.paths.size(); ++i) {
-    auto tokens = std::make_unique<TokenSource>(d.paths[i], "train", cfg.model.vocab_size);
+    auto tokens = std::make_unique<TokenSource>(d.paths[i], "train", cfg.model.vocab_size, verify);
     // Without weights, sources are drawn in proportion to their tokens (plain concatenation).
     const double weight = d.weights.empty() ? static_cast<double>(tokens->num_tokens()) : d.weights[i];
     sources.push_back({std::move(tokens), weight});
@@ -33,8 +33,8 @@ TrainingData open_training_data(const RunConfig& cfg) {
     if (!first_corpus) first_corpus = s.tokens.get();
     if (!(s.tokens->tokenizer() == first_corpus->tokenizer()))
       throw UserError(s.tokens->path() + ": made with tokenizer '" + s.tokens->tokenizer().name + "' (" +
-                      std::to_string(s.tokens->tokenizer().vocab_size) + " tokens), but " + first_corpus->path() +
-                      " with '" + first_corpus->tokenizer().name + "' (" +
+                      std::to_string(s.tokens->tokenizer().vocab_size) + " tokens), but " +
+                      first_corpus->path() + " with '" + first_corpus->tokenizer().name + "' (" +
                       std::to_string(first_corpus->tokenizer().vocab_size) +
                       " tokens); blended corpora must share one tokenizer");
   }
@@ -44,15 +44,18 @@ TrainingData open_training_data(const RunConfig& cfg) {
     for (const auto& s : sources) {
       if (!s.tokens->is_corpus() || !s.tokens->has_split("val")) continue;
       std::vector<DataLoader::Source> one;
-      one.push_back({std::make_unique<TokenSource>(s.tokens->path(), "val", cfg.model.vocab_size), 1.0});
-      out.val.push_back({s.tokens->path(), s.weight,
-                         std::make_unique<DataLoader>(std::move(one), cfg.train.seq_len, 0, /*shuffle=*/false)});
+      one.push_back(
+          {std::make_unique<TokenSource>(s.tokens->path(), "val", cfg.model.vocab_size, verify), 1.0});
+      out.val.push_back(
+          {s.tokens->path(), s.weight,
+           std::make_unique<DataLoader>(std::move(one), cfg.train.seq_len, 0, /*shuffle=*/false)});
       total += s.weight;
     }
     if (out.val.empty())
-      throw UserError(cfg.file + ": train.eval_every needs a validation split, and " +
-                      (sources.size() == 1 ? sources[0].tokens->path() + " has" : std::string("no data.path has")) +
-                      " none (prepare it with --val-fraction, or set train.eval_every = 0)");
+      throw UserError(
+          cfg.file + ": train.eval_every needs a validation split, and " +
+          (sources.size() == 1 ? sources[0].tokens->path() + " has" : std::string("no data.path has")) +
+          " none (prepare it with --val-fraction, or set train.eval_every = 0)");
     for (ValidationSet& v : out.val) v.weight /= total;
   }
   out.train = std::make_unique<DataLoader>(std::move(sources), cfg.train.seq_len,
@@ -63,10 +66,12 @@ TrainingData open_training_data(const RunConfig& cfg) {
 std::string TrainingData::describe() const {
   std::string s;
   for (int d = 0; d < train->num_sources(); ++d)
-    s += fmt::format("{}{} ({:.1f}M tokens, {} windows, weight {:.3f})", d ? "; " : "", train->source(d).path(),
-                     train->source(d).num_tokens() / 1e6, train->num_windows(d), train->weight(d));
+    s += fmt::format("{}{} ({:.1f}M tokens, {} windows, weight {:.3f})", d ? "; " : "",
+                     train->source(d).path(), train->source(d).num_tokens() / 1e6, train->num_windows(d),
+                     train->weight(d));
   for (size_t v = 0; v < val.size(); ++v)
-    s += fmt::format("{}{} ({} windows)", v ? ", " : "; validation: ", val[v].path, val[v].loader->num_windows(0));
+    s += fmt::format("{}{} ({} windows)", v ? ", " : "; validation: ", val[v].path,
+                     val[v].loader->num_windows(0));
   return s + "; tokenizer " + tokenizer;
 }
 

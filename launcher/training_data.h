@@ -24,7 +24,8 @@ struct TrainingData {
 };
 
 // Opens and checks every source before training starts; any problem is a UserError naming the
-// file (or the config key).
-TrainingData open_training_data(const RunConfig& cfg);
+// file (or the config key). `verify`: how much of each file to read (Verify::HeaderOnly when another
+// process of this node has verified the same files in full).
+TrainingData open_training_data(const RunConfig& cfg, Verify verify = Verify::Full);
 
 }  // namespace kervan

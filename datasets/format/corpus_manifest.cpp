@@ -17,7 +17,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string manifest_path(const std::string& dir) { return dir + "/" + CorpusManifest::kFileName; }
+std::string manifest_path(const std::string& dir) {
+  return dir + "/" + CorpusManifest::kFileName;
+}
 
 // Reads fields with errors that name the file and the field's path in the document.
 struct FieldReader {
@@ -34,7 +36,8 @@ struct FieldReader {
   }
   uint64_t u64(const json& obj, const std::string& where, const char* key) const {
     const json& v = at(obj, where, key);
-    if (!v.is_number_unsigned()) throw UserError(file + ": field " + where + key + " must be a non-negative integer");
+    if (!v.is_number_unsigned())
+      throw UserError(file + ": field " + where + key + " must be a non-negative integer");
     return v.get<uint64_t>();
   }
 };
@@ -56,7 +59,8 @@ json shard_entry_json(const ShardEntry& s) {
 }
 
 json source_entry_json(const SourceEntry& s) {
-  return {{"path", s.path}, {"bytes", s.bytes}, {"documents", s.documents}, {"skipped_lines", s.skipped_lines}};
+  return {
+      {"path", s.path}, {"bytes", s.bytes}, {"documents", s.documents}, {"skipped_lines", s.skipped_lines}};
 }
 
 uint64_t CorpusManifest::split_tokens(const std::string& split) const {
@@ -89,8 +93,9 @@ CorpusManifest read_corpus_manifest(const std::string& dir) {
   const std::string file = manifest_path(dir);
   std::ifstream in(file);
   if (!in)
-    throw UserError(file + ": cannot open corpus manifest (not a kervan corpus, or `kervan prepare` did not finish): " +
-                    std::strerror(errno));
+    throw UserError(
+        file + ": cannot open corpus manifest (not a kervan corpus, or `kervan prepare` did not finish): " +
+        std::strerror(errno));
   json doc;
   try {
     doc = json::parse(in);
@@ -98,7 +103,8 @@ CorpusManifest read_corpus_manifest(const std::string& dir) {
     throw UserError(file + ": not valid JSON: " + e.what());
   }
   const FieldReader r{file};
-  if (r.str(doc, "", "format") != "kervan-corpus") throw UserError(file + ": field format must be \"kervan-corpus\"");
+  if (r.str(doc, "", "format") != "kervan-corpus")
+    throw UserError(file + ": field format must be \"kervan-corpus\"");
   if (r.u64(doc, "", "version") != CorpusManifest::kVersion)
     throw UserError(file + ": unsupported manifest version (this kervan reads version 1)");
 
@@ -165,7 +171,7 @@ void write_corpus_manifest(const std::string& dir, const CorpusManifest& m) {
 }
 
 std::vector<std::unique_ptr<TokenShard>> open_split_shards(const std::string& dir, const CorpusManifest& m,
-                                                           const std::string& split) {
+                                                           const std::string& split, Verify verify) {
   const auto it = m.splits.find(split);
   if (it == m.splits.end() || it->second.empty())
     throw UserError(manifest_path(dir) + ": the corpus has no '" + split + "' split");
@@ -175,12 +181,14 @@ std::vector<std::unique_ptr<TokenShard>> open_split_shards(const std::string& di
     const ShardHeader& h = shard->header();
     if (h.token_count != e.tokens || h.document_count != e.documents || shard->file_bytes() != e.bytes ||
         h.checksum != e.checksum)
-      throw UserError(shard->path() + ": does not match its manifest entry (counts, size or checksum differ; the shard "
-                                      "was replaced or the corpus is corrupt)");
+      throw UserError(shard->path() +
+                      ": does not match its manifest entry (counts, size or checksum differ; the shard "
+                      "was replaced or the corpus is corrupt)");
     if (h.vocab_size != m.tokenizer.vocab_size)
       throw UserError(shard->path() + ": vocabulary size " + std::to_string(h.vocab_size) +
-                      " differs from the manifest's tokenizer (" + std::to_string(m.tokenizer.vocab_size) + ")");
-    shard->verify();  // checksum over the body: catches flipped bytes
+                      " differs from the manifest's tokenizer (" + std::to_string(m.tokenizer.vocab_size) +
+                      ")");
+    if (verify == Verify::Full) shard->verify();  // checksum over the body: catches flipped bytes
     shards.push_back(std::move(shard));
   }
   return shards;

@@ -59,11 +59,18 @@ CorpusManifest read_corpus_manifest(const std::string& dir);
 // Writes dir/manifest.json atomically (temporary file, fsync, rename).
 void write_corpus_manifest(const std::string& dir, const CorpusManifest& manifest);
 
+// How much of a file to check when opening it. Full reads every byte (checksums, every token id);
+// HeaderOnly checks what costs no read of the body (header, sizes, the manifest entry): for a
+// file that another process on this node has just verified in full.
+enum class Verify { Full, HeaderOnly };
+
 // Maps the shards of one split and checks each against its manifest entry (present, same size,
-// token and document counts and checksum) and against its own checksum, so a corrupt or missing
-// shard stops the job before training starts, named.
-std::vector<std::unique_ptr<TokenShard>> open_split_shards(const std::string& dir, const CorpusManifest& manifest,
-                                                           const std::string& split);
+// token and document counts and checksum) and, with Verify::Full, against its own checksum, so a
+// corrupt or missing shard stops the job before training starts, named.
+std::vector<std::unique_ptr<TokenShard>> open_split_shards(const std::string& dir,
+                                                           const CorpusManifest& manifest,
+                                                           const std::string& split,
+                                                           Verify verify = Verify::Full);
 
 std::string checksum_hex(uint64_t checksum);
 
