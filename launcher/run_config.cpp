@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "launcher/config_keys.h"
 
 namespace kervan {
@@ -155,6 +156,7 @@ std::string RunConfig::canonical() const {
 }
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+  require_file(path, "config file");
   toml::table root;
   try {
     root = toml::parse_file(path);

@@ -4,12 +4,8 @@
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
@@ -21,6 +17,7 @@
 #include "core/model/gpt.h"
 #include "core/rng.h"
 #include "launcher/gemm_peak.h"
+#include "launcher/metrics_file.h"
 #include "launcher/text_codec.h"
 #include "launcher/training_data.h"
 #include "parallel/mpi_runtime.h"
@@ -135,14 +132,11 @@ int run_train(const RunConfig& cfg) {
       throw UserError(cfg.file + ": sample.prompt encodes to token " + std::to_string(id) +
                       ", outside model.vocab_size (" + std::to_string(cfg.model.vocab_size) + ")");
 
-  std::ofstream metrics;
+  MetricsFile metrics;
   if (job.leader() && !cfg.log.metrics_file.empty()) {
-    const auto dir = std::filesystem::path(cfg.log.metrics_file).parent_path();
-    std::error_code ec;
-    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-    metrics.open(cfg.log.metrics_file, std::ios::trunc);
-    if (!metrics)
-      throw UserError(cfg.file + ": log.metrics_file: cannot write '" + cfg.log.metrics_file + "'");
+    std::vector<std::string> inputs = cfg.data.paths;
+    inputs.push_back(cfg.file);
+    metrics = MetricsFile(cfg.log.metrics_file, inputs);
   }
 
   CommunicatorTpGroup tp_group(*job.tp);
@@ -229,10 +223,7 @@ int run_train(const RunConfig& cfg) {
       if (val_loss) j["val_loss"] = *val_loss;
       if (val_losses.size() > 1)
         for (size_t v = 0; v < val_losses.size(); ++v) j["val_losses"][data.val[v].path] = val_losses[v];
-      metrics << j.dump() << '\n' << std::flush;
-      if (!metrics)
-        throw EnvironmentError("write", "log.metrics_file '" + cfg.log.metrics_file + "'",
-                               std::strerror(errno));
+      metrics.write_line(j.dump());
     }
     if (step % cfg.log.every == 0 || step == t.steps - 1)
       spdlog::info("step {:>5}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | MFU {:.1f}%",
