@@ -120,6 +120,11 @@ int main(int argc, char** argv) {
     return fail(e.what(), kExitUser);
   } catch (const EnvironmentError& e) {
     return fail(e.what(), kExitEnvironment);
+  } catch (const std::bad_alloc&) {
+    return fail(
+        "out of memory (a smaller train.micro_batch or train.seq_len, parallel.tp or parallel.zero = 1 "
+        "would need less)",
+        kExitEnvironment);
   } catch (const std::exception& e) {
     return fail(std::string("internal error: ") + e.what(), kExitInternal);
   }

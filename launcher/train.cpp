@@ -17,6 +17,7 @@
 #include "core/model/gpt.h"
 #include "core/rng.h"
 #include "launcher/gemm_peak.h"
+#include "launcher/memory_plan.h"
 #include "launcher/metrics_file.h"
 #include "launcher/text_codec.h"
 #include "launcher/training_data.h"
@@ -138,6 +139,11 @@ int run_train(const RunConfig& cfg) {
     inputs.push_back(cfg.file);
     metrics = MetricsFile(cfg.log.metrics_file, inputs);
   }
+
+  // What this rank will allocate, checked against what the node has before anything is allocated.
+  const MemoryPlan memory = plan_memory(cfg, job.grid.tp, job.grid.dp);
+  spdlog::info("memory per rank: {}", memory.describe());
+  require_memory_fits(memory, job.node->size(), available_memory_bytes(), cfg.file);
 
   CommunicatorTpGroup tp_group(*job.tp);
   std::unique_ptr<Model> model_ptr;

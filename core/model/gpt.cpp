@@ -49,15 +49,25 @@ GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t m
   ln_f_ = std::make_unique<LayerNorm>(params_, "ln_f", C);
   params_.allocate(be_);
 
-  step_ = layout(max_batch_, max_seq_, [this](Shape s, DType d) {
+  step_ = layout(config_, tp_size(), max_batch_, max_seq_, [this](Shape s, DType d) {
     buffers_.push_back(be_.empty(s, d));
     return buffers_.back();
   });
 }
 
-GPT::StepTensors GPT::layout(int64_t B, int64_t T, const std::function<Tensor(Shape, DType)>& make) const {
+int64_t GPT::activation_bytes(const GPTConfig& config, int tp, int64_t max_batch, int64_t max_seq) {
+  int64_t bytes = 0;
+  layout(config, tp, max_batch, max_seq, [&bytes](Shape s, DType d) {
+    bytes += shape_numel(s) * static_cast<int64_t>(dtype_size(d));
+    return Tensor();
+  });
+  return bytes;
+}
+
+GPT::StepTensors GPT::layout(const GPTConfig& config, int tp, int64_t B, int64_t T,
+                             const std::function<Tensor(Shape, DType)>& make) {
   // Local sizes: heads, qkv, MLP width and vocabulary are split across the tensor-parallel group.
-  const int64_t p = tp_size(), C = config_.d_model, NH = config_.n_head / p, Vp = config_.padded_vocab() / p;
+  const int64_t p = tp, C = config.d_model, NH = config.n_head / p, Vp = config.padded_vocab() / p;
   const int64_t C3 = 3 * C / p, Cl = C / p, H = 4 * C / p;
   const DType f = DType::F32;
   StepTensors s;
@@ -69,7 +79,7 @@ GPT::StepTensors GPT::layout(int64_t B, int64_t T, const std::function<Tensor(Sh
   s.local_tokens = make({B, T}, DType::I32);
   s.ce_max = make({B * T}, f);
   s.ce_sum_tgt = make({2, B * T}, f);
-  for (int l = 0; l < config_.n_layer; ++l) {
+  for (int l = 0; l < config.n_layer; ++l) {
     BlockSaved b;
     b.ln1 = make({B, T, C}, f);
     b.ln1_mean = make({B * T}, f);
@@ -106,7 +116,7 @@ void GPT::resize_step(int64_t B, int64_t T) {
   if (B == step_.B && T == step_.T) return;
   KERVAN_CHECK(B <= max_batch_ && T <= max_seq_, "batch larger than the model was built for");
   size_t i = 0;
-  step_ = layout(B, T, [this, &i](Shape s, DType d) {
+  step_ = layout(config_, tp_size(), B, T, [this, &i](Shape s, DType d) {
     KERVAN_CHECK(i < buffers_.size() && buffers_[i].dtype() == d,
                  "step layout differs from the allocated one");
     return buffers_[i++].slice_flat(0, std::move(s));

@@ -74,6 +74,10 @@ class GPT final : public Model {
   // Tensor-parallel size (1 without tensor parallelism).
   int tp_size() const { return tp_ ? tp_->size() : 1; }
 
+  // Bytes of the activations and scratch a model built for (max_batch, max_seq) on each of `tp`
+  // tensor-parallel ranks holds: exactly what the constructor allocates for them.
+  static int64_t activation_bytes(const GPTConfig& config, int tp, int64_t max_batch, int64_t max_seq);
+
  private:
   struct Block {
     LayerNorm ln_1;
@@ -105,7 +109,8 @@ class GPT final : public Model {
 
   // Builds every step tensor for (B, T), each from make(shape, dtype), always in the same order:
   // once with allocation at the maximum size, then with views into those buffers.
-  StepTensors layout(int64_t B, int64_t T, const std::function<Tensor(Shape, DType)>& make) const;
+  static StepTensors layout(const GPTConfig& config, int tp, int64_t B, int64_t T,
+                            const std::function<Tensor(Shape, DType)>& make);
   void resize_step(int64_t B, int64_t T);
   void block_forward(const Block& blk, BlockSaved& s, const Tensor& x);
   void block_backward(const Block& blk, const BlockSaved& s, const Tensor& x);
