@@ -36,7 +36,11 @@ std::vector<int64_t> committed_steps(const std::string& dir) {
 std::string resolve_checkpoint_folder(const std::string& path, const std::string& what) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw UserError(what + ": no such checkpoint '" + path + "'");
-  if (fs::exists(path + "/" + kManifestFile, ec)) return path;
+  // A step folder (committed or not) is taken as meant: the reader then says what is wrong with it.
+  std::string name = fs::path(path).lexically_normal().filename().string();
+  if (name.empty()) name = fs::path(path).lexically_normal().parent_path().filename().string();
+  if (name.ends_with(kTmpSuffix)) name.resize(name.size() - std::string(kTmpSuffix).size());
+  if (fs::exists(path + "/" + kManifestFile, ec) || parse_step_folder(name)) return path;
   const std::vector<int64_t> steps = committed_steps(path);
   if (steps.empty()) throw UserError(what + ": '" + path + "' is not a committed checkpoint and holds none");
   return step_folder(path, steps.back());

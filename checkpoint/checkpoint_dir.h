@@ -13,9 +13,9 @@ namespace kervan {
 std::vector<int64_t> committed_steps(const std::string& dir);
 // The folder of a step.
 std::string step_folder(const std::string& dir, int64_t step);
-// The committed checkpoint `path` names: itself when it is one (holds a manifest.json), else the
-// newest one in it as a checkpoint folder. A UserError naming the path and `what` (a config key or
-// command) when there is none.
+// The checkpoint `path` names: itself when it is a step folder (step_N, committed or not: the
+// reader says what is wrong with it), else the newest committed one in it as a checkpoint folder.
+// A UserError naming the path and `what` (a config key or command) when there is none.
 std::string resolve_checkpoint_folder(const std::string& path, const std::string& what);
 
 // The step `latest` names; nothing when there is no `latest`. A `latest` that does not parse or

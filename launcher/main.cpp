@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "launcher/bench_cmd.h"
+#include "launcher/ckpt_cmd.h"
 #include "launcher/config_keys.h"
 #include "launcher/corpus_cmd.h"
 #include "launcher/prepare.h"
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
 
   PrepareCommand prepare(app);  // kervan prepare
   CorpusCommand corpus(app);    // kervan corpus verify|cat
+  CkptCommand ckpt(app);        // kervan ckpt inspect|verify|export|import
 
   BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
@@ -110,6 +112,8 @@ int main(int argc, char** argv) {
       rc = corpus.run();
     } else if (*config_keys_cmd) {
       std::fputs(config_keys_markdown().c_str(), stdout);
+    } else if (ckpt.selected()) {
+      rc = ckpt.run();
     } else if (tokenizer_cmd.selected()) {
       rc = tokenizer_cmd.run();
     } else if (bench.selected()) {
