@@ -18,10 +18,15 @@ std::recursive_mutex& hdf5_lock() {
   return m;
 }
 
-// HDF5 prints its error stack to stderr by default; kervan reports errors itself.
+// HDF5 prints its error stack to stderr by default; kervan reports errors itself. Nor may HDF5
+// flush at exit: every file is closed explicitly, and a file whose write failed (a full disk)
+// would be flushed again from the atexit handler, which crashes on such a file.
 void silence_hdf5() {
   static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  std::call_once(once, [] {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  });
 }
 
 // The innermost message of HDF5's error stack (walked from the API call inwards); for an I/O

@@ -125,6 +125,37 @@ std::vector<ConfigKey> make_keys() {
        false},
       {"log.every", "int", "", "console line every N steps", [](C& c) -> ConfigField { return &c.log.every; },
        range(1, 1e12), false},
+      {"checkpoint.dir", "string", "none",
+       "folder of this run's checkpoints (`step_NNNNNNNN/` folders and `latest`; docs/checkpoint-format.md); "
+       "locked while the run writes into it",
+       [](C& c) -> ConfigField { return &c.checkpoint.dir; }},
+      {"checkpoint.every", "int", "0 (at the end only)", "save every N steps, and always after the last step",
+       [](C& c) -> ConfigField { return &c.checkpoint.every; }, at_least(0)},
+      {"checkpoint.keep_last", "int", "", "committed checkpoints kept (older ones are deleted)",
+       [](C& c) -> ConfigField { return &c.checkpoint.keep_last; }, range(1, 1e9)},
+      {"checkpoint.keep_every", "int", "0 (none)", "steps that are a multiple of N are also kept, forever",
+       [](C& c) -> ConfigField { return &c.checkpoint.keep_every; }, at_least(0)},
+      {"checkpoint.async", "bool", "",
+       "copy the state at the step boundary and write it on a background thread while training goes on",
+       [](C& c) -> ConfigField { return &c.checkpoint.async; }},
+      {"checkpoint.resume", "string", "",
+       "`auto`: continue from the newest intact checkpoint in checkpoint.dir (start fresh when there is "
+       "none); `none`: start fresh (refused when checkpoint.dir holds checkpoints); or a path: that step "
+       "folder, or the newest checkpoint in that folder",
+       [](C& c) -> ConfigField { return &c.checkpoint.resume; }},
+      {"checkpoint.strict", "bool", "",
+       "a damaged newest checkpoint stops the run instead of falling back (with a warning) to the one before",
+       [](C& c) -> ConfigField { return &c.checkpoint.strict; }},
+      {"checkpoint.init_from", "string", "none",
+       "when not resuming, start from this checkpoint's model weights with a fresh optimizer and step 0 "
+       "(e.g. "
+       "one made by `kervan ckpt import` from Hugging Face or llm.c GPT-2 weights)",
+       [](C& c) -> ConfigField { return &c.checkpoint.init_from; }},
+      {"checkpoint.on_failure", "string", "",
+       "what a failed save (a full disk, ...) does: `stop` ends the run (exit 4), `continue` warns and "
+       "trains "
+       "on; the checkpoints before it stay intact either way",
+       [](C& c) -> ConfigField { return &c.checkpoint.on_failure; }},
       {"sample.tokens", "int", "0 (none)", "tokens to generate after training",
        [](C& c) -> ConfigField { return &c.sample.tokens; }, range(0, 1 << 20)},
       {"sample.prompt", "string", "", "prompt, encoded with `data.tokenizer`",
@@ -145,6 +176,7 @@ std::string shortest(T v) {
 
 std::string exact(const ConfigField& f) {
   struct {
+    std::string operator()(const bool* v) const { return *v ? "true" : "false"; }
     std::string operator()(const int* v) const { return std::to_string(*v); }
     std::string operator()(const int64_t* v) const { return std::to_string(*v); }
     std::string operator()(const float* v) const { return shortest(*v); }

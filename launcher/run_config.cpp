@@ -78,6 +78,11 @@ class TomlReader {
     checked(k, static_cast<double>(*v));
     out = static_cast<Int>(*v);
   }
+  void assign(const ConfigKey& k, const toml::node& n, bool& out) const {
+    const auto v = n.value_exact<bool>();
+    if (!v) type_error(k, "true or false");
+    out = *v;
+  }
   void assign(const ConfigKey& k, const toml::node& n, int& out) const { assign_int(k, n, out); }
   void assign(const ConfigKey& k, const toml::node& n, int64_t& out) const { assign_int(k, n, out); }
   void assign(const ConfigKey& k, const toml::node& n, float& out) const {
@@ -230,6 +235,12 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   } catch (const UserError& e) {
     throw UserError(r.where("train.schedule") + ": " + e.what());
   }
+  const auto& ck = c.checkpoint;
+  if (ck.resume.empty())
+    throw UserError(r.where("checkpoint.resume") + ": checkpoint.resume must be auto, none or a path");
+  if (ck.on_failure != "stop" && ck.on_failure != "continue")
+    throw UserError(r.where("checkpoint.on_failure") +
+                    ": checkpoint.on_failure must be stop or continue, got '" + ck.on_failure + "'");
   return c;
 }
 

@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "checkpoint/failpoint.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
@@ -19,7 +20,10 @@
 #include "launcher/gemm_peak.h"
 #include "launcher/memory_plan.h"
 #include "launcher/metrics_file.h"
+#include "launcher/run_checkpoints.h"
+#include "launcher/stop_signals.h"
 #include "launcher/text_codec.h"
+#include "launcher/train_progress.h"
 #include "launcher/training_data.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
@@ -109,10 +113,22 @@ float evaluate(Model& model, DataLoader& val, const RunConfig& cfg, const Job& j
   return mean_over(dp, be, sum / static_cast<double>(batches));
 }
 
+// The stop signal any rank has received (0: none), the same on every rank: they all stop at the
+// same step boundary.
+int agreed_stop_signal(const StopSignals& signals, Communicator& world, Backend& be) {
+  if (world.size() == 1) return signals.received();
+  Tensor t = be.empty({1}, DType::F32);
+  const float mine = static_cast<float>(signals.received());
+  be.copy_from_host(t, &mine);
+  world.all_reduce(t, ReduceOp::Max);
+  return static_cast<int>(be.item<float>(t));
+}
+
 }  // namespace
 
 int run_train(const RunConfig& cfg) {
   const auto& t = cfg.train;
+  const StopSignals signals;  // from now on a signal stops the run at a step boundary
   Job job = start_job(cfg);
   if (!job.leader()) spdlog::set_level(spdlog::level::warn);
   set_host_threads(t.threads > 0 ? static_cast<int>(t.threads) : omp_get_num_procs());
@@ -133,12 +149,11 @@ int run_train(const RunConfig& cfg) {
       throw UserError(cfg.file + ": sample.prompt encodes to token " + std::to_string(id) +
                       ", outside model.vocab_size (" + std::to_string(cfg.model.vocab_size) + ")");
 
-  MetricsFile metrics;
-  if (job.leader() && !cfg.log.metrics_file.empty()) {
-    std::vector<std::string> inputs = cfg.data.paths;
-    inputs.push_back(cfg.file);
-    metrics = MetricsFile(cfg.log.metrics_file, inputs);
-  }
+  // The checkpoint folder is checked (locked, writable on every rank) before anything is built.
+  const WriterLayout layout{
+      job.grid.world_size, job.grid.dp,      job.grid.tp,     cfg.parallel.zero == 1 && job.grid.dp > 1,
+      job.grid.world_rank, job.grid.dp_rank, job.grid.tp_rank};
+  RunCheckpoints checkpoints(cfg, layout, *job.world, *be);
 
   // What this rank will allocate, checked against what the node has before anything is allocated.
   const MemoryPlan memory = plan_memory(cfg, job.grid.tp, job.grid.dp);
@@ -177,9 +192,28 @@ int run_train(const RunConfig& cfg) {
   if (dp > 1 && cfg.parallel.zero == 1)
     spdlog::info("ZeRO-1: {} optimizer-state elements on this rank", train_step.optimizer_state_numel());
 
+  std::vector<std::string> sources;
+  std::vector<double> weights;
+  for (int d = 0; d < data.train->num_sources(); ++d) {
+    sources.push_back(data.train->source(d).path());
+    weights.push_back(data.train->weight(d));
+  }
+  TrainProgress progress(cfg, sources, weights);
+  const bool resumed = checkpoints.start(model, train_step, progress);
+  if (resumed && progress.step >= t.steps)
+    spdlog::info("the checkpoint is at step {}, train.steps = {}: nothing left to train", progress.step,
+                 t.steps);
+  MetricsFile metrics;
+  if (job.leader() && !cfg.log.metrics_file.empty()) {
+    std::vector<std::string> inputs = cfg.data.paths;
+    inputs.push_back(cfg.file);
+    metrics = MetricsFile(cfg.log.metrics_file, inputs, progress.step);
+  }
+
   std::vector<int32_t> inputs(B * t.seq_len), targets(inputs.size());
-  int64_t consumed_samples = 0;
-  for (int64_t step = 0; step < t.steps; ++step) {
+  for (int64_t step = progress.step; step < t.steps; ++step) {
+    failpoint("train_step", step);  // the crash tests: SIGKILL here (checkpoint/failpoint.h)
+    const int64_t consumed_samples = progress.consumed_samples;
     const auto t0 = std::chrono::steady_clock::now();
     model.params().zero_grad(*be);
     double loss = 0.0;
@@ -191,7 +225,6 @@ int run_train(const RunConfig& cfg) {
       model.backward(1.0f / static_cast<float>(t.grad_accum));
     }
     const float norm = train_step.reduce_gradients();
-    consumed_samples += samples_per_step;
     const float lr = schedule.at(step);
     train_step.step(lr, clip_factor(norm, t.grad_clip));
     if (dp > 1) loss = mean_over(*job.dp, *be, loss);
@@ -221,7 +254,7 @@ int run_train(const RunConfig& cfg) {
                           {"tokens_per_s", tps},
                           {"mfu", mfu},
                           {"ms_per_step", secs * 1e3},
-                          {"consumed_samples", consumed_samples}};
+                          {"consumed_samples", consumed_samples + samples_per_step}};
       if (train_step.num_buckets() > 0) {
         j["comm_ms"] = train_step.comm_seconds() * 1e3;
         j["exposed_comm_ms"] = train_step.exposed_comm_seconds() * 1e3;
@@ -241,7 +274,24 @@ int run_train(const RunConfig& cfg) {
       spdlog::info("step {:>5}/{} | validation loss {:.4f}{}", step, t.steps, *val_loss,
                    per_source.empty() ? "" : per_source + ")");
     }
+
+    progress.step = step + 1;
+    progress.consumed_samples += samples_per_step;
+    checkpoints.check_failures();
+    const int stop = agreed_stop_signal(signals, *job.world, *be);
+    checkpoints.after_step(train_step, progress, /*now=*/stop != 0 || progress.step == t.steps);
+    if (stop) {
+      const std::string saved = checkpoints.finish();
+      if (job.leader())
+        spdlog::info("stopped by {} after step {}: {}", signal_name(stop), progress.step,
+                     saved.empty() ? std::string("nothing saved (no checkpoint.dir)")
+                                   : "checkpoint saved to " + saved);
+      job.world->barrier();
+      return 0;
+    }
   }
+  const std::string saved = checkpoints.finish();
+  if (!saved.empty()) spdlog::info("last checkpoint: {}", saved);
 
   // Sampling runs on the first data-parallel replica; all its tensor-parallel ranks take part
   // (the logits are gathered over the vocabulary shards); the leader prints.
