@@ -43,11 +43,16 @@ class CheckpointSaver {
   void wait();
   // The failure of a background save that has finished, once; null while none (or still running).
   std::exception_ptr take_failure();
+  // Whether a background save is still writing.
+  bool in_flight() const { return !finished_; }
 
-  // The last save: seconds save() blocked the caller (the copy, for async), and seconds its write
-  // (and, on rank 0, the commit) took. Valid after wait().
+  // The last save: seconds save() blocked the caller (the copy, for async), seconds its write
+  // (and, on rank 0, the commit) took, and CPU seconds (user + system) the writing thread used
+  // for it: what a background save takes from training on a machine whose cores are all busy.
+  // Valid after wait().
   double last_blocked_s() const { return blocked_s_; }
   double last_write_s() const { return write_s_; }
+  double last_write_cpu_s() const { return write_cpu_s_; }
   int64_t last_bytes() const { return snapshot_.bytes(); }
 
  private:
@@ -60,7 +65,7 @@ class CheckpointSaver {
   std::thread worker_;
   std::atomic<bool> finished_{true};
   std::exception_ptr failure_;
-  double blocked_s_ = 0.0, write_s_ = 0.0;
+  double blocked_s_ = 0.0, write_s_ = 0.0, write_cpu_s_ = 0.0;
 };
 
 }  // namespace kervan

@@ -60,6 +60,21 @@ BenchCommand::BenchCommand(CLI::App& app) {
   train_->add_option("--warmup-steps", bt.warmup_steps, "Untimed steps first")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   train_->add_flag("--profile", bt.profile, "Also report forward / backward / optimizer time");
+
+  checkpoint_ =
+      cmd_->add_subcommand("checkpoint", "Checkpoint save/load speed vs plain I/O; async save stall vs sync");
+  auto& bc = checkpoint_opt_;
+  checkpoint_->add_option("--preset", bc.preset, "Model preset (its parameters and AdamW moments are saved)");
+  checkpoint_->add_option("--dir", bc.dir, "Scratch folder on the disk to measure (must be empty; removed after)")
+      ->required();
+  checkpoint_->add_option("--threads", bc.threads, "Threads")->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  checkpoint_->add_option("--batch", bc.batch, "Sequences per training step (the async stall measurement)")
+      ->check(CLI::Range(int64_t{1}, kMaxDim));
+  checkpoint_->add_option("--seq", bc.seq, "Sequence length")->check(CLI::Range(int64_t{1}, kMaxDim));
+  checkpoint_->add_option("--steps", bc.steps, "Steps timed without a save, for the baseline step time")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  checkpoint_->add_flag("--collective", bc.collective,
+                        "Under mpirun: one file per rank vs one collective parallel-HDF5 file");
 }
 
 int BenchCommand::run() const {
@@ -77,6 +92,7 @@ int BenchCommand::run() const {
                       std::to_string(loader_opt_.weights.size()));
     return run_bench_loader(loader_opt_);
   }
+  if (checkpoint_->parsed()) return run_bench_checkpoint(checkpoint_opt_);
   const BenchTrainOptions& bt = train_opt_;
   if (bt.preset.empty() && (bt.layers <= 0 || bt.heads <= 0 || bt.d_model <= 0 || bt.vocab <= 0))
     throw UserError("bench train: give --preset or all of --layers --heads --d-model --vocab");

@@ -5,7 +5,7 @@
 
 namespace kervan {
 
-// `kervan bench gemm|allreduce|loader|train`: registers itself on the app with every option
+// `kervan bench gemm|allreduce|loader|train|checkpoint`: registers itself on the app with every option
 // range-checked at parsing (a bad value is a usage error, exit 2, before anything runs); main()
 // asks selected() after parsing and then calls run().
 class BenchCommand {
@@ -18,13 +18,14 @@ class BenchCommand {
   int run() const;
 
  private:
-  CLI::App *cmd_, *gemm_, *allreduce_, *loader_, *train_;
+  CLI::App *cmd_, *gemm_, *allreduce_, *loader_, *train_, *checkpoint_;
   int64_t gemm_n_ = 2048, gemm_threads_ = 1;
   int gemm_reps_ = 5;
   int64_t ar_min_ = 4096, ar_max_ = 256 << 20;
   int ar_reps_ = 5;
   BenchLoaderOptions loader_opt_;
   BenchTrainOptions train_opt_;
+  BenchCheckpointOptions checkpoint_opt_;
 };
 
 }  // namespace kervan
