@@ -22,6 +22,13 @@ struct BenchLoaderOptions {
   int64_t batch = 8, seq = 1024, batches = 2000, first_sample = 0;
 };
 
+struct BenchCheckpointOptions {
+  std::string preset = "gpt2-small";
+  std::string dir;  // a scratch folder on the disk to measure; removed afterwards
+  int64_t threads = 2, batch = 1, seq = 64, steps = 3;
+  bool collective = false;  // under mpirun: file per rank against one collective parallel-HDF5 file
+};
+
 // `kervan bench gemm`: prints one JSON line with the fp32 GEMM throughput.
 int run_bench_gemm(int64_t n, int64_t threads, int reps);
 // `kervan bench train`: trains on random tokens (BERT: 15% of positions predicted; T5: decoder
@@ -35,5 +42,15 @@ int run_bench_train(const BenchTrainOptions& opt);
 int run_bench_allreduce(int64_t min_bytes, int64_t max_bytes, int reps);
 // `kervan bench loader`: batches/s of the training data loader; one JSON line.
 int run_bench_loader(const BenchLoaderOptions& opt);
+// `kervan bench checkpoint`: one JSON line. In one process: a synchronous save (with optimizer
+// state) and a load (with and without verification) of --preset, each next to a plain sequential
+// write or read of the same bytes in the same run (reads from the disk: the files' pages are
+// dropped from the cache first), and the training stall of an asynchronous save (the copy it
+// blocks for plus its writer thread's CPU time; also the steps' measured slowdown while it writes)
+// against a synchronous one. With
+// --collective under mpirun (the model split over the ranks): the time to write every rank's
+// share as one file per rank (kervan's format) and as one file written collectively by parallel
+// HDF5.
+int run_bench_checkpoint(const BenchCheckpointOptions& opt);
 
 }  // namespace kervan

@@ -55,11 +55,14 @@ std::vector<ConfigKey> make_keys() {
        "T5 only: `relu` (T5 v1.0: ReLU feed-forward, LM head tied to the shared embedding) or `gated-gelu` "
        "(v1.1: gated GELU feed-forward, an LM head of its own)",
        [](C& c) -> ConfigField { return &c.t5_ffn; }},
-      {"data.path", "string or list", "required",
+      {"data.path",
+       "string or list",
+       "required",
        "a kervan corpus folder (made by `kervan prepare`; its `train` split is read) or an llm.c `.bin` "
        "token "
        "file; a list blends several",
-       [](C& c) -> ConfigField { return &c.data.paths; }},
+       [](C& c) -> ConfigField { return &c.data.paths; },
+       {}},
       {"data.weights", "float or list", "tokens of each source",
        "blend weights, one per `data.path` (normalised; `[0.7, 0.3]` draws 70% of samples from the first)",
        [](C& c) -> ConfigField { return &c.data.weights; }, above(0)},
@@ -87,9 +90,12 @@ std::vector<ConfigKey> make_keys() {
        [](C& c) -> ConfigField { return &c.train.min_lr; }, at_least(0)},
       {"train.warmup_steps", "int", "", "linear warm-up steps (at most train.steps)",
        [](C& c) -> ConfigField { return &c.train.warmup_steps; }, at_least(0)},
-      {"train.schedule", "string", "",
+      {"train.schedule",
+       "string",
+       "",
        "`cosine`, `constant`, or `wsd` (warm-up, stable, linear decay over `train.decay_steps`)",
-       [](C& c) -> ConfigField { return &c.train.schedule; }},
+       [](C& c) -> ConfigField { return &c.train.schedule; },
+       {}},
       {"train.decay_steps", "int", "", "length of the wsd decay (at most train.steps)",
        [](C& c) -> ConfigField { return &c.train.decay_steps; }, at_least(0)},
       {"train.weight_decay", "float", "",
@@ -159,10 +165,63 @@ std::vector<ConfigKey> make_keys() {
        [](C& c) -> ConfigField { return &c.finetune.max_target_len; }, range(2, 1 << 16)},
       {"finetune.show", "int", "", "text2text: generated validation outputs shown after training",
        [](C& c) -> ConfigField { return &c.finetune.show; }, range(0, 1 << 20), false},
+      {"checkpoint.dir",
+       "string",
+       "none",
+       "folder of this run's checkpoints (`step_NNNNNNNN/` folders and `latest`; docs/checkpoint-format.md); "
+       "locked while the run writes into it",
+       [](C& c) -> ConfigField { return &c.checkpoint.dir; },
+       {}},
+      {"checkpoint.every", "int", "0 (at the end only)", "save every N steps, and always after the last step",
+       [](C& c) -> ConfigField { return &c.checkpoint.every; }, at_least(0)},
+      {"checkpoint.keep_last", "int", "", "committed checkpoints kept (older ones are deleted)",
+       [](C& c) -> ConfigField { return &c.checkpoint.keep_last; }, range(1, 1e9)},
+      {"checkpoint.keep_every", "int", "0 (none)", "steps that are a multiple of N are also kept, forever",
+       [](C& c) -> ConfigField { return &c.checkpoint.keep_every; }, at_least(0)},
+      {"checkpoint.async",
+       "bool",
+       "",
+       "copy the state at the step boundary and write it on a background thread while training goes on",
+       [](C& c) -> ConfigField { return &c.checkpoint.async; },
+       {}},
+      {"checkpoint.resume",
+       "string",
+       "",
+       "`auto`: continue from the newest intact checkpoint in checkpoint.dir (start fresh when there is "
+       "none); `none`: start fresh (refused when checkpoint.dir holds checkpoints); or a path: that step "
+       "folder, or the newest checkpoint in that folder",
+       [](C& c) -> ConfigField { return &c.checkpoint.resume; },
+       {}},
+      {"checkpoint.strict",
+       "bool",
+       "",
+       "a damaged newest checkpoint stops the run instead of falling back (with a warning) to the one before",
+       [](C& c) -> ConfigField { return &c.checkpoint.strict; },
+       {}},
+      {"checkpoint.init_from",
+       "string",
+       "none",
+       "when not resuming, start from this checkpoint's model weights with a fresh optimizer and step 0 "
+       "(e.g. "
+       "one made by `kervan ckpt import` from Hugging Face or llm.c GPT-2 weights)",
+       [](C& c) -> ConfigField { return &c.checkpoint.init_from; },
+       {}},
+      {"checkpoint.on_failure",
+       "string",
+       "",
+       "what a failed save (a full disk, ...) does: `stop` ends the run (exit 4), `continue` warns and "
+       "trains "
+       "on; the checkpoints before it stay intact either way",
+       [](C& c) -> ConfigField { return &c.checkpoint.on_failure; },
+       {}},
       {"sample.tokens", "int", "0 (none)", "tokens to generate after training",
        [](C& c) -> ConfigField { return &c.sample.tokens; }, range(0, 1 << 20)},
-      {"sample.prompt", "string", "", "prompt, encoded with `data.tokenizer`",
-       [](C& c) -> ConfigField { return &c.sample.prompt; }},
+      {"sample.prompt",
+       "string",
+       "",
+       "prompt, encoded with `data.tokenizer`",
+       [](C& c) -> ConfigField { return &c.sample.prompt; },
+       {}},
       {"sample.temperature", "float", "", "sampling temperature (0: greedy)",
        [](C& c) -> ConfigField { return &c.sample.temperature; }, range(0, 1e6)},
       {"sample.top_k", "int", "0 (all)", "sample among the k most likely tokens",
@@ -179,6 +238,7 @@ std::string shortest(T v) {
 
 std::string exact(const ConfigField& f) {
   struct {
+    std::string operator()(const bool* v) const { return *v ? "true" : "false"; }
     std::string operator()(const int* v) const { return std::to_string(*v); }
     std::string operator()(const int64_t* v) const { return std::to_string(*v); }
     std::string operator()(const float* v) const { return shortest(*v); }

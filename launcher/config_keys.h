@@ -10,8 +10,8 @@
 namespace kervan {
 
 // The RunConfig field a key fills.
-using ConfigField = std::variant<int*, int64_t*, float*, double*, std::string*, std::vector<std::string>*,
-                                 std::vector<double>*>;
+using ConfigField = std::variant<bool*, int*, int64_t*, float*, double*, std::string*,
+                                 std::vector<std::string>*, std::vector<double>*>;
 
 // The range a numeric key's value must lie in (every element, for a list). Floats must also be
 // finite. Checked where the value is read, before it is narrowed to its field's type.

@@ -273,8 +273,12 @@ int run_finetune(const RunConfig& cfg, bool skip_bad_lines) {
       throw UserError(cfg.file + ": finetune.pretrain's corpus was made with tokenizer '" +
                       pre_data.tokenizer + "', but data.tokenizer is '" + cfg.data.tokenizer + "'");
     spdlog::info("pretraining with {} first", pre.file);
-    pretrained = train_on_job(pre, job, *be, pre_data);
+    {
+      const StopSignals signals;  // pretraining stops at a step boundary on a signal (and saves)
+      pretrained = train_on_job(pre, job, *be, pre_data, signals);
+    }
     if (pretrained.exit_code != 0) return pretrained.exit_code;
+    if (pretrained.stopped) return kExitOk;
   }
 
   CommunicatorTpGroup tp_group(*job.tp);

@@ -5,6 +5,10 @@
 
 namespace kervan {
 
+// The node group's only collectives wait for its first rank to verify the corpus, which for a
+// large one takes far longer than a training collective may.
+constexpr double kVerifyTimeoutS = 6 * 3600;
+
 Job start_job(const RunConfig& cfg) {
   Job job;
   if (launched_by_mpi()) job.mpi = std::make_unique<MpiRuntime>();
@@ -19,10 +23,12 @@ Job start_job(const RunConfig& cfg) {
     job.world = job.mpi->group(0, "world", timeout);
     job.dp = job.mpi->group(job.grid.tp_rank, "data-parallel", timeout);
     job.tp = job.mpi->group(job.grid.dp_rank, "tensor-parallel", timeout);
+    job.node = job.mpi->node_group(kVerifyTimeoutS);
   } else {
     job.world = std::make_unique<SoloCommunicator>();
     job.dp = std::make_unique<SoloCommunicator>();
     job.tp = std::make_unique<SoloCommunicator>();
+    job.node = std::make_unique<SoloCommunicator>();
   }
   return job;
 }

@@ -15,6 +15,7 @@ struct Job {
   std::unique_ptr<MpiRuntime> mpi;
   ProcessGrid grid;
   std::unique_ptr<Communicator> world, dp, tp;
+  std::unique_ptr<Communicator> node;  // the ranks on this rank's machine
   bool leader() const { return grid.world_rank == 0; }
 };
 

@@ -30,6 +30,8 @@ class PrepareCommand {
   CorpusOptions corpus_options() const;
   ValRule val_rule(const std::vector<TextSource>& sources, const TextReadOptions& read) const;
   int run_from_llmc(const std::string& command_line) const;
+  // --out may not be an input or lie inside an input folder, nor an input inside --out.
+  void refuse_outputs_over_inputs() const;
 
   CLI::App* cmd_;
   CLI::Option* tokenizer_opt_;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "launcher/config_keys.h"
 #include "launcher/model_setup.h"
 
@@ -77,6 +78,11 @@ class TomlReader {
     // Bounds are checked on the 64-bit value, before it is narrowed to the field.
     checked(k, static_cast<double>(*v));
     out = static_cast<Int>(*v);
+  }
+  void assign(const ConfigKey& k, const toml::node& n, bool& out) const {
+    const auto v = n.value_exact<bool>();
+    if (!v) type_error(k, "true or false");
+    out = *v;
   }
   void assign(const ConfigKey& k, const toml::node& n, int& out) const { assign_int(k, n, out); }
   void assign(const ConfigKey& k, const toml::node& n, int64_t& out) const { assign_int(k, n, out); }
@@ -217,6 +223,7 @@ std::string RunConfig::canonical() const {
 
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides,
                           Command command) {
+  require_file(path, "config file");
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -301,6 +308,12 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   } catch (const UserError& e) {
     throw UserError(r.where("train.schedule") + ": " + e.what());
   }
+  const auto& ck = c.checkpoint;
+  if (ck.resume.empty())
+    throw UserError(r.where("checkpoint.resume") + ": checkpoint.resume must be auto, none or a path");
+  if (ck.on_failure != "stop" && ck.on_failure != "continue")
+    throw UserError(r.where("checkpoint.on_failure") +
+                    ": checkpoint.on_failure must be stop or continue, got '" + ck.on_failure + "'");
   return c;
 }
 

@@ -64,6 +64,18 @@ struct RunConfig {
     int64_t every = 1;  // console line every N steps
   } log;
 
+  struct Checkpoint {
+    std::string dir;    // empty: no checkpoints
+    int64_t every = 0;  // 0: only after the last step
+    int64_t keep_last = 3;
+    int64_t keep_every = 0;  // 0: none kept forever
+    bool async = true;
+    std::string resume = "auto";  // "auto", "none" or a path
+    bool strict = false;
+    std::string init_from;            // weights to start from when not resuming
+    std::string on_failure = "stop";  // "stop" or "continue"
+  } checkpoint;
+
   struct Sample {
     int64_t tokens = 0;  // generate this many tokens after training (0: none)
     std::string prompt = "\n";

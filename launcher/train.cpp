@@ -4,16 +4,13 @@
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
 
+#include "checkpoint/failpoint.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
@@ -21,9 +18,14 @@
 #include "core/rng.h"
 #include "launcher/gemm_peak.h"
 #include "launcher/job.h"
+#include "launcher/memory_plan.h"
+#include "launcher/metrics_file.h"
 #include "launcher/model_setup.h"
+#include "launcher/run_checkpoints.h"
 #include "launcher/text_codec.h"
+#include "launcher/train_progress.h"
 #include "launcher/training_data.h"
+#include "parallel/shared_outcome.h"
 #include "parallel/train_step.h"
 
 namespace kervan {
@@ -56,18 +58,32 @@ std::string describe_model(const RunConfig& cfg) {
                      cfg.model.vocab_size, cfg.model.padded_vocab(), extra, model_params(cfg) / 1e6);
 }
 
+// The stop signal any rank has received (0: none), the same on every rank: they all stop at the
+// same step boundary.
+int agreed_stop_signal(const StopSignals& signals, Communicator& world, Backend& be) {
+  if (world.size() == 1) return signals.received();
+  Tensor t = be.empty({1}, DType::F32);
+  const float mine = static_cast<float>(signals.received());
+  be.copy_from_host(t, &mine);
+  world.all_reduce(t, ReduceOp::Max);
+  return static_cast<int>(be.item<float>(t));
+}
+
 }  // namespace
 
-TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingData& data) {
+TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingData& data,
+                          const StopSignals& signals) {
   const auto& t = cfg.train;
-  std::ofstream metrics;
-  if (job.leader() && !cfg.log.metrics_file.empty()) {
-    const auto dir = std::filesystem::path(cfg.log.metrics_file).parent_path();
-    std::error_code ec;
-    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-    metrics.open(cfg.log.metrics_file, std::ios::trunc);
-    if (!metrics)
-      throw UserError(cfg.file + ": log.metrics_file: cannot write '" + cfg.log.metrics_file + "'");
+  // The checkpoint folder is checked (locked, writable on every rank) before anything is built.
+  const WriterLayout layout{
+      job.grid.world_size, job.grid.dp,      job.grid.tp,     cfg.parallel.zero == 1 && job.grid.dp > 1,
+      job.grid.world_rank, job.grid.dp_rank, job.grid.tp_rank};
+  RunCheckpoints checkpoints(cfg, layout, *job.world, be);
+
+  // What this rank will allocate, checked against what the node has before anything is allocated.
+  if (const std::optional<MemoryPlan> memory = plan_memory(cfg, job.grid.tp, job.grid.dp)) {
+    spdlog::info("memory per rank: {}", memory->describe());
+    require_memory_fits(*memory, job.node->size(), available_memory_bytes(), cfg.file);
   }
 
   TrainedModel out;
@@ -101,9 +117,29 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   if (dp > 1 && cfg.parallel.zero == 1)
     spdlog::info("ZeRO-1: {} optimizer-state elements on this rank", train_step.optimizer_state_numel());
 
+  std::vector<std::string> sources;
+  std::vector<double> weights;
+  const DataLoader& loader = data.train->loader();
+  for (int d = 0; d < loader.num_sources(); ++d) {
+    sources.push_back(loader.source(d).path());
+    weights.push_back(loader.weight(d));
+  }
+  TrainProgress progress(cfg, sources, weights);
+  const bool resumed = checkpoints.start(model, train_step, progress);
+  if (resumed && progress.step >= t.steps)
+    spdlog::info("the checkpoint is at step {}, train.steps = {}: nothing left to train", progress.step,
+                 t.steps);
+  MetricsFile metrics;
+  if (job.leader() && !cfg.log.metrics_file.empty()) {
+    std::vector<std::string> inputs = cfg.data.paths;
+    inputs.push_back(cfg.file);
+    metrics = MetricsFile(cfg.log.metrics_file, inputs, progress.step);
+  }
+
   ExampleBatch ex;
-  int64_t consumed_samples = 0;
-  for (int64_t step = 0; step < t.steps; ++step) {
+  for (int64_t step = progress.step; step < t.steps; ++step) {
+    failpoint("train_step", step);  // the crash tests: SIGKILL here (checkpoint/failpoint.h)
+    const int64_t consumed_samples = progress.consumed_samples;
     const auto t0 = std::chrono::steady_clock::now();
     model.params().zero_grad(be);
     double loss = 0.0, predicted = 0.0;
@@ -115,7 +151,6 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
       model.backward(1.0f / static_cast<float>(t.grad_accum));
     }
     const float norm = train_step.reduce_gradients();
-    consumed_samples += samples_per_step;
     const float lr = schedule.at(step);
     train_step.step(lr, clip_factor(norm, t.grad_clip));
     if (dp > 1) loss = mean_over(*job.dp, be, loss);
@@ -151,7 +186,7 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
                           {"tokens_per_s", tps},
                           {"mfu", mfu},
                           {"ms_per_step", secs * 1e3},
-                          {"consumed_samples", consumed_samples}};
+                          {"consumed_samples", consumed_samples + samples_per_step}};
       if (train_step.num_buckets() > 0) {
         j["comm_ms"] = train_step.comm_seconds() * 1e3;
         j["exposed_comm_ms"] = train_step.exposed_comm_seconds() * 1e3;
@@ -159,10 +194,7 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
       if (val_loss) j["val_loss"] = *val_loss;
       if (val_losses.size() > 1)
         for (size_t v = 0; v < val_losses.size(); ++v) j["val_losses"][data.val[v].path] = val_losses[v];
-      metrics << j.dump() << '\n' << std::flush;
-      if (!metrics)
-        throw EnvironmentError("write", "log.metrics_file '" + cfg.log.metrics_file + "'",
-                               std::strerror(errno));
+      metrics.write_line(j.dump());
     }
     if (step % cfg.log.every == 0 || step == t.steps - 1)
       spdlog::info(
@@ -176,18 +208,40 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
       spdlog::info("step {:>5}/{} | validation loss {:.4f}{}", step, t.steps, *val_loss,
                    per_source.empty() ? "" : per_source + ")");
     }
+
+    progress.step = step + 1;
+    progress.consumed_samples += samples_per_step;
+    checkpoints.check_failures();
+    const int stop = agreed_stop_signal(signals, *job.world, be);
+    checkpoints.after_step(train_step, progress, /*now=*/stop != 0 || progress.step == t.steps);
+    if (stop) {
+      const std::string saved = checkpoints.finish();
+      if (job.leader())
+        spdlog::info("stopped by {} after step {}: {}", signal_name(stop), progress.step,
+                     saved.empty() ? std::string("nothing saved (no checkpoint.dir)")
+                                   : "checkpoint saved to " + saved);
+      out.stopped = true;
+      return out;
+    }
   }
+  const std::string saved = checkpoints.finish();
+  if (!saved.empty()) spdlog::info("last checkpoint: {}", saved);
   return out;
 }
 
 int run_train(const RunConfig& cfg) {
+  const StopSignals signals;  // from now on a signal stops the run at a step boundary
   Job job = start_job(cfg);
   if (!job.leader()) spdlog::set_level(spdlog::level::warn);
   set_host_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : omp_get_num_procs());
   auto be = make_cpu_backend();
   check_same_config(cfg, job, *be);
 
-  TrainingData data = open_training_data(cfg);
+  // Every shard is read and checksummed once per node: the node's first rank verifies in full, the
+  // others trust its verdict (the same files) and check only headers and sizes.
+  std::optional<TrainingData> verified;
+  run_on_root_and_share_outcome(*job.node, *be, [&] { verified = open_training_data(cfg, Verify::Full); });
+  TrainingData data = verified ? std::move(*verified) : open_training_data(cfg, Verify::HeaderOnly);
   // The sample prompt is checked now, on every rank, rather than after training.
   const TextCodec codec(cfg.sample.tokens > 0 ? data.tokenizer : "none");
   std::vector<int32_t> prompt = codec.encode(cfg.sample.prompt);
@@ -197,11 +251,11 @@ int run_train(const RunConfig& cfg) {
       throw UserError(cfg.file + ": sample.prompt encodes to token " + std::to_string(id) +
                       ", outside model.vocab_size (" + std::to_string(cfg.model.vocab_size) + ")");
 
-  TrainedModel trained = train_on_job(cfg, job, *be, data);
+  TrainedModel trained = train_on_job(cfg, job, *be, data, signals);
   if (trained.exit_code != 0) return trained.exit_code;
   // Sampling runs on the first data-parallel replica; all its tensor-parallel ranks take part
   // (the logits are gathered over the vocabulary shards); the leader prints.
-  if (cfg.sample.tokens > 0 && job.grid.dp_rank == 0) {
+  if (!trained.stopped && cfg.sample.tokens > 0 && job.grid.dp_rank == 0) {
     SampleOptions so{cfg.sample.tokens, cfg.sample.temperature, cfg.sample.top_k,
                      static_cast<uint64_t>(cfg.train.seed)};
     const auto out = generate(*trained.model, prompt, cfg.train.seq_len, so);

@@ -30,11 +30,11 @@ SpecialTokens family_specials(const RunConfig& cfg, const std::vector<DataLoader
 
 }  // namespace
 
-TrainingData open_training_data(const RunConfig& cfg) {
+TrainingData open_training_data(const RunConfig& cfg, Verify verify) {
   const auto& d = cfg.data;
   std::vector<DataLoader::Source> sources;
   for (size_t i = 0; i < d.paths.size(); ++i) {
-    auto tokens = std::make_unique<TokenSource>(d.paths[i], "train", cfg.model.vocab_size);
+    auto tokens = std::make_unique<TokenSource>(d.paths[i], "train", cfg.model.vocab_size, verify);
     // Without weights, sources are drawn in proportion to their tokens (plain concatenation).
     const double weight = d.weights.empty() ? static_cast<double>(tokens->num_tokens()) : d.weights[i];
     sources.push_back({std::move(tokens), weight});
@@ -77,7 +77,8 @@ TrainingData open_training_data(const RunConfig& cfg) {
     for (const auto& s : sources) {
       if (!s.tokens->is_corpus() || !s.tokens->has_split("val")) continue;
       std::vector<DataLoader::Source> one;
-      one.push_back({std::make_unique<TokenSource>(s.tokens->path(), "val", cfg.model.vocab_size), 1.0});
+      one.push_back(
+          {std::make_unique<TokenSource>(s.tokens->path(), "val", cfg.model.vocab_size, verify), 1.0});
       out.val.push_back(
           {s.tokens->path(), s.weight,
            batches(std::make_unique<DataLoader>(std::move(one), window, 0, /*shuffle=*/false), 0)});

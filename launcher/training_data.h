@@ -29,6 +29,8 @@ struct TrainingData {
 // Opens and checks every source before training starts; any problem is a UserError naming the
 // file (or the config key). BERT and T5 need kervan corpora (their manifests name the tokenizer
 // whose vocabulary the special tokens follow), and model.vocab_size must have room for them.
-TrainingData open_training_data(const RunConfig& cfg);
+// `verify`: how much of each file to read (Verify::HeaderOnly when another process of this node
+// has verified the same files in full).
+TrainingData open_training_data(const RunConfig& cfg, Verify verify = Verify::Full);
 
 }  // namespace kervan

@@ -53,6 +53,12 @@ std::unique_ptr<Communicator> MpiRuntime::group(int color, const std::string& na
   return std::make_unique<MpiCommunicator>(comm, name, timeout_s);
 }
 
+std::unique_ptr<Communicator> MpiRuntime::node_group(double timeout_s) const {
+  MPI_Comm comm;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &comm);
+  return std::make_unique<MpiCommunicator>(comm, "node", timeout_s);
+}
+
 void MpiRuntime::abort_job(const std::string& message, int exit_code) {
   std::fprintf(stderr, "kervan: error: %s\n", message.c_str());
   std::fflush(stderr);

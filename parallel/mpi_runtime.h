@@ -27,6 +27,8 @@ class MpiRuntime {
   // The communicator of the ranks that pass the same `color`, ordered by world rank.
   // Collective over all ranks. `name` appears in error messages ("data-parallel", ...).
   std::unique_ptr<Communicator> group(int color, const std::string& name, double timeout_s) const;
+  // The ranks that share this rank's node (its shared-memory domain), ordered by world rank.
+  std::unique_ptr<Communicator> node_group(double timeout_s) const;
 
   // True between construction and destruction of the runtime (MPI usable).
   static bool active();

@@ -18,6 +18,12 @@ Tensor ActivationArena::make(Shape shape, DType dtype) {
   return buffers_[next_++].slice_flat(0, std::move(shape));
 }
 
+int64_t ActivationArena::bytes() const {
+  int64_t sum = 0;
+  for (const Tensor& b : buffers_) sum += b.numel() * static_cast<int64_t>(dtype_size(b.dtype()));
+  return sum;
+}
+
 void ActivationArena::end() {
   KERVAN_CHECK(next_ == buffers_.size(), "step layout rebuilt " + std::to_string(next_) + " of " +
                                              std::to_string(buffers_.size()) + " buffers");

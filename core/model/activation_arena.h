@@ -16,6 +16,8 @@ class ActivationArena {
   void begin() { next_ = 0; }
   Tensor make(Shape shape, DType dtype = DType::F32);
   void end();
+  // Bytes of the buffers allocated so far.
+  int64_t bytes() const;
 
  private:
   Backend& be_;

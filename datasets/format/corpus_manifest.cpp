@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -17,7 +18,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string manifest_path(const std::string& dir) { return dir + "/" + CorpusManifest::kFileName; }
+std::string manifest_path(const std::string& dir) {
+  return dir + "/" + CorpusManifest::kFileName;
+}
 
 // Reads fields with errors that name the file and the field's path in the document.
 struct FieldReader {
@@ -34,7 +37,8 @@ struct FieldReader {
   }
   uint64_t u64(const json& obj, const std::string& where, const char* key) const {
     const json& v = at(obj, where, key);
-    if (!v.is_number_unsigned()) throw UserError(file + ": field " + where + key + " must be a non-negative integer");
+    if (!v.is_number_unsigned())
+      throw UserError(file + ": field " + where + key + " must be a non-negative integer");
     return v.get<uint64_t>();
   }
 };
@@ -56,7 +60,8 @@ json shard_entry_json(const ShardEntry& s) {
 }
 
 json source_entry_json(const SourceEntry& s) {
-  return {{"path", s.path}, {"bytes", s.bytes}, {"documents", s.documents}, {"skipped_lines", s.skipped_lines}};
+  return {
+      {"path", s.path}, {"bytes", s.bytes}, {"documents", s.documents}, {"skipped_lines", s.skipped_lines}};
 }
 
 uint64_t CorpusManifest::split_tokens(const std::string& split) const {
@@ -85,12 +90,35 @@ uint64_t CorpusManifest::skipped_lines() const {
   return n;
 }
 
+// What a well-formed manifest promises beyond its fields' types: a token id range that holds the
+// end-of-text token, at least one shard, and every shard file listed once.
+void check_manifest(const std::string& file, const CorpusManifest& m) {
+  if (m.tokenizer.vocab_size == 0 || m.tokenizer.vocab_size > (uint64_t{1} << 32))
+    throw UserError(file + ": tokenizer.vocab_size (" + std::to_string(m.tokenizer.vocab_size) +
+                    ") must lie in [1, 2^32]");
+  if (m.tokenizer.eot_id >= m.tokenizer.vocab_size)
+    throw UserError(file + ": tokenizer.eot_id (" + std::to_string(m.tokenizer.eot_id) +
+                    ") is outside the vocabulary (vocab_size " + std::to_string(m.tokenizer.vocab_size) +
+                    ")");
+  std::map<std::string, std::string> seen;  // shard file -> where it is listed
+  for (const auto& [name, shards] : m.splits)
+    for (size_t i = 0; i < shards.size(); ++i) {
+      const std::string where = "splits." + name + "[" + std::to_string(i) + "]";
+      const auto [it, fresh] = seen.emplace(shards[i].file, where);
+      if (!fresh)
+        throw UserError(file + ": shard " + shards[i].file + " is listed twice (" + it->second + " and " +
+                        where + ")");
+    }
+  if (seen.empty()) throw UserError(file + ": the manifest lists no shards (an empty or damaged corpus)");
+}
+
 CorpusManifest read_corpus_manifest(const std::string& dir) {
   const std::string file = manifest_path(dir);
   std::ifstream in(file);
   if (!in)
-    throw UserError(file + ": cannot open corpus manifest (not a kervan corpus, or `kervan prepare` did not finish): " +
-                    std::strerror(errno));
+    throw UserError(
+        file + ": cannot open corpus manifest (not a kervan corpus, or `kervan prepare` did not finish): " +
+        std::strerror(errno));
   json doc;
   try {
     doc = json::parse(in);
@@ -98,7 +126,8 @@ CorpusManifest read_corpus_manifest(const std::string& dir) {
     throw UserError(file + ": not valid JSON: " + e.what());
   }
   const FieldReader r{file};
-  if (r.str(doc, "", "format") != "kervan-corpus") throw UserError(file + ": field format must be \"kervan-corpus\"");
+  if (r.str(doc, "", "format") != "kervan-corpus")
+    throw UserError(file + ": field format must be \"kervan-corpus\"");
   if (r.u64(doc, "", "version") != CorpusManifest::kVersion)
     throw UserError(file + ": unsupported manifest version (this kervan reads version 1)");
 
@@ -140,6 +169,8 @@ CorpusManifest read_corpus_manifest(const std::string& dir) {
     }
   }
   if (doc.contains("created_by")) m.created_by = r.str(doc, "", "created_by");
+  if (doc.contains("request")) m.request = r.str(doc, "", "request");
+  check_manifest(file, m);
   return m;
 }
 
@@ -153,7 +184,8 @@ void write_corpus_manifest(const std::string& dir, const CorpusManifest& m) {
                 {"sha256", m.tokenizer.sha256}}},
               {"splits", json::object()},
               {"sources", json::array()},
-              {"created_by", m.created_by}};
+              {"created_by", m.created_by},
+              {"request", m.request}};
   for (const auto& [name, shards] : m.splits) {
     json list = json::array();
     for (const ShardEntry& s : shards) list.push_back(shard_entry_json(s));
@@ -165,7 +197,7 @@ void write_corpus_manifest(const std::string& dir, const CorpusManifest& m) {
 }
 
 std::vector<std::unique_ptr<TokenShard>> open_split_shards(const std::string& dir, const CorpusManifest& m,
-                                                           const std::string& split) {
+                                                           const std::string& split, Verify verify) {
   const auto it = m.splits.find(split);
   if (it == m.splits.end() || it->second.empty())
     throw UserError(manifest_path(dir) + ": the corpus has no '" + split + "' split");
@@ -175,12 +207,14 @@ std::vector<std::unique_ptr<TokenShard>> open_split_shards(const std::string& di
     const ShardHeader& h = shard->header();
     if (h.token_count != e.tokens || h.document_count != e.documents || shard->file_bytes() != e.bytes ||
         h.checksum != e.checksum)
-      throw UserError(shard->path() + ": does not match its manifest entry (counts, size or checksum differ; the shard "
-                                      "was replaced or the corpus is corrupt)");
+      throw UserError(shard->path() +
+                      ": does not match its manifest entry (counts, size or checksum differ; the shard "
+                      "was replaced or the corpus is corrupt)");
     if (h.vocab_size != m.tokenizer.vocab_size)
       throw UserError(shard->path() + ": vocabulary size " + std::to_string(h.vocab_size) +
-                      " differs from the manifest's tokenizer (" + std::to_string(m.tokenizer.vocab_size) + ")");
-    shard->verify();  // checksum over the body: catches flipped bytes
+                      " differs from the manifest's tokenizer (" + std::to_string(m.tokenizer.vocab_size) +
+                      ")");
+    if (verify == Verify::Full) shard->verify();  // checksum over the body: catches flipped bytes
     shards.push_back(std::move(shard));
   }
   return shards;

@@ -46,6 +46,10 @@ struct CorpusManifest {
   std::map<std::string, std::vector<ShardEntry>> splits;  // "train", "val"
   std::vector<SourceEntry> sources;
   std::string created_by;
+  // A checksum of what was asked for (inputs with their sizes and times, tokenizer, options): a
+  // rerun that asks for something else is refused instead of taking the old corpus as its own.
+  // Empty in corpora made before it existed.
+  std::string request;
 
   uint64_t split_tokens(const std::string& split) const;
   uint64_t documents() const;      // over all splits
@@ -59,11 +63,18 @@ CorpusManifest read_corpus_manifest(const std::string& dir);
 // Writes dir/manifest.json atomically (temporary file, fsync, rename).
 void write_corpus_manifest(const std::string& dir, const CorpusManifest& manifest);
 
+// How much of a file to check when opening it. Full reads every byte (checksums, every token id);
+// HeaderOnly checks what costs no read of the body (header, sizes, the manifest entry): for a
+// file that another process on this node has just verified in full.
+enum class Verify { Full, HeaderOnly };
+
 // Maps the shards of one split and checks each against its manifest entry (present, same size,
-// token and document counts and checksum) and against its own checksum, so a corrupt or missing
-// shard stops the job before training starts, named.
-std::vector<std::unique_ptr<TokenShard>> open_split_shards(const std::string& dir, const CorpusManifest& manifest,
-                                                           const std::string& split);
+// token and document counts and checksum) and, with Verify::Full, against its own checksum, so a
+// corrupt or missing shard stops the job before training starts, named.
+std::vector<std::unique_ptr<TokenShard>> open_split_shards(const std::string& dir,
+                                                           const CorpusManifest& manifest,
+                                                           const std::string& split,
+                                                           Verify verify = Verify::Full);
 
 std::string checksum_hex(uint64_t checksum);
 

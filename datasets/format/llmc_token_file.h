@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "datasets/format/corpus_manifest.h"
+
 namespace kervan {
 
 // Token files in the llm.c / nanoGPT format: a header of 256 int32 (magic 20240520, version 1,
@@ -13,9 +15,9 @@ class LlmcTokenFile {
   static constexpr int32_t kVersion = 1;
   static constexpr int64_t kHeaderInts = 256;
 
-  // Checks magic, version, that the body holds exactly the announced tokens, and that every token
-  // is < vocab_size; any failure is a UserError naming the file and what is wrong.
-  LlmcTokenFile(const std::string& path, int64_t vocab_size);
+  // Checks magic, version, that the body holds exactly the announced tokens, and (Verify::Full)
+  // that every token is < vocab_size; any failure is a UserError naming the file and what is wrong.
+  LlmcTokenFile(const std::string& path, int64_t vocab_size, Verify verify = Verify::Full);
   ~LlmcTokenFile();
   LlmcTokenFile(const LlmcTokenFile&) = delete;
   LlmcTokenFile& operator=(const LlmcTokenFile&) = delete;
@@ -25,6 +27,9 @@ class LlmcTokenFile {
   const std::string& path() const { return path_; }
 
  private:
+  // The checks of the constructor, on the mapped file.
+  void check(int64_t vocab_size, Verify verify);
+
   std::string path_;
   void* map_ = nullptr;
   size_t map_bytes_ = 0;

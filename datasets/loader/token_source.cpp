@@ -3,26 +3,29 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/paths.h"
 
 namespace kervan {
 
-TokenSource::TokenSource(const std::string& path, const std::string& split, int64_t model_vocab)
+TokenSource::TokenSource(const std::string& path, const std::string& split, int64_t model_vocab,
+                         Verify verify)
     : path_(path), split_(split) {
   if (!std::filesystem::is_directory(path)) {
-    if (!std::filesystem::exists(path))
-      throw UserError(path + ": no such corpus folder or token file");
+    if (!std::filesystem::exists(path)) throw UserError(path + ": no such corpus folder or token file");
+    require_file(path, "data.path (a corpus folder or an llm.c token file)");
     if (split != "train")
-      throw UserError(path + ": an llm.c token file has no '" + split + "' split (prepare a kervan corpus for that)");
-    llmc_ = std::make_unique<LlmcTokenFile>(path, model_vocab);
+      throw UserError(path + ": an llm.c token file has no '" + split +
+                      "' split (prepare a kervan corpus for that)");
+    llmc_ = std::make_unique<LlmcTokenFile>(path, model_vocab, verify);
     return;
   }
   manifest_ = read_corpus_manifest(path);
   tokenizer_ = manifest_.tokenizer;
   if (tokenizer_.vocab_size > static_cast<uint64_t>(model_vocab))
     throw UserError(path + ": the corpus's tokenizer '" + tokenizer_.name + "' has " +
-                    std::to_string(tokenizer_.vocab_size) + " tokens, more than model.vocab_size = " +
-                    std::to_string(model_vocab));
-  shards_ = open_split_shards(path, manifest_, split);
+                    std::to_string(tokenizer_.vocab_size) +
+                    " tokens, more than model.vocab_size = " + std::to_string(model_vocab));
+  shards_ = open_split_shards(path, manifest_, split, verify);
 }
 
 bool TokenSource::has_split(const std::string& split) const {

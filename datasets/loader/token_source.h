@@ -6,8 +6,8 @@
 
 #include "datasets/format/corpus_manifest.h"
 #include "datasets/format/llmc_token_file.h"
-#include "datasets/loader/packed_sequences.h"
 #include "datasets/format/token_shard.h"
+#include "datasets/loader/packed_sequences.h"
 
 namespace kervan {
 
@@ -16,8 +16,9 @@ namespace kervan {
 class TokenSource {
  public:
   // Opens `path`; every token must be < model_vocab (the corpus's tokenizer must fit the model),
-  // else a UserError naming the file.
-  TokenSource(const std::string& path, const std::string& split, int64_t model_vocab);
+  // else a UserError naming the file. `verify`: see Verify (datasets/format/corpus_manifest.h).
+  TokenSource(const std::string& path, const std::string& split, int64_t model_vocab,
+              Verify verify = Verify::Full);
 
   const std::string& path() const { return path_; }
   const std::string& split() const { return split_; }

@@ -86,6 +86,11 @@ node -e '
 shard=$(cd "$work/A" && ls train-*.kvs | head -1)
 cp -r "$work/A" "$work/flip" && printf 'Z' | dd of="$work/flip/$shard" bs=1 seek=100 conv=notrunc 2>/dev/null
 expect_error "flipped byte" "flip/$shard: checksum mismatch" "$kervan" train --config "$work/c.toml" --set data.path="\"$work/flip\""
+# Under mpirun one rank per node reads and checksums the shards; the others get its verdict.
+expect_error "flipped byte, 2 ranks" "flip/$shard: checksum mismatch" \
+  env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none \
+  mpirun -np 2 --oversubscribe "$kervan" train --config "$work/c.toml" --set data.path="\"$work/flip\""
+[[ $(grep -c "checksum mismatch" "$work/err") -ge 1 ]] || fail "flipped byte, 2 ranks: no rank named the damage"
 cp -r "$work/A" "$work/cut" && truncate -s -8 "$work/cut/$shard"
 expect_error "truncated shard" "cut/$shard: size mismatch" "$kervan" train --config "$work/c.toml" --set data.path="\"$work/cut\""
 cp -r "$work/A" "$work/gone" && rm "$work/gone/$shard"

@@ -71,9 +71,11 @@ TEST_P(StateCoverage, WritersCoverEveryGlobalTensorExactlyOnce) {
                              << layout.tp << ", zero " << layout.zero << ")";
   }
   // ZeRO-1 moments are chunks owned by this rank's replica; plain ones belong to every replica.
-  for (const StateTensor& t : dict.tensors)
-    if (t.name.starts_with("optim/"))
+  for (const StateTensor& t : dict.tensors) {
+    if (t.name.starts_with("optim/")) {
       EXPECT_EQ(t.replica, layout.zero && dp->size() > 1 ? dp->rank() : -1) << t.name;
+    }
+  }
 }
 
 TEST_P(StateCoverage, StateRoundTripsOnEveryRank) {

@@ -174,6 +174,33 @@ TEST(ConfigKeys, ReadmeTableMatchesTheKeyList) {
          "the table";
 }
 
+TEST_F(RunConfigTest, CheckpointKeys) {
+  const RunConfig d = load_run_config(write(kGood), {});
+  EXPECT_TRUE(d.checkpoint.dir.empty());
+  EXPECT_TRUE(d.checkpoint.async);
+  EXPECT_EQ(d.checkpoint.resume, "auto");
+  EXPECT_EQ(d.checkpoint.keep_last, 3);
+  const RunConfig c =
+      load_run_config(write(kGood), {"checkpoint.dir=ck", "checkpoint.async=false", "checkpoint.strict=true",
+                                     "checkpoint.every=5", "checkpoint.keep_every=100",
+                                     "checkpoint.on_failure=continue", "checkpoint.resume=none"});
+  EXPECT_EQ(c.checkpoint.dir, "ck");
+  EXPECT_FALSE(c.checkpoint.async);
+  EXPECT_TRUE(c.checkpoint.strict);
+  EXPECT_EQ(c.checkpoint.every, 5);
+  EXPECT_EQ(c.checkpoint.keep_every, 100);
+  EXPECT_EQ(c.checkpoint.on_failure, "continue");
+  EXPECT_EQ(c.checkpoint.resume, "none");
+  EXPECT_EQ(error_of(kGood, {"checkpoint.async=1"}),
+            "--set checkpoint.async: checkpoint.async must be true or false");
+  EXPECT_EQ(error_of(kGood, {"checkpoint.keep_last=0"}),
+            "--set checkpoint.keep_last: checkpoint.keep_last must be >= 1 and <= 1e+09, got 0");
+  EXPECT_EQ(error_of(kGood, {"checkpoint.on_failure=maybe"}),
+            "--set checkpoint.on_failure: checkpoint.on_failure must be stop or continue, got 'maybe'");
+  EXPECT_NE(exact_value(*find_config_key("checkpoint.async"), c),
+            exact_value(*find_config_key("checkpoint.async"), d));
+}
+
 // Every key is read: a config that sets each one to a valid value loads and reports where it came from.
 TEST_F(RunConfigTest, EveryKeyInTheTableIsRead) {
   const RunConfig c = load_run_config(write(kGood), {"train.eval_every=0", "sample.top_k=3"});
