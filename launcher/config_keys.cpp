@@ -120,6 +120,10 @@ std::vector<ConfigKey> make_keys() {
       {"train.eval_batches", "int", "",
        "global batches per validation (the same unshuffled windows every time)",
        [](C& c) -> ConfigField { return &c.train.eval_batches; }, range(1, 1 << 20)},
+      {"train.max_bad_steps", "int", "",
+       "steps in a row with a non-finite loss or gradient norm (each is skipped: no update, counted as "
+       "`bad_steps` in the metrics) after which the run stops, saving the last good state",
+       [](C& c) -> ConfigField { return &c.train.max_bad_steps; }, range(1, 1e9)},
       {"parallel.tp", "int", "",
        "tensor-parallel size (Megatron-style: heads, MLP columns and vocabulary split over tp consecutive "
        "ranks); "
@@ -226,6 +230,15 @@ std::vector<ConfigKey> make_keys() {
        [](C& c) -> ConfigField { return &c.sample.temperature; }, range(0, 1e6)},
       {"sample.top_k", "int", "0 (all)", "sample among the k most likely tokens",
        [](C& c) -> ConfigField { return &c.sample.top_k; }, range(0, kMaxInt32)},
+      {"sample.top_p",
+       "float",
+       "",
+       "nucleus sampling: among the most likely tokens whose probabilities add up to p",
+       [](C& c) -> ConfigField { return &c.sample.top_p; },
+       {0, 1, true, false}},
+      {"sample.every", "int", "0 (never)",
+       "also print a sample (sample.tokens tokens) every N steps during training",
+       [](C& c) -> ConfigField { return &c.sample.every; }, at_least(0)},
   };
 }
 
@@ -303,6 +316,28 @@ const ConfigKey* find_config_key(const std::string& key) {
 std::string exact_value(const ConfigKey& key, const RunConfig& config) {
   // field() hands out a mutable pointer; the value is only read.
   return exact(key.field(const_cast<RunConfig&>(config)));
+}
+
+std::string display_value(const ConfigKey& key, const RunConfig& config) {
+  const ConfigField f = key.field(const_cast<RunConfig&>(config));
+  auto quote = [](const std::string& v) {
+    std::string q = "\"";
+    for (char ch : v)
+      q += ch == '\n' ? std::string("\\n") : ch == '"' ? std::string("\\\"") : std::string(1, ch);
+    return q + "\"";
+  };
+  if (const auto* s = std::get_if<std::string*>(&f)) return quote(**s);
+  if (const auto* v = std::get_if<std::vector<std::string>*>(&f)) {
+    std::string out = "[";
+    for (const std::string& e : **v) out += (out.size() > 1 ? ", " : "") + quote(e);
+    return out + "]";
+  }
+  if (const auto* v = std::get_if<std::vector<double>*>(&f)) {
+    std::string out = "[";
+    for (double e : **v) out += (out.size() > 1 ? ", " : "") + shortest(e);
+    return out + "]";
+  }
+  return exact(f);
 }
 
 std::string config_keys_markdown() {

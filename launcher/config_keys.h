@@ -47,6 +47,10 @@ const ConfigKey* find_config_key(const std::string& key);
 // 1e-8 and 1e-9 differ; strings length-prefixed): what the cross-rank hash is taken over.
 std::string exact_value(const ConfigKey& key, const RunConfig& config);
 
+// The value of `key` in `config` as TOML would write it (strings quoted, lists in brackets): what
+// `kervan train --dry-run` shows.
+std::string display_value(const ConfigKey& key, const RunConfig& config);
+
 // The markdown table of every key (| key | type | default | meaning |), as in configs/README.md.
 std::string config_keys_markdown();
 

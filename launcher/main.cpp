@@ -13,9 +13,12 @@
 #include "launcher/ckpt_cmd.h"
 #include "launcher/config_keys.h"
 #include "launcher/corpus_cmd.h"
+#include "launcher/dry_run.h"
 #include "launcher/finetune.h"
+#include "launcher/plot_cmd.h"
 #include "launcher/prepare.h"
 #include "launcher/run_config.h"
+#include "launcher/sample_cmd.h"
 #include "launcher/tokenizer_cmd.h"
 #include "launcher/train.h"
 #include "launcher/version.h"
@@ -73,6 +76,21 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "Train a model from a TOML config");
   train->add_option("--config", config_path, "Config file (TOML)")->required();
   train->add_option("--set", overrides, "Override a config key: section.key=value (repeatable)");
+  bool dry_run = false;
+  int plan_world = 0, plan_ranks_per_node = 0;
+  train->add_flag(
+      "--dry-run", dry_run,
+      "Print the resolved config (with where each value came from) and the plan (parameters, layout, "
+      "tokens per step, steps per epoch, memory per rank vs the node), then exit without training");
+  train
+      ->add_option("--world", plan_world,
+                   "--dry-run: the number of processes to plan for (default: mpirun's or "
+                   "srun's, else 1)")
+      ->check(CLI::Range(1, 1 << 20));
+  train
+      ->add_option("--ranks-per-node", plan_ranks_per_node,
+                   "--dry-run: processes on each node (default: the launcher's, else --world)")
+      ->check(CLI::Range(1, 1 << 20));
 
   std::string finetune_config;
   std::vector<std::string> finetune_overrides;
@@ -92,6 +110,8 @@ int main(int argc, char** argv) {
   PrepareCommand prepare(app);  // kervan prepare
   CorpusCommand corpus(app);    // kervan corpus verify|cat
   CkptCommand ckpt(app);        // kervan ckpt inspect|verify|export|import
+  PlotCommand plot(app);        // kervan plot
+  SampleCommand sample(app);    // kervan sample
 
   BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
@@ -110,7 +130,15 @@ int main(int argc, char** argv) {
   try {
     int rc = kExitOk;
     if (*train) {
-      rc = run_train(load_run_config(config_path, overrides));
+      if (dry_run)
+        rc = run_dry_run(load_run_config(config_path, overrides),
+                         planned_layout(plan_world, plan_ranks_per_node));
+      else if (plan_world || plan_ranks_per_node)
+        return fail(
+            "--world and --ranks-per-node go with --dry-run (a real run takes its size from mpirun or srun)",
+            kExitUser);
+      else
+        rc = run_train(load_run_config(config_path, overrides));
     } else if (*finetune) {
       rc = run_finetune(load_run_config(finetune_config, finetune_overrides, Command::Finetune),
                         skip_bad_lines);
@@ -126,6 +154,10 @@ int main(int argc, char** argv) {
       rc = corpus.run();
     } else if (*config_keys_cmd) {
       std::fputs(config_keys_markdown().c_str(), stdout);
+    } else if (plot.selected()) {
+      rc = plot.run();
+    } else if (sample.selected()) {
+      rc = sample.run();
     } else if (ckpt.selected()) {
       rc = ckpt.run();
     } else if (tokenizer_cmd.selected()) {

@@ -308,6 +308,9 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   } catch (const UserError& e) {
     throw UserError(r.where("train.schedule") + ": " + e.what());
   }
+  if (c.sample.every > 0 && c.sample.tokens == 0)
+    throw UserError(r.where("sample.every") +
+                    ": sample.every needs sample.tokens > 0 (the length of each sample)");
   const auto& ck = c.checkpoint;
   if (ck.resume.empty())
     throw UserError(r.where("checkpoint.resume") + ": checkpoint.resume must be auto, none or a path");

@@ -2,12 +2,19 @@
 
 #include <fmt/format.h>
 #include <omp.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "checkpoint/failpoint.h"
@@ -16,6 +23,7 @@
 #include "core/error.h"
 #include "core/model/generate.h"
 #include "core/rng.h"
+#include "launcher/dry_run.h"
 #include "launcher/gemm_peak.h"
 #include "launcher/job.h"
 #include "launcher/memory_plan.h"
@@ -69,10 +77,70 @@ int agreed_stop_signal(const StopSignals& signals, Communicator& world, Backend&
   return static_cast<int>(be.item<float>(t));
 }
 
+// The test hook of the health checks: KERVAN_TEST_POISON_GRAD lists steps ("5" or "5,6,7" or
+// "5-9") whose gradient becomes NaN (the backward's loss scale is NaN on every rank), as a
+// numerical blow-up would make it.
+std::vector<int64_t> poisoned_steps() {
+  std::vector<int64_t> out;
+  const char* v = std::getenv("KERVAN_TEST_POISON_GRAD");
+  if (!v) return out;
+  std::string s(v);
+  size_t pos = 0;
+  while (pos < s.size()) {
+    const size_t comma = std::min(s.find(',', pos), s.size());
+    const std::string item = s.substr(pos, comma - pos);
+    const size_t dash = item.find('-');
+    const int64_t a = std::stoll(item.substr(0, dash));
+    const int64_t b = dash == std::string::npos ? a : std::stoll(item.substr(dash + 1));
+    for (int64_t i = a; i <= b; ++i) out.push_back(i);
+    pos = comma + 1;
+  }
+  return out;
+}
+
+// "1:02:03" / "2:03"
+std::string clock_text(double seconds) {
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+                   : fmt::format("{}:{:02}", s / 60, s % 60);
+}
+
+// A training sample from the first data-parallel replica (every TP rank of it takes part); the
+// leader prints it. Returns whether this rank took part.
+void print_sample(Model& model, const Job& job, const RunConfig& cfg, const TextCodec& codec,
+                  const std::vector<int32_t>& prompt, const std::string& title) {
+  if (job.grid.dp_rank != 0) return;
+  SampleOptions so{cfg.sample.tokens, cfg.sample.temperature, cfg.sample.top_k,
+                   static_cast<uint64_t>(cfg.train.seed)};
+  so.top_p = cfg.sample.top_p;
+  const auto out = generate(model, prompt, cfg.train.seq_len, so);
+  if (job.leader())
+    std::printf("----- %s (%lld tokens, tokenizer %s) -----\n%s\n-----\n", title.c_str(),
+                static_cast<long long>(cfg.sample.tokens), codec.name().c_str(), codec.decode(out).c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
+LossSpikes::LossSpikes(size_t window) : window_(window) {}
+
+std::optional<double> LossSpikes::add(double loss) {
+  std::optional<double> z;
+  if (losses_.size() >= kMinHistory) {
+    double mean = 0, var = 0;
+    for (double l : losses_) mean += l;
+    mean /= static_cast<double>(losses_.size());
+    for (double l : losses_) var += (l - mean) * (l - mean);
+    const double sd = std::sqrt(var / static_cast<double>(losses_.size()));
+    if (sd > 0) z = (loss - mean) / sd;
+  }
+  losses_.push_back(loss);
+  if (losses_.size() > window_) losses_.pop_front();
+  return z;
+}
+
 TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingData& data,
-                          const StopSignals& signals) {
+                          const StopSignals& signals, const TrainingSampler* sampler) {
   const auto& t = cfg.train;
   // The checkpoint folder is checked (locked, writable on every rank) before anything is built.
   const WriterLayout layout{
@@ -136,6 +204,16 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
     metrics = MetricsFile(cfg.log.metrics_file, inputs, progress.step);
   }
 
+  // Training health: a step with a non-finite loss or gradient norm is skipped (no update; its
+  // data is consumed) and counted; train.max_bad_steps of them in a row stop the run with a
+  // checkpoint of the last good state. Loss spikes are scored against the recent losses.
+  const std::vector<int64_t> poisoned = poisoned_steps();
+  LossSpikes spikes;
+  int64_t bad_total = 0, bad_in_a_row = 0;
+  int64_t good_step = progress.step, good_consumed = progress.consumed_samples;
+  const auto run_start = std::chrono::steady_clock::now();
+  const int64_t first_step = progress.step;
+
   ExampleBatch ex;
   for (int64_t step = progress.step; step < t.steps; ++step) {
     failpoint("train_step", step);  // the crash tests: SIGKILL here (checkpoint/failpoint.h)
@@ -148,18 +226,32 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
       loss += model.forward(batch_view(ex)) / t.grad_accum;
       predicted += static_cast<double>(model.predicted_positions());
       if (micro == t.grad_accum - 1) train_step.before_last_backward();
-      model.backward(1.0f / static_cast<float>(t.grad_accum));
+      const bool poison = micro == 0 && std::find(poisoned.begin(), poisoned.end(), step) != poisoned.end();
+      model.backward(poison ? std::numeric_limits<float>::quiet_NaN()
+                            : 1.0f / static_cast<float>(t.grad_accum));
     }
     const float norm = train_step.reduce_gradients();
     const float lr = schedule.at(step);
-    train_step.step(lr, clip_factor(norm, t.grad_clip));
+    // The same verdict on every rank: the norm is global, the loss averaged over DP (TP peers share it).
     if (dp > 1) loss = mean_over(*job.dp, be, loss);
+    const bool bad = !std::isfinite(loss) || !std::isfinite(norm);
+    if (!bad) train_step.step(lr, clip_factor(norm, t.grad_clip));
     predicted = sum_over(*job.dp, be, {predicted})[0];
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (!std::isfinite(loss) || !std::isfinite(norm)) {
-      spdlog::error("step {}: loss {} / grad norm {} is not finite; stopping", step, loss, norm);
-      out.exit_code = kExitNumerical;
-      return out;
+    std::optional<double> z;
+    if (bad) {
+      ++bad_total;
+      ++bad_in_a_row;
+      spdlog::warn(
+          "step {}: {} is not finite (loss {}, grad norm {}): update skipped ({} in a row, {} in this run)",
+          step, std::isfinite(loss) ? "the gradient norm" : "the loss", loss, norm, bad_in_a_row, bad_total);
+    } else {
+      bad_in_a_row = 0;
+      z = spikes.add(loss);
+      if (z && *z > LossSpikes::kWarnZ)
+        spdlog::warn(
+            "step {}: loss spike: {:.4f} is {:.1f} standard deviations above the mean of the last {} steps",
+            step, loss, *z, spikes.size() - 1);
     }
     const double tps = tokens_per_step / secs;
     const double per_token = static_cast<double>(tokens_per_step);
@@ -186,7 +278,11 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
                           {"tokens_per_s", tps},
                           {"mfu", mfu},
                           {"ms_per_step", secs * 1e3},
-                          {"consumed_samples", consumed_samples + samples_per_step}};
+                          {"consumed_samples", consumed_samples + samples_per_step},
+                          {"tokens", (consumed_samples + samples_per_step) * t.seq_len},
+                          {"bad_steps", bad_total},
+                          {"skipped", bad}};
+      if (z) j["loss_z"] = *z;
       if (train_step.num_buckets() > 0) {
         j["comm_ms"] = train_step.comm_seconds() * 1e3;
         j["exposed_comm_ms"] = train_step.exposed_comm_seconds() * 1e3;
@@ -196,11 +292,17 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
         for (size_t v = 0; v < val_losses.size(); ++v) j["val_losses"][data.val[v].path] = val_losses[v];
       metrics.write_line(j.dump());
     }
-    if (step % cfg.log.every == 0 || step == t.steps - 1)
+    if (step % cfg.log.every == 0 || step == t.steps - 1) {
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
+      const double eta =
+          elapsed / static_cast<double>(step + 1 - first_step) * static_cast<double>(t.steps - step - 1);
       spdlog::info(
           "step {:>5}/{} | loss {:.4f} | {} predicted | lr {:.2e} | grad norm {:.3f} | {:.0f} tok/s | MFU "
-          "{:.1f}%",
-          step, t.steps, loss, static_cast<int64_t>(predicted), lr, norm, tps, 100 * mfu);
+          "{:.1f}% | elapsed {} | ETA {}{}",
+          step, t.steps, loss, static_cast<int64_t>(predicted), lr, norm, tps, 100 * mfu, clock_text(elapsed),
+          clock_text(eta), bad_total ? fmt::format(" | {} bad steps", bad_total) : "");
+    }
     if (val_loss) {
       std::string per_source;
       for (size_t v = 0; val_losses.size() > 1 && v < val_losses.size(); ++v)
@@ -211,9 +313,34 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
 
     progress.step = step + 1;
     progress.consumed_samples += samples_per_step;
+    if (!bad) good_step = progress.step, good_consumed = progress.consumed_samples;
     checkpoints.check_failures();
+    if (bad_in_a_row >= t.max_bad_steps) {
+      // The weights and the optimizer have not changed since the last good step: saved with that
+      // step's position, a resume starts right after it.
+      progress.step = good_step;
+      progress.consumed_samples = good_consumed;
+      checkpoints.after_step(train_step, progress, /*now=*/true);
+      const std::string saved = checkpoints.finish();
+      spdlog::error(
+          "stopping: {} steps in a row ({} to {}) had a non-finite loss or gradient norm "
+          "(train.max_bad_steps = {}); "
+          "{}; lower train.lr or raise train.warmup_steps before resuming",
+          bad_in_a_row, step + 1 - bad_in_a_row, step, t.max_bad_steps,
+          saved.empty()
+              ? std::string("no checkpoint saved (no checkpoint.dir)")
+              : fmt::format("the last good state (after step {}) is saved in {}", good_step - 1, saved));
+      out.exit_code = kExitNumerical;
+      return out;
+    }
     const int stop = agreed_stop_signal(signals, *job.world, be);
-    checkpoints.after_step(train_step, progress, /*now=*/stop != 0 || progress.step == t.steps);
+    // No periodic save inside a run of bad steps: the last good state is saved if they go on.
+    if (bad_in_a_row == 0 || stop != 0 || progress.step == t.steps)
+      checkpoints.after_step(train_step, progress, /*now=*/stop != 0 || progress.step == t.steps);
+    if (sampler && cfg.sample.every > 0 && progress.step % cfg.sample.every == 0 && progress.step < t.steps)
+      (*sampler)(model, fmt::format("sample at step {}", progress.step));
+    if (const char* ms = std::getenv("KERVAN_TEST_STEP_DELAY_MS"))  // the Slurm test: time to signal
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(ms)));
     if (stop) {
       const std::string saved = checkpoints.finish();
       if (job.leader())
@@ -229,10 +356,33 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   return out;
 }
 
+std::string rank_log_path(const std::string& metrics_file, int rank) {
+  std::filesystem::path p(metrics_file);
+  p.replace_extension();
+  return p.string() + ".rank" + std::to_string(rank) + ".log";
+}
+
+void log_to_rank_file(const RunConfig& cfg, int rank) {
+  // Without a metrics file there is no run folder to write into: warnings and errors only.
+  if (cfg.log.metrics_file.empty()) return spdlog::set_level(spdlog::level::warn);
+  const std::string path = rank_log_path(cfg.log.metrics_file, rank);
+  try {
+    auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+    auto terminal = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    terminal->set_level(spdlog::level::err);  // errors still reach the shared terminal
+    auto logger = std::make_shared<spdlog::logger>("kervan", spdlog::sinks_init_list{file, terminal});
+    logger->set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] rank {} %l %v", rank));
+    logger->flush_on(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+  } catch (const spdlog::spdlog_ex& e) {
+    throw EnvironmentError("open", path, e.what());
+  }
+}
+
 int run_train(const RunConfig& cfg) {
   const StopSignals signals;  // from now on a signal stops the run at a step boundary
   Job job = start_job(cfg);
-  if (!job.leader()) spdlog::set_level(spdlog::level::warn);
+  if (!job.leader()) log_to_rank_file(cfg, job.grid.world_rank);
   set_host_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : omp_get_num_procs());
   auto be = make_cpu_backend();
   check_same_config(cfg, job, *be);
@@ -251,18 +401,17 @@ int run_train(const RunConfig& cfg) {
       throw UserError(cfg.file + ": sample.prompt encodes to token " + std::to_string(id) +
                       ", outside model.vocab_size (" + std::to_string(cfg.model.vocab_size) + ")");
 
-  TrainedModel trained = train_on_job(cfg, job, *be, data, signals);
+  const TrainingSampler sampler = [&](Model& model, const std::string& title) {
+    print_sample(model, job, cfg, codec, prompt, title);
+  };
+  TrainedModel trained = train_on_job(cfg, job, *be, data, signals, &sampler);
+  // What the memory plan is measured against (tests/e2e/train_plan.sh).
+  spdlog::info("peak resident memory of this rank: {:.3f} GB (VmHWM)", peak_resident_bytes() / 1e9);
   if (trained.exit_code != 0) return trained.exit_code;
   // Sampling runs on the first data-parallel replica; all its tensor-parallel ranks take part
   // (the logits are gathered over the vocabulary shards); the leader prints.
-  if (!trained.stopped && cfg.sample.tokens > 0 && job.grid.dp_rank == 0) {
-    SampleOptions so{cfg.sample.tokens, cfg.sample.temperature, cfg.sample.top_k,
-                     static_cast<uint64_t>(cfg.train.seed)};
-    const auto out = generate(*trained.model, prompt, cfg.train.seq_len, so);
-    if (job.leader())
-      std::printf("----- sample (%lld tokens, tokenizer %s) -----\n%s\n-----\n",
-                  static_cast<long long>(cfg.sample.tokens), codec.name().c_str(), codec.decode(out).c_str());
-  }
+  if (!trained.stopped && cfg.sample.tokens > 0)
+    print_sample(*trained.model, job, cfg, codec, prompt, "sample");
   job.world->barrier();
   return 0;
 }

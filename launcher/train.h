@@ -1,5 +1,8 @@
 #pragma once
+#include <deque>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/backend.h"
@@ -15,6 +18,12 @@ namespace kervan {
 // `kervan train`: the whole command (job, training, sampling). Returns the process exit code.
 int run_train(const RunConfig& config);
 
+// Ranks other than 0 log to their own file, next to log.metrics_file ("runs/x/metrics.jsonl" ->
+// "runs/x/metrics.rank1.log"), and only errors to the shared terminal; without a metrics file,
+// warnings and errors to the terminal.
+std::string rank_log_path(const std::string& metrics_file, int rank);
+void log_to_rank_file(const RunConfig& cfg, int rank);
+
 // A model trained by train_on_job, with what it was made with.
 struct TrainedModel {
   std::unique_ptr<CommunicatorTpGroup> tp_group;  // the model's tensor-parallel group (outlives it)
@@ -23,12 +32,31 @@ struct TrainedModel {
   bool stopped = false;  // a stop signal ended training early (after a checkpoint, when configured)
 };
 
+// Prints a sample from the model being trained (sample.every); every rank calls it.
+using TrainingSampler = std::function<void(Model& model, const std::string& title)>;
+
+// Loss spikes, as llm.c scores them: the z-score of a loss against the last `window` losses.
+class LossSpikes {
+ public:
+  static constexpr size_t kMinHistory = 10;  // no score before this many losses
+  static constexpr double kWarnZ = 5.0;      // a warning above this score
+  explicit LossSpikes(size_t window = 128);
+  // The z-score of `loss` against the losses before it (nullopt while there are too few, or
+  // they are all equal); then `loss` joins the window.
+  std::optional<double> add(double loss);
+  size_t size() const { return losses_.size(); }
+
+ private:
+  size_t window_;
+  std::deque<double> losses_;
+};
+
 // The training of `kervan train` on a started job and its opened data (open_training_data): builds
 // model.arch's model and trains it with its objective for train.steps, logging and evaluating as
 // configured; checkpoints and resumes per checkpoint.*, and stops at a step boundary (after a
 // save) when any rank has received one of `signals`. Fine-tuning calls it to pretrain in the same
 // process.
 TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingData& data,
-                          const StopSignals& signals);
+                          const StopSignals& signals, const TrainingSampler* sampler = nullptr);
 
 }  // namespace kervan

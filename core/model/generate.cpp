@@ -24,6 +24,18 @@ int32_t pick(const std::vector<float>& logits, int64_t vocab, const SampleOption
   std::vector<double> p(k);
   double sum = 0.0;
   for (int64_t i = 0; i < k; ++i) sum += p[i] = std::exp((logits[ids[i]] - mx) / opt.temperature);
+  if (opt.top_p < 1.0f) {  // ids[0, k) are sorted by probability: keep the nucleus
+    std::sort(ids.begin(), ids.begin() + k, [&](int32_t a, int32_t b) {
+      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    });
+    for (int64_t i = 0; i < k; ++i) p[i] = std::exp((logits[ids[i]] - mx) / opt.temperature);
+    double acc = 0.0;
+    int64_t keep = 0;
+    while (keep < k && acc < opt.top_p * sum) acc += p[keep++];
+    k = std::max<int64_t>(keep, 1);
+    sum = 0.0;
+    for (int64_t i = 0; i < k; ++i) sum += p[i];
+  }
   double acc = 0.0;
   for (int64_t i = 0; i < k; ++i) {
     acc += p[i] / sum;

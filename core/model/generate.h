@@ -13,6 +13,7 @@ struct SampleOptions {
   int64_t top_k = 0;         // 0: the whole vocabulary
   uint64_t seed = 0;
   int64_t stop_token = -1;  // stop after generating this token (>= 0)
+  float top_p = 1.0f;       // nucleus: the fewest most likely tokens whose probability reaches top_p
 };
 
 // Autoregressive sampling from a model that can_generate(): appends max_new_tokens to `prompt`
