@@ -47,9 +47,10 @@ int64_t number_in(const std::string& path) {
 
 std::string MemoryPlan::describe() const {
   return fmt::format(
-      "weights {:.2f} GB, gradients {:.2f} GB, optimizer {:.2f} GB, activations {:.2f} GB, runtime "
+      "weights {:.2f} GB, gradients {:.2f} GB, optimizer {:.2f} GB, activations {:.2f} GB, {}runtime "
       "{:.2f} GB: {:.2f} GB in all",
-      gb(weights), gb(gradients), gb(optimizer), gb(activations), gb(runtime), gb(total()));
+      gb(weights), gb(gradients), gb(optimizer), gb(activations),
+      checkpoint ? fmt::format("checkpoint copy {:.2f} GB, ", gb(checkpoint)) : "", gb(runtime), gb(total()));
 }
 
 std::optional<MemoryPlan> plan_memory(const RunConfig& config, int tp, int dp) {
@@ -71,6 +72,9 @@ std::optional<MemoryPlan> plan_memory(const RunConfig& config, int tp, int dp) {
   p.activations = GPT::activation_bytes(m, tp, B, T);
   // Data parallelism gathers every replica's token-embedding rows (GradientAllReducer).
   if (dp > 1 && !zero1 && tp == 1) p.activations += static_cast<int64_t>(dp) * B * T * (C * f + 4);
+  // An asynchronous save copies this rank's state to host memory first, so that training can go on
+  // (checkpoint/snapshot.h); an upper bound: its weights and optimizer moments.
+  if (!config.checkpoint.dir.empty() && config.checkpoint.async) p.checkpoint = p.weights + p.optimizer;
   p.runtime = kRuntimeBytes + 2 * B * T * 4;  // and the batch's host tokens
   return p;
 }

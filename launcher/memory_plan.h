@@ -14,8 +14,9 @@ struct MemoryPlan {
   int64_t gradients = 0;    // their gradients (and the ZeRO-1 reduce-scatter chunk)
   int64_t optimizer = 0;    // AdamW's m and v (1/dp of them under ZeRO-1)
   int64_t activations = 0;  // what forward keeps for backward, and backward's scratch
+  int64_t checkpoint = 0;   // async checkpoints: the host copy of what this rank saves (weights, m, v)
   int64_t runtime = 0;      // the process itself: code, libraries, thread stacks, the data index
-  int64_t total() const { return weights + gradients + optimizer + activations + runtime; }
+  int64_t total() const { return weights + gradients + optimizer + activations + checkpoint + runtime; }
   std::string describe() const;  // "weights 0.50 GB, gradients ..., total 2.1 GB"
 };
 
