@@ -174,7 +174,12 @@ float GPT::forward(const Batch& batch) {
   const Tensor lnf = st.lnf.view({B * T, config_.d_model});
   if (!targets) {
     KERVAN_CHECK(!classifier_, "a classifier needs the labelled positions");
-    lm_head_->logits(be_, st.lm.logits, lnf);
+    if (last_logits_only_) {  // generation: only the last position's row is read
+      Tensor row = st.lm.logits.rows(0, 1);
+      lm_head_->logits(be_, row, lnf.rows(B * T - 1, B * T));
+    } else {
+      lm_head_->logits(be_, st.lm.logits, lnf);
+    }
     valid_targets_ = 0;
     return 0.0f;
   }
@@ -219,8 +224,12 @@ void GPT::logits_row(int64_t n, float* out) {
 }
 
 void GPT::next_token_logits(const int32_t* context, int64_t T, float* out) {
+  // The LM head runs on the last position only (row 0 of the logits): with a large vocabulary it
+  // is most of a small model's work.
+  last_logits_only_ = true;
   forward(Batch{1, T, context, nullptr});
-  logits_row(T - 1, out);
+  last_logits_only_ = false;
+  logits_row(0, out);
 }
 
 void GPT::backward(float loss_scale) {

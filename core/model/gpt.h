@@ -151,6 +151,7 @@ class GPT final : public Model {
   StepTensors step_;
   ClassifyTensors cls_;
   int64_t valid_targets_ = 0;
+  bool last_logits_only_ = false;  // next_token_logits: the LM head on the last position only
 };
 
 }  // namespace kervan

@@ -164,5 +164,27 @@ TEST_F(GptParity, RepeatRunIsBitIdentical) {
   EXPECT_TRUE(a.second == b.second);
 }
 
+// Generation's next_token_logits runs the LM head on the last position only: the same row as the
+// whole forward's, at three context lengths.
+TEST(GptGeneration, NextTokenLogitsEqualTheLastRowOfTheWholeForward) {
+  const auto fx = read_fixture(std::string(KERVAN_FIXTURES_DIR) + "/gpt_tiny.kvfx");
+  const auto& c = fx.at("config").i32;
+  const GPTConfig cfg{c[0], c[1], c[2], c[3], c[4]};
+  const int64_t T = c[6];
+  auto be = make_cpu_backend();
+  set_host_threads(2);
+  GPT model(cfg, *be, 1, T);
+  model.init_weights(7);
+  const int32_t* tokens = fx.at("inputs").i32.data();  // the first sequence
+  std::vector<float> whole(cfg.padded_vocab()), last(cfg.padded_vocab());
+  for (int64_t t : {int64_t{1}, T / 2, T}) {
+    model.forward(Batch{1, t, tokens, nullptr});
+    model.logits_row(t - 1, whole.data());
+    model.next_token_logits(tokens, t, last.data());
+    for (int64_t v = 0; v < cfg.vocab_size; ++v)
+      ASSERT_NEAR(last[v], whole[v], 1e-5f) << "T " << t << " v " << v;
+  }
+}
+
 }  // namespace
 }  // namespace kervan::test
