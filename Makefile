@@ -34,10 +34,7 @@ test-asan: deps
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j$(JOBS) -L unit
 
 demo: build
-	scripts/get-corpus.sh sotu
-	scripts/get-tokenizer.sh gpt2
-	$(BUILD)/kervan prepare --val-documents 8 --out data/sotu-gpt2 data/sotu.txt
-	$(BUILD)/kervan train --config configs/demo.toml
+	BUILD=$(BUILD) scripts/demo.sh
 
 bench: build
 	bench/run_all.sh
