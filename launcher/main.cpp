@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "core/error.h"
@@ -138,6 +139,9 @@ int main(int argc, char** argv) {
     return fail(e.what(), kExitUser);
   } catch (const EnvironmentError& e) {
     return fail(e.what(), kExitEnvironment);
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the operating system refuses (a name too long, a loop, no permission): the user's.
+    return fail(e.path1().string() + ": " + e.code().message(), kExitUser);
   } catch (const std::bad_alloc&) {
     return fail(
         "out of memory (a smaller train.micro_batch or train.seq_len, parallel.tp or parallel.zero = 1 "

@@ -291,6 +291,11 @@ int run_prepare_bytes(const std::vector<std::string>& inputs, const std::string&
   std::vector<uint16_t> tokens;
   for (const std::string& path : inputs) {
     require_file(path, "input file (a .bin output takes files, not folders)");
+    for (const char* ext : {".gz", ".zst", ".jsonl"})
+      if (path.ends_with(ext))
+        throw UserError(path + ": a .bin output takes plain text, one token per byte; a " + std::string(ext) +
+                        " file would be stored as its raw bytes (give a folder as --out for a kervan corpus, "
+                        "which reads it)");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw UserError(path + ": cannot open input file");
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -18,6 +18,7 @@ RunCheckpoints::RunCheckpoints(const RunConfig& config, const WriterLayout& layo
   const auto& ck = config.checkpoint;
   if (ck.dir.empty()) return;
   if (world.rank() == 0) {
+    claim_checkpoint_dir(ck.dir, "checkpoint.dir");
     lock_ = std::make_unique<DirLock>(ck.dir, "checkpoint.dir");
     if (const int n = remove_stale_parts(ck.dir))
       spdlog::info("checkpoint.dir: removed {} unfinished save(s) left by an earlier job", n);

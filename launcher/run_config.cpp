@@ -95,6 +95,8 @@ class TomlReader {
   void assign(const ConfigKey& k, const toml::node& n, std::string& out) const {
     const auto v = n.value_exact<std::string>();
     if (!v) type_error(k, "a string");
+    // A NUL would cut a path short where the operating system reads it (\u0000 is valid TOML).
+    if (v->find('\0') != std::string::npos) type_error(k, "a string without NUL characters");
     out = *v;
   }
   // A list, or a single value taken as a list of one.
@@ -103,7 +105,8 @@ class TomlReader {
     if (!n.is_array()) return out.push_back(std::string{}), assign(k, n, out.back());
     for (const toml::node& item : *n.as_array()) {
       const auto v = item.value_exact<std::string>();
-      if (!v) type_error(k, "a string or a list of strings");
+      if (!v || v->find('\0') != std::string::npos)
+        type_error(k, "a string or a list of strings, without NUL characters");
       out.push_back(*v);
     }
   }

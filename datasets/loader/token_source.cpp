@@ -10,8 +10,10 @@ namespace kervan {
 TokenSource::TokenSource(const std::string& path, const std::string& split, int64_t model_vocab,
                          Verify verify)
     : path_(path), split_(split) {
-  if (!std::filesystem::is_directory(path)) {
-    if (!std::filesystem::exists(path)) throw UserError(path + ": no such corpus folder or token file");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(path, ec)) {
+    if (!std::filesystem::exists(path, ec) && (!ec || ec == std::errc::no_such_file_or_directory))
+      throw UserError(path + ": no such corpus folder or token file");
     require_file(path, "data.path (a corpus folder or an llm.c token file)");
     if (split != "train")
       throw UserError(path + ": an llm.c token file has no '" + split +
