@@ -157,10 +157,11 @@ std::vector<ConfigKey> make_keys() {
       {"finetune.labels", "list of strings", "the training file's, sorted",
        "classify: the label set; a label outside it is an error",
        [](C& c) -> ConfigField { return &c.finetune.labels; }},
-      {"finetune.pretrain", "string", "none",
-       "a `kervan train` config of the same model to pretrain with first, in this process; fine-tuning "
-       "starts from its weights (the new head from its initialisation)",
-       [](C& c) -> ConfigField { return &c.finetune.pretrain; }},
+      {"finetune.init_from", "string", "none",
+       "start from the model weights of this checkpoint (a step folder, or a checkpoint folder: its newest), "
+       "e.g. one `kervan train` saved, of the same family and shape; the new classification head starts from "
+       "its initialisation, the optimizer fresh (a resumed fine-tuning run reads its own checkpoint instead)",
+       [](C& c) -> ConfigField { return &c.finetune.init_from; }},
       {"finetune.max_target_len", "int", "", "text2text: target tokens (T5's decoder length)",
        [](C& c) -> ConfigField { return &c.finetune.max_target_len; }, range(2, 1 << 16)},
       {"finetune.show", "int", "", "text2text: generated validation outputs shown after training",

@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "checkpoint/checkpoint_dir.h"
 #include "checkpoint/manifest.h"
@@ -26,6 +27,15 @@ class RunCheckpoints {
   // or when there is nothing to resume, loads checkpoint.init_from's weights into the model.
   // Returns whether it resumed.
   bool start(Model& model, TrainStep& train_step, TrainProgress& progress);
+
+  // Collective. Loads the model weights of the checkpoint at `path` (the config key `key` names it
+  // in errors) into `model`, whatever layout wrote them. The checkpoint must hold a model of the
+  // config's family and shape (a mismatch is a UserError naming the family or the model.* key);
+  // a tensor of the model that the checkpoint lacks is an error too, unless its name starts with
+  // `fresh_prefix` (fine-tuning's new head): such tensors keep their initialisation and are
+  // returned. The checkpoint's own tensors that the model lacks (an LM head) are not read.
+  std::vector<std::string> load_weights(const std::string& path, const std::string& key, Model& model,
+                                        const std::string& fresh_prefix = "");
 
   // After an optimizer step (progress.step counts it): saves when checkpoint.every is due, or
   // when `now` (the last step, a stop signal). Nothing without checkpoint.dir.

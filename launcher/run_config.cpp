@@ -160,6 +160,10 @@ void check_command_keys(const TomlReader& r, const RunConfig& c, Command command
         throw UserError(r.where(key) + ": " + key + " is read by kervan finetune, not kervan train");
     return;
   }
+  if (given("checkpoint.init_from"))
+    throw UserError(r.where("checkpoint.init_from") +
+                    ": kervan finetune starts from a checkpoint's weights with finetune.init_from, not "
+                    "checkpoint.init_from");
   for (const char* key : {"data.path", "data.weights", "data.whole_word_masking", "sample.tokens"})
     if (given(key))
       throw UserError(r.where(key) + ": " + key +

@@ -88,7 +88,7 @@ struct RunConfig {
     std::string task;                 // "classify" | "text2text"
     std::string train, val;           // JSON-lines files
     std::vector<std::string> labels;  // classify: the label set (empty: the training file's)
-    std::string pretrain;             // a `kervan train` config to pretrain with first
+    std::string init_from;            // a checkpoint whose model weights start the run
     int64_t max_target_len = 32;      // text2text: target tokens
     int64_t show = 3;                 // text2text: generated validation outputs shown
   } finetune;

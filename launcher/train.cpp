@@ -58,17 +58,6 @@ std::string describe_model(const RunConfig& cfg) {
                      cfg.model.vocab_size, cfg.model.padded_vocab(), extra, model_params(cfg) / 1e6);
 }
 
-// The stop signal any rank has received (0: none), the same on every rank: they all stop at the
-// same step boundary.
-int agreed_stop_signal(const StopSignals& signals, Communicator& world, Backend& be) {
-  if (world.size() == 1) return signals.received();
-  Tensor t = be.empty({1}, DType::F32);
-  const float mine = static_cast<float>(signals.received());
-  be.copy_from_host(t, &mine);
-  world.all_reduce(t, ReduceOp::Max);
-  return static_cast<int>(be.item<float>(t));
-}
-
 }  // namespace
 
 TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingData& data,

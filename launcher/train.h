@@ -26,8 +26,7 @@ struct TrainedModel {
 // The training of `kervan train` on a started job and its opened data (open_training_data): builds
 // model.arch's model and trains it with its objective for train.steps, logging and evaluating as
 // configured; checkpoints and resumes per checkpoint.*, and stops at a step boundary (after a
-// save) when any rank has received one of `signals`. Fine-tuning calls it to pretrain in the same
-// process.
+// save) when any rank has received one of `signals`.
 TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingData& data,
                           const StopSignals& signals);
 
