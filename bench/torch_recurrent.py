@@ -54,39 +54,53 @@ class RecurrentLM(nn.Module):
         return logits, loss, finals
 
 
+PRESETS = {  # name: (arch, n_layer, d_model, vocab), as core/model/recurrent_config.cpp
+    "rnn-tiny": ("rnn", 24, 256, 8192), "lstm-tiny": ("lstm", 6, 256, 8192), "gru-tiny": ("gru", 8, 256, 8192),
+    "rnn-small": ("rnn", 72, 768, 50257), "lstm-small": ("lstm", 18, 768, 50257),
+    "gru-small": ("gru", 24, 768, 50257)}
+
+
 def main():
+    """Train-step throughput on random tokens with kervan bench train's options and JSON fields."""
+    import resource
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--arch", default="lstm", choices=sorted(CELLS))
-    ap.add_argument("--n-layer", type=int, default=6)
-    ap.add_argument("--d-model", type=int, default=256)
-    ap.add_argument("--vocab", type=int, default=8192)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--preset", choices=sorted(PRESETS))
+    ap.add_argument("--layers", type=int)
+    ap.add_argument("--heads", type=int)  # accepted for the shared command line; unused
+    ap.add_argument("--d-model", type=int)
+    ap.add_argument("--vocab", type=int)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--fused", action="store_true", help="one multi-layer nn module (PyTorch's fast path)")
+    ap.add_argument("--warmup-steps", type=int, default=2)
+    ap.add_argument("--fused", type=int, choices=(0, 1), default=1,
+                    help="1: one multi-layer nn module (PyTorch's fastest CPU path; the default)")
     a = ap.parse_args()
+    arch, L, C, V = PRESETS[a.preset] if a.preset else (a.arch, a.layers, a.d_model, a.vocab)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = RecurrentLM(a.arch, a.n_layer, a.d_model, a.vocab, fused=a.fused)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1, fused=False)
-    tokens = torch.randint(0, a.vocab, (a.seq + 1, a.batch))
+    model = RecurrentLM(arch, L, C, V, fused=bool(a.fused))
+    # Same update as kervan: global-norm clip, then AdamW (decay on the weight matrices alike).
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, foreach=False)
     times = []
-    for step in range(a.warmup + a.steps):
+    for step in range(a.warmup_steps + a.steps):
+        tokens = torch.randint(0, V, (a.seq + 1, a.batch))
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         _, loss, _ = model(tokens[:-1], tokens[1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step >= a.warmup:
+        if step >= a.warmup_steps:
             times.append(time.perf_counter() - t0)
-    times.sort()
-    median = times[len(times) // 2]
-    print(json.dumps({"impl": "pytorch", "arch": a.arch, "fused": a.fused, "threads": a.threads,
-                      "batch": a.batch, "seq": a.seq, "tokens_per_s": a.batch * a.seq / median,
-                      "ms_per_step": median * 1e3, "torch": torch.__version__}))
+    total = sum(times)
+    print(json.dumps({"impl": "pytorch", "family": arch, "fused": a.fused, "threads": a.threads,
+                      "batch": a.batch, "seq": a.seq, "tokens_per_s": a.batch * a.seq * a.steps / total,
+                      "ms_per_step": 1e3 * total / a.steps,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "torch": torch.__version__}))
 
 
 if __name__ == "__main__":
