@@ -81,9 +81,15 @@ TrainingData open_training_data(const RunConfig& cfg, Verify verify) {
       std::vector<DataLoader::Source> one;
       one.push_back(
           {std::make_unique<TokenSource>(s.tokens->path(), "val", cfg.model.vocab_size, verify), 1.0});
-      out.val.push_back(
-          {s.tokens->path(), s.weight,
-           batches(std::make_unique<DataLoader>(std::move(one), window, 0, /*shuffle=*/false), 0)});
+      std::unique_ptr<DataLoader> loader;
+      try {
+        loader = std::make_unique<DataLoader>(std::move(one), window, 0, /*shuffle=*/false);
+      } catch (const UserError& e) {
+        throw UserError(
+            std::string("the validation split ('val') of ") + e.what() +
+            " (prepare a larger one with --val-documents or --val-fraction, or set train.eval_every = 0)");
+      }
+      out.val.push_back({s.tokens->path(), s.weight, batches(std::move(loader), 0)});
       total += s.weight;
     }
     if (out.val.empty())
