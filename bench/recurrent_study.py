@@ -129,8 +129,11 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, help="override the size's optimizer steps (eval_every: steps / 4)")
     ap.add_argument("--check", metavar="FILE")
     a = ap.parse_args()
+    if a.steps:
+        SIZES[a.size].update(steps=a.steps, eval_every=max(1, a.steps // 4))
     if a.check:
         return check(a.check)
     if not a.corpus or not a.out:
