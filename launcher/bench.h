@@ -6,7 +6,7 @@
 namespace kervan {
 
 struct BenchTrainOptions {
-  std::string arch = "gpt";     // the family: gpt, bert, t5
+  std::string arch = "gpt";     // the family: gpt, bert, t5, rnn, lstm, gru
   std::string t5_ffn = "relu";  // T5: relu or gated-gelu
   std::string preset;
   int64_t layers = 0, heads = 0, d_model = 0, vocab = 0;

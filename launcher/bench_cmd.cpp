@@ -40,8 +40,8 @@ BenchCommand::BenchCommand(CLI::App& app) {
 
   train_ = cmd_->add_subcommand("train", "Train on random tokens and report speed");
   auto& bt = train_opt_;
-  train_->add_option("--arch", bt.arch, "Model family: gpt, bert or t5")
-      ->check(CLI::IsMember({"gpt", "bert", "t5"}));
+  train_->add_option("--arch", bt.arch, "Model family: gpt, bert, t5, rnn, lstm or gru")
+      ->check(CLI::IsMember({"gpt", "bert", "t5", "rnn", "lstm", "gru"}));
   train_->add_option("--t5-ffn", bt.t5_ffn, "T5 feed-forward: relu or gated-gelu")
       ->check(CLI::IsMember({"relu", "gated-gelu"}));
   auto* preset = train_->add_option("--preset", bt.preset, "Model preset (of --arch's family)");

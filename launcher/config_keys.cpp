@@ -31,30 +31,44 @@ std::vector<ConfigKey> make_keys() {
   using C = RunConfig;
   return {
       {"model.arch", "string", "",
-       "the model family: `gpt`, `bert` (masked-LM pretraining, docs/bert.md) or `t5` (span corruption, "
-       "docs/t5.md)",
+       "the model family: `gpt`, `bert` (masked-LM pretraining, docs/bert.md), `t5` (span corruption, "
+       "docs/t5.md), or the recurrent `rnn`, `lstm`, `gru` (docs/recurrent.md)",
        [](C& c) -> ConfigField { return &c.arch; }},
       {"model.preset", "string", "none",
        "`gpt2-tiny`, `gpt2-small`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`; `bert-tiny`, `bert-mini`, "
-       "`bert-base`, `bert-large`; `t5-tiny`, `t5-small`, `t5-base` (of the family model.arch names); the "
-       "shape keys below override it",
+       "`bert-base`, `bert-large`; `t5-tiny`, `t5-small`, `t5-base`; `rnn-tiny`, `lstm-tiny`, `gru-tiny`, "
+       "`rnn-small`, `lstm-small`, `gru-small` (of the family model.arch names); the shape keys below "
+       "override it",
        [](C& c) -> ConfigField { return &c.preset; }},
-      {"model.n_layer", "int", "preset", "transformer blocks",
+      {"model.n_layer", "int", "preset", "transformer blocks (recurrent families: recurrent layers)",
        [](C& c) -> ConfigField { return &c.model.n_layer; }, range(1, 4096)},
-      {"model.n_head", "int", "preset", "attention heads; must divide model.d_model",
+      {"model.n_head", "int", "preset",
+       "attention heads; must divide model.d_model (not for the recurrent families)",
        [](C& c) -> ConfigField { return &c.model.n_head; }, range(1, 4096)},
-      {"model.d_model", "int", "preset", "model width", [](C& c) -> ConfigField { return &c.model.d_model; },
-       range(1, 1 << 20)},
+      {"model.d_model", "int", "preset", "model width (recurrent families: hidden units of every layer)",
+       [](C& c) -> ConfigField { return &c.model.d_model; }, range(1, 1 << 20)},
       {"model.vocab_size", "int", "preset",
        "vocabulary (padded internally to a multiple of 128; padding is never predicted)",
        [](C& c) -> ConfigField { return &c.model.vocab_size; }, range(1, kMaxInt32 - 127)},
       {"model.max_seq_len", "int", "preset, else train.seq_len",
-       "rows of the position table (GPT, BERT; T5 has relative positions instead)",
+       "rows of the position table (GPT, BERT; T5 has relative positions instead, the recurrent families "
+       "none)",
        [](C& c) -> ConfigField { return &c.model.max_seq_len; }, range(1, 1 << 24)},
       {"model.t5_ffn", "string", "",
        "T5 only: `relu` (T5 v1.0: ReLU feed-forward, LM head tied to the shared embedding) or `gated-gelu` "
        "(v1.1: gated GELU feed-forward, an LM head of its own)",
        [](C& c) -> ConfigField { return &c.t5_ffn; }},
+      {"model.tied", "bool", "",
+       "rnn, lstm, gru only: the output layer is the token embedding (false: a matrix of its own)",
+       [](C& c) -> ConfigField { return &c.recurrent.tied; }},
+      {"model.residual", "bool", "",
+       "rnn, lstm, gru only: each layer adds its input to its output (x + layer(x))",
+       [](C& c) -> ConfigField { return &c.recurrent.residual; }},
+      {"model.carry_state", "bool", "",
+       "rnn, lstm, gru only: each batch row reads consecutive windows of its own stretch of the corpus "
+       "and starts from the hidden state the previous window left (truncated backpropagation through "
+       "time); needs one data.path and train.grad_accum = 1",
+       [](C& c) -> ConfigField { return &c.recurrent.carry_state; }},
       {"data.path",
        "string or list",
        "required",

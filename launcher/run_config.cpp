@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/model/recurrent_config.h"
 #include "core/paths.h"
 #include "launcher/config_keys.h"
 #include "launcher/model_setup.h"
@@ -133,16 +134,39 @@ void check_family_keys(const TomlReader& r, const RunConfig& c) {
                       c.arch + "\"");
   };
   only("model.t5_ffn", "t5", "T5");
+  const bool recurrent = is_recurrent_arch(c.arch);
+  for (const char* key : {"model.tied", "model.residual", "model.carry_state"})
+    if (given(key) && !recurrent)
+      throw UserError(r.where(key) + ": " + key +
+                      " applies to the recurrent families (rnn, lstm, gru) only, and "
+                      "model.arch is \"" +
+                      c.arch + "\"");
+  for (const char* key : {"model.n_head", "model.max_seq_len"})
+    if (given(key) && recurrent)
+      throw UserError(r.where(key) + ": " + key + " does not apply to model.arch = \"" + c.arch +
+                      "\" (no attention heads, no position table)");
+  if (recurrent && c.recurrent.carry_state) {
+    if (c.train.grad_accum != 1)
+      throw UserError(r.where("train.grad_accum") +
+                      ": model.carry_state = true needs train.grad_accum = 1 (each batch row carries its "
+                      "state into the same row of the next step)");
+    if (c.data.paths.size() > 1)
+      throw UserError(
+          r.where("data.path") +
+          ": model.carry_state = true reads one corpus as consecutive windows per row; a blend of " +
+          std::to_string(c.data.paths.size()) + " data.path sources cannot keep them consecutive");
+  }
   only("data.whole_word_masking", "bert", "BERT");
   if (c.arch == "t5" && given("model.max_seq_len"))
     throw UserError(
         r.where("model.max_seq_len") +
         ": model.max_seq_len does not apply to T5, which has no position table (relative position "
         "buckets instead)");
-  if (c.arch != "gpt" && c.sample.tokens > 0)
+  if (c.arch != "gpt" && !recurrent && c.sample.tokens > 0)
     throw UserError(r.where("sample.tokens") +
-                    ": sample.tokens: only GPT generates text after training (model.arch is \"" + c.arch +
-                    "\")");
+                    ": sample.tokens: only GPT and the recurrent families generate text after training "
+                    "(model.arch is \"" +
+                    c.arch + "\")");
   try {
     parse_t5_ffn(c.t5_ffn);
   } catch (const UserError& e) {
@@ -168,6 +192,9 @@ void check_command_keys(const TomlReader& r, const RunConfig& c, Command command
     if (given(key))
       throw UserError(r.where(key) + ": " + key +
                       " is read by kervan train, not kervan finetune (which reads " + "finetune.train)");
+  if (is_recurrent_arch(c.arch))
+    throw UserError(r.where("model.arch") + ": kervan finetune takes GPT, BERT or T5; model.arch is \"" +
+                    c.arch + "\" (the recurrent families pretrain with kervan train)");
   const auto& f = c.finetune;
   if (f.task != "classify" && f.task != "text2text")
     throw UserError(r.where("finetune.task") +
@@ -252,8 +279,9 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   // The family, then its preset: the shape keys read after it override its values.
   const ConfigKey& arch = *find_config_key("model.arch");
   r.read(arch, c);
-  if (c.arch != "gpt" && c.arch != "bert" && c.arch != "t5")
-    throw UserError(r.where("model.arch") + ": model.arch must be \"gpt\", \"bert\" or \"t5\", got \"" +
+  if (c.arch != "gpt" && c.arch != "bert" && c.arch != "t5" && !is_recurrent_arch(c.arch))
+    throw UserError(r.where("model.arch") +
+                    ": model.arch must be \"gpt\", \"bert\", \"t5\", \"rnn\", \"lstm\" or \"gru\", got \"" +
                     c.arch + "\"");
   const ConfigKey& preset = *find_config_key("model.preset");
   if (r.read(preset, c)) {
@@ -271,7 +299,9 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   check_family_keys(r, c);
   auto& t = c.train;
   if (!given("train.min_lr")) t.min_lr = t.lr / 10;
-  const bool has_max_seq = (!c.preset.empty() && c.arch != "t5") || given("model.max_seq_len");
+  const bool has_max_seq =
+      (!c.preset.empty() && c.arch != "t5" && !is_recurrent_arch(c.arch)) || given("model.max_seq_len");
+  if (is_recurrent_arch(c.arch)) c.model.n_head = 1;  // no heads: the shared shape check passes
 
   // Checks across keys (each key's own range was checked where it was read), naming the key.
   for (const char* key : {"train.steps", "train.micro_batch", "train.seq_len"})

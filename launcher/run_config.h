@@ -16,12 +16,18 @@ struct RunConfig {
   std::string file;  // the config file, for messages
   // Where each key's value came from: "file" or "--set"; keys absent here have their default.
   std::map<std::string, std::string> origin;
-  std::string arch = "gpt";  // model.arch: the family, "gpt" | "bert" | "t5"
+  std::string arch = "gpt";  // model.arch: the family, "gpt" | "bert" | "t5" | "rnn" | "lstm" | "gru"
   std::string preset;
   // The shape keys every family shares (n_layer, n_head, d_model, vocab_size, max_seq_len; T5 has
   // no position table); launcher/model_setup.h turns them into the family's config.
   GPTConfig model;
   std::string t5_ffn = "relu";  // model.t5_ffn: "relu" (T5 v1.0) | "gated-gelu" (v1.1)
+  // The recurrent families' keys (core/model/recurrent.h).
+  struct Recurrent {
+    bool tied = true;          // model.tied
+    bool residual = false;     // model.residual
+    bool carry_state = false;  // model.carry_state
+  } recurrent;
 
   struct Data {
     // kervan corpus folders (their train split) or llm.c .bin files; several are blended

@@ -51,6 +51,14 @@ float evaluate(Model& model, TrainingBatches& val, const RunConfig& cfg, const J
 }
 
 std::string describe_model(const RunConfig& cfg) {
+  if (is_recurrent_arch(cfg.arch)) {
+    const RecurrentConfig r = recurrent_config(cfg);
+    return fmt::format(
+        "{}{}: {} layers of {} units{}, {} output layer, vocab {} (padded {}){}, {:.2f}M parameters",
+        cfg.arch, cfg.preset.empty() ? "" : " (" + cfg.preset + ")", r.n_layer, r.d_model,
+        r.residual ? " (residual)" : "", r.tied ? "tied" : "untied", r.vocab_size, r.padded_vocab(),
+        r.carry_state ? ", hidden state carried across windows" : "", r.num_params() / 1e6);
+  }
   std::string extra = cfg.arch == "t5" ? fmt::format(", {} feed-forward", cfg.t5_ffn) : "";
   return fmt::format("{}{}: {} layers{}, {} heads, d_model {}, vocab {} (padded {}){}, {:.2f}M parameters",
                      cfg.arch, cfg.preset.empty() ? "" : " (" + cfg.preset + ")", cfg.model.n_layer,
@@ -80,6 +88,9 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   out.model = make_model(cfg, be, t.micro_batch, job.grid.tp > 1 ? out.tp_group.get() : nullptr,
                          data.train->decoder_seq());
   Model& model = *out.model;
+  model.set_replica(job.grid.dp_rank, job.grid.dp);
+  const bool carry = is_recurrent_arch(cfg.arch) && cfg.recurrent.carry_state;
+  if (carry) data.train->carry_lanes(t.micro_batch * job.grid.dp, cfg.file);
   // Same global values on every rank and in every (DP, TP) layout (counter-based, global indices).
   model.init_weights(static_cast<uint64_t>(t.seed));
   TrainStep train_step(model, {t.beta1, t.beta2, t.eps, t.weight_decay},
@@ -91,7 +102,10 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   const int64_t samples_per_step = B * dp * t.grad_accum;
   const int64_t tokens_per_step = samples_per_step * t.seq_len;
   spdlog::info("model: {}", describe_model(cfg));
-  if (cfg.arch != "gpt")
+  if (carry)
+    spdlog::info("carried state: {} rows each read consecutive windows of their own stretch of the corpus",
+                 t.micro_batch * job.grid.dp);
+  if (cfg.arch == "bert" || cfg.arch == "t5")
     spdlog::info("objective: {}; special tokens after the tokenizer's {} ids",
                  cfg.arch == "bert"
                      ? (cfg.data.whole_word_masking ? "masked LM, whole words" : "masked LM")
@@ -133,8 +147,12 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
     model.params().zero_grad(be);
     double loss = 0.0, predicted = 0.0;
     for (int64_t micro = 0; micro < t.grad_accum; ++micro) {
-      data.train->fill(first_sample_of(consumed_samples, micro, dp, job.grid.dp_rank, B), B, ex);
-      loss += model.forward(batch_view(ex)) / t.grad_accum;
+      const int64_t first = first_sample_of(consumed_samples, micro, dp, job.grid.dp_rank, B);
+      data.train->fill(first, B, ex);
+      Batch batch = batch_view(ex);
+      batch.carry_state = carry;
+      batch.reset_state = carry && data.train->stream_starts(first);
+      loss += model.forward(batch) / t.grad_accum;
       predicted += static_cast<double>(model.predicted_positions());
       if (micro == t.grad_accum - 1) train_step.before_last_backward();
       model.backward(1.0f / static_cast<float>(t.grad_accum));

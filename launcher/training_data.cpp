@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/model/recurrent_config.h"
 #include "launcher/word_flags.h"
 
 namespace kervan {
@@ -11,7 +12,8 @@ namespace {
 
 // The family's special tokens after the corpora's tokenizer (GPT: none, any source).
 SpecialTokens family_specials(const RunConfig& cfg, const std::vector<DataLoader::Source>& sources) {
-  if (cfg.arch == "gpt") return SpecialTokens::make("gpt", cfg.model.vocab_size, -1, cfg.model.vocab_size);
+  if (cfg.arch == "gpt" || is_recurrent_arch(cfg.arch))
+    return SpecialTokens::make("gpt", cfg.model.vocab_size, -1, cfg.model.vocab_size);
   for (const auto& s : sources)
     if (!s.tokens->is_corpus())
       throw UserError(

@@ -47,6 +47,11 @@ class DataLoader {
   // The seq_len + 1 tokens of sample k's window, as they are (objectives start from these).
   void read_window(int64_t k, int32_t* tokens);
   int64_t seq_len() const;
+  // inputs/targets [seq_len] of window w of source d in stream order (no blend, no shuffle): what a
+  // recurrent model's carried-state order reads, consecutive windows of one stream per row.
+  void read_source_window(int d, int64_t window, int32_t* inputs, int32_t* targets) const {
+    sources_[d].sequences->read(window, inputs, targets);
+  }
 
   int num_sources() const { return static_cast<int>(sources_.size()); }
   const TokenSource& source(int d) const { return *sources_[d].tokens; }
