@@ -8,9 +8,11 @@
 #include "core/error.h"
 #include "launcher/bench.h"
 #include "launcher/config_keys.h"
+#include "launcher/coordinator_cmd.h"
 #include "launcher/corpus_cmd.h"
 #include "launcher/prepare.h"
 #include "launcher/run_config.h"
+#include "launcher/status_cmd.h"
 #include "launcher/tokenizer_cmd.h"
 #include "launcher/train.h"
 #include "parallel/mpi_runtime.h"
@@ -48,6 +50,8 @@ int main(int argc, char** argv) {
 
   PrepareCommand prepare(app);  // kervan prepare
   CorpusCommand corpus(app);    // kervan corpus verify|cat
+  CoordinatorCommand coordinator(app);  // kervan coordinator
+  StatusCommand status(app);            // kervan status
 
   auto* bench = app.add_subcommand("bench", "Benchmarks (print JSON lines)");
   bench->require_subcommand(1);
@@ -118,6 +122,8 @@ int main(int argc, char** argv) {
       std::fputs(config_keys_markdown().c_str(), stdout);
       return 0;
     }
+    if (coordinator.selected()) return coordinator.run();
+    if (status.selected()) return status.run();
     if (tokenizer_cmd.selected()) return tokenizer_cmd.run();
     if (*gemm) return run_bench_gemm(gemm_n, gemm_threads, gemm_reps);
     if (*allreduce) return run_bench_allreduce(ar_min, ar_max, ar_reps);
