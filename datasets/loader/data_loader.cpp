@@ -28,8 +28,7 @@ DataLoader::DataLoader(std::vector<Source> sources, int64_t seq_len, uint64_t se
     // The blend runs on integer shares of 2^24: exact, so the order cannot depend on how a
     // floating-point lag would be compiled (fused multiply-add or not) or on the machine.
     const auto share = static_cast<int64_t>(std::ldexp(s.weight / total, kShareBits));
-    if (share == 0)
-      throw UserError(s.tokens->path() + ": blend weight is too small (below 2^-24 of the total)");
+    if (share == 0) throw UserError(s.tokens->path() + ": blend weight is too small (below 2^-24 of the total)");
     share_total_ += share;
     served_ = served_ || s.tokens->store() != nullptr;
     sources_.push_back({std::move(s.tokens), s.weight / total, share, std::move(seqs)});
@@ -72,8 +71,7 @@ SampleRef DataLoader::locate(int64_t k, Cursor& c) {
   const int64_t epoch = j / windows, position = j % windows;
   if (!shuffle_) return {d, epoch, position};
   if (epoch != c.perm_epoch[d]) {
-    const uint64_t key =
-        stream_key(seed_, "data.source." + std::to_string(d) + ".epoch." + std::to_string(epoch));
+    const uint64_t key = stream_key(seed_, "data.source." + std::to_string(d) + ".epoch." + std::to_string(epoch));
     c.perm[d].emplace(static_cast<uint64_t>(windows), key);
     c.perm_epoch[d] = epoch;
   }

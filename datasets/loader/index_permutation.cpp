@@ -11,8 +11,7 @@ IndexPermutation::IndexPermutation(uint64_t n, uint64_t key) : n_(n) {
   while ((uint64_t{1} << bits) < n) ++bits;
   half_bits_ = (bits + 1) / 2;
   half_mask_ = (uint64_t{1} << half_bits_) - 1;
-  for (int r = 0; r < kRounds; ++r)
-    round_keys_[r] = splitmix64(key ^ splitmix64(static_cast<uint64_t>(r) + 1));
+  for (int r = 0; r < kRounds; ++r) round_keys_[r] = splitmix64(key ^ splitmix64(static_cast<uint64_t>(r) + 1));
 }
 
 uint64_t IndexPermutation::encrypt(uint64_t x) const {

@@ -6,8 +6,8 @@
 
 #include "datasets/format/corpus_manifest.h"
 #include "datasets/format/llmc_token_file.h"
-#include "datasets/format/token_shard.h"
 #include "datasets/loader/packed_sequences.h"
+#include "datasets/format/token_shard.h"
 #include "datasets/loader/token_store.h"
 
 namespace kervan {
