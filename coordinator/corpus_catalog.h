@@ -34,7 +34,8 @@ class CorpusCatalog {
   };
 
   // Every failure (missing manifest, a shard that does not match it, duplicate names) is a
-  // UserError naming the corpus folder or the shard.
+  // UserError naming the corpus folder or the shard. No corpora is fine (a coordinator of a
+  // distributed prepare only leases work units).
   explicit CorpusCatalog(const std::vector<CorpusSpec>& specs);
 
   const std::vector<Corpus>& corpora() const { return corpora_; }

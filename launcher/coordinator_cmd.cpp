@@ -11,10 +11,10 @@ namespace kervan {
 
 CoordinatorCommand::CoordinatorCommand(CLI::App& app) {
   cmd_ = app.add_subcommand("coordinator", "Serve corpora, leases and job state to workers over gRPC");
-  cmd_->add_option("--corpus", corpora_,
-                   "A corpus folder to serve (NAME=DIR names it; default: the folder's name); "
-                   "repeatable")
-      ->required();
+  cmd_->add_option(
+      "--corpus", corpora_,
+      "A corpus folder to serve (NAME=DIR names it; default: the folder's name); repeatable. None: "
+      "the coordinator of a distributed prepare only leases work units");
   cmd_->add_option("--listen", options_.listen,
                    "HOST:PORT to listen on (127.0.0.1:7150; port 0: any free port)");
   cmd_->add_option("--journal", options_.journal, "The journal file: the job's state, replayed on restart")

@@ -7,7 +7,7 @@
 
 namespace kervan {
 
-// `kervan coordinator --corpus DIR [--corpus NAME=DIR ...] --journal FILE [--listen HOST:PORT]`:
+// `kervan coordinator [--corpus DIR | NAME=DIR ...] --journal FILE [--listen HOST:PORT]`:
 // serves the corpora to training workers, leases prepare work units, keeps the job's state in
 // its journal, until SIGINT or SIGTERM.
 class CoordinatorCommand {

@@ -28,7 +28,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void log_summary(const CorpusManifest& m, double seconds, uint64_t built_bytes, size_t kept_shards) {
+}  // namespace
+
+void log_corpus_summary(const CorpusManifest& m, double seconds, uint64_t built_bytes, size_t kept_shards) {
   const uint64_t train = m.split_tokens("train"), val = m.split_tokens("val"), input_bytes = m.source_bytes();
   const auto count = [&](const char* split) { return m.splits.contains(split) ? m.splits.at(split).size() : 0; };
   spdlog::info(
@@ -40,13 +42,9 @@ void log_summary(const CorpusManifest& m, double seconds, uint64_t built_bytes, 
       kept_shards ? fmt::format("; kept {} shards from an earlier run", kept_shards) : "");
 }
 
-void log_already_complete(const std::string& dir) {
-  spdlog::info("{} already holds a complete corpus (manifest.json); nothing to do (--overwrite rebuilds it)", dir);
-}
-
 // A corpus without documents is an error; empty input files and an empty validation split are
 // worth a warning.
-void check_contents(const CorpusManifest& m, const ValRule& val) {
+void check_corpus_contents(const CorpusManifest& m, const ValRule& val) {
   if (m.documents() == 0)
     throw UserError("the input holds no documents (" + std::to_string(m.sources.size()) + " files, all empty)");
   size_t empty = 0;
@@ -54,6 +52,12 @@ void check_contents(const CorpusManifest& m, const ValRule& val) {
     if (s.documents == 0 && empty++ < 10) spdlog::warn("{}: no documents", s.path);
   if (empty > 10) spdlog::warn("... {} input files without documents in all", empty);
   if (!val.none && m.split_tokens("val") == 0) spdlog::warn("the validation split is empty (the input is small)");
+}
+
+namespace {
+
+void log_already_complete(const std::string& dir) {
+  spdlog::info("{} already holds a complete corpus (manifest.json); nothing to do (--overwrite rebuilds it)", dir);
 }
 
 // Under mpirun each rank makes every ranks-th work unit.
@@ -88,6 +92,15 @@ PrepareCommand::PrepareCommand(CLI::App& app) {
   cmd_->add_option("--vocab-size", vocab_size_, "--from-llmc: vocabulary size (50257)");
   eot_opt_ = cmd_->add_option("--eot-id", eot_id_, "--from-llmc: end-of-text token (default vocab size - 1)");
   cmd_->add_option("inputs", inputs_, "Input files or folders")->required();
+  auto* coordinator = cmd_->add_option("--coordinator", coordinator_,
+                                       "Lease work units from this coordinator (HOST:PORT) instead of splitting "
+                                       "them by MPI rank; start any number of such processes");
+  cmd_->add_option("--job", job_id_, "--coordinator: the job id (default)")->needs(coordinator);
+  cmd_->add_option("--token-file", token_file_, "--coordinator: the shared secret's file (default $KERVAN_TOKEN)")
+      ->needs(coordinator);
+  cmd_->add_option("--coordinator-timeout-s", coordinator_timeout_s_,
+                   "--coordinator: how long to retry an unreachable coordinator (60)")
+      ->needs(coordinator);
 }
 
 int PrepareCommand::run(const std::string& command_line) const {
@@ -114,7 +127,7 @@ int PrepareCommand::run_from_llmc(const std::string& command_line) const {
   }
   const auto t0 = std::chrono::steady_clock::now();
   const CorpusManifest m = wrap_llmc_files(inputs_, out_, id, command_line);
-  log_summary(m, seconds_since(t0), m.source_bytes(), 0);
+  log_corpus_summary(m, seconds_since(t0), m.source_bytes(), 0);
   return 0;
 }
 
@@ -136,6 +149,7 @@ ValRule PrepareCommand::val_rule(const std::vector<TextSource>& sources, const T
 }
 
 int PrepareCommand::run_corpus(const std::string& command_line) const {
+  if (!coordinator_.empty()) return run_leased(command_line);
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<MpiRuntime> mpi;
   if (launched_by_mpi()) mpi = std::make_unique<MpiRuntime>();
@@ -181,9 +195,9 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
 
   if (rank == 0) {
     const CorpusManifest m = builder.manifest(command_line);
-    check_contents(m, val);
+    check_corpus_contents(m, val);
     finish_corpus_dir(out_, m);
-    log_summary(m, seconds_since(t0), all_counts[0], all_counts[1]);
+    log_corpus_summary(m, seconds_since(t0), all_counts[0], all_counts[1]);
   }
   if (mpi) MPI_Barrier(MPI_COMM_WORLD);  // the manifest is written (or rank 0 failed and ended the job)
   return 0;
