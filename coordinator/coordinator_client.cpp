@@ -112,9 +112,9 @@ void CoordinatorClient::call(const char* method,
           s.error_code(), fmt::format("the coordinator at {} refused {}: {}: {}", options_.address, method,
                                       status_code_name(s.error_code()), s.error_message()));
     if (Clock::now() >= give_up)
-      throw UserError(fmt::format("the coordinator at {} did not answer {} for {:.0f} s ({}; last error: {})",
-                                  options_.address, method, options_.retry_timeout_s,
-                                  options_.timeout_setting, s.error_message()));
+      throw EnvironmentError(method, "the coordinator at " + options_.address,
+                             fmt::format("no answer for {} s ({}; last error: {})", options_.retry_timeout_s,
+                                         options_.timeout_setting, s.error_message()));
     if (!warned && Clock::now() - start > std::chrono::seconds(2)) {
       spdlog::warn("the coordinator at {} does not answer ({}); retrying for up to {:.0f} s",
                    options_.address, s.error_message(), options_.retry_timeout_s);

@@ -34,7 +34,8 @@ struct ClientOptions {
 
 // A worker's connection to the coordinator: typed calls that fill in the request header (protocol
 // version, job id, token), retry while the coordinator is unreachable (it may be restarting from
-// its journal), and turn refusals into CoordinatorRefusal. Thread-safe. With KERVAN_TLS_CA set to
+// its journal) and then fail with an EnvironmentError naming it, and turn refusals into
+// CoordinatorRefusal. Thread-safe. With KERVAN_TLS_CA set to
 // a PEM file, the connection uses TLS and verifies the server against that CA
 // (KERVAN_TLS_CERT / KERVAN_TLS_KEY add a client certificate).
 class CoordinatorClient {
@@ -66,7 +67,8 @@ class CoordinatorClient {
 
  private:
   // Runs `attempt` until it returns a status other than UNAVAILABLE / DEADLINE_EXCEEDED or the
-  // retry time runs out; a refusal becomes CoordinatorRefusal, running out a UserError.
+  // retry time runs out; a refusal becomes CoordinatorRefusal (exit code 2), running out an
+  // EnvironmentError naming the address (exit code 4).
   void call(const char* method, const std::function<grpc::Status(grpc::ClientContext&)>& attempt);
 
   ClientOptions options_;

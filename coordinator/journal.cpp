@@ -43,7 +43,7 @@ void write_all(int fd, const char* p, size_t n, const std::string& path) {
   while (n > 0) {
     const ssize_t w = ::write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) throw UserError(path + ": cannot write the journal: " + errno_text());
+    if (w < 0) throw EnvironmentError("write", "the journal " + path, errno_text());
     p += w;
     n -= static_cast<size_t>(w);
   }
@@ -113,16 +113,17 @@ void Journal::replay_existing(const v1::JournalHeader& header,
   std::string data(static_cast<size_t>(st.st_size), '\0');
   for (size_t got = 0; got < data.size();) {
     const ssize_t r = ::pread(fd_, data.data() + got, data.size() - got, static_cast<off_t>(got));
-    if (r <= 0) throw UserError(path_ + ": cannot read the journal: " + errno_text());
+    if (r <= 0)
+      throw EnvironmentError("read", "the journal " + path_, r == 0 ? "it shrank while read" : errno_text());
     got += static_cast<size_t>(r);
   }
   const auto start_fresh = [&] {
-    if (::ftruncate(fd_, 0) != 0) throw UserError(path_ + ": cannot truncate the journal: " + errno_text());
+    if (::ftruncate(fd_, 0) != 0) throw EnvironmentError("ftruncate", "the journal " + path_, errno_text());
     Record r;
     *r.mutable_header() = header;
     const std::string bytes = std::string(kMagic, sizeof kMagic) + frame_journal_record(r);
     write_all(fd_, bytes.data(), bytes.size(), path_);
-    if (::fsync(fd_) != 0) throw UserError(path_ + ": cannot fsync the journal: " + errno_text());
+    if (::fsync(fd_) != 0) throw EnvironmentError("fsync", "the journal " + path_, errno_text());
     fsync_parent(path_);
   };
   // A file shorter than the magic that starts like it is a journal whose creation was cut short.
@@ -177,7 +178,8 @@ void Journal::replay_existing(const v1::JournalHeader& header,
           "{}: dropping a torn last record at offset {} ({} bytes; the coordinator died while writing it)",
           path_, off, rest);
       if (::ftruncate(fd_, static_cast<off_t>(off)) != 0 || ::fsync(fd_) != 0)
-        throw UserError(path_ + ": cannot cut the torn record off the journal: " + errno_text());
+        throw EnvironmentError("ftruncate", "the journal " + path_,
+                               "cutting off a torn record: " + errno_text());
       break;
     }
     if (!have_header) {
@@ -199,7 +201,7 @@ void Journal::replay_existing(const v1::JournalHeader& header,
     off += kFrameBytes + length;
   }
   if (!have_header) start_fresh();
-  if (::lseek(fd_, 0, SEEK_END) < 0) throw UserError(path_ + ": cannot seek in the journal: " + errno_text());
+  if (::lseek(fd_, 0, SEEK_END) < 0) throw EnvironmentError("lseek", "the journal " + path_, errno_text());
 }
 
 void Journal::append(const Record& record, std::function<void()> on_durable) {
@@ -225,10 +227,10 @@ void Journal::write_loop() {
     for (const Pending& p : batch) buffer += p.bytes;
     try {
       write_all(fd_, buffer.data(), buffer.size(), path_);
-    } catch (const UserError& e) {
+    } catch (const EnvironmentError& e) {
       fail(e.what());
     }
-    if (::fdatasync(fd_) != 0) fail(path_ + ": cannot fsync the journal: " + errno_text());
+    if (::fdatasync(fd_) != 0) fail("fdatasync on the journal " + path_ + ": " + errno_text());
     for (Pending& p : batch)
       if (p.on_durable) p.on_durable();
   }
@@ -238,7 +240,7 @@ void Journal::fail(const std::string& what) {
   spdlog::critical("{} (the coordinator stops: its state must not run ahead of its journal)", what);
   spdlog::shutdown();
   std::fprintf(stderr, "kervan: error: %s\n", what.c_str());
-  ::_exit(4);
+  ::_exit(kExitEnvironment);
 }
 
 }  // namespace kervan

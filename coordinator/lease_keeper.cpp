@@ -32,7 +32,7 @@ void LeaseKeeper::renew_loop() {
     } catch (const CoordinatorRefusal& e) {
       why_ = e.what();
       lost_ = true;
-    } catch (const UserError& e) {  // unreachable for this renewal's retry time
+    } catch (const EnvironmentError& e) {  // unreachable for this renewal's retry time
       if (Clock::now() - renewed > term_ * 9 / 10) {
         why_ = fmt::format("no renewal for {:.1f} s of its {:.1f} s term ({})",
                            std::chrono::duration<double>(Clock::now() - renewed).count(),

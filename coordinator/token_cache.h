@@ -53,8 +53,8 @@ class TokenCache {
   const void* data(int split, uint32_t shard) const;
 
   // Blocks until the ranges are on disk; they stay there until the split's next require(). A
-  // fetch that failed for good (the coordinator gone past its retry time, a full disk) is
-  // rethrown here, as are ranges larger than the whole cache.
+  // fetch that failed for good (the coordinator gone past its retry time, a full disk: an
+  // EnvironmentError) is rethrown here; ranges larger than the whole cache are a UserError.
   void require(int split, const std::vector<ByteRange>& ranges);
   // Queues the ranges' missing blocks behind what is already queued; returns at once.
   void prefetch(int split, const std::vector<ByteRange>& ranges);

@@ -92,7 +92,7 @@ rm -rf "$work/corpus"
 expect_error "another plan" "this job is preparing another plan" "$kervan" "${args[@]/2000/3000}" --coordinator "$coord_addr"
 stop_coordinator
 expect_error "no token" "needs the job's shared secret" env -u KERVAN_TOKEN "$kervan" "${args[@]}" --coordinator 127.0.0.1:1
-expect_error "unreachable" "the coordinator at 127.0.0.1:1 did not answer Register for 1 s" \
+expect_exit 4 "unreachable" "Register on the coordinator at 127.0.0.1:1: no answer for 1 s" \
   "$kervan" "${args[@]}" --coordinator 127.0.0.1:1 --coordinator-timeout-s 1
 
 finish coordinator_prepare "all checks passed"
