@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -31,6 +30,7 @@ TokenCache::TokenCache(Options options, std::shared_ptr<CoordinatorClient> clien
       client_(std::move(client)),
       max_fetch_bytes_(std::max<uint64_t>(max_fetch_bytes, kBlockBytes)),
       max_fetch_ranges_(std::max<uint32_t>(max_fetch_ranges, 1)) {
+  KERVAN_CHECK(options_.segment_blocks > 0, "TokenCache: segment_blocks must be positive");
   std::error_code ec;
   const fs::path dir(options_.dir);
   fs::create_directories(dir.parent_path(), ec);
@@ -85,17 +85,14 @@ int TokenCache::add_split(uint32_t corpus, const std::string& split, const std::
     sh.fd = ::open(sh.path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (sh.fd < 0) throw UserError(sh.path + ": cannot create a token cache file: " + errno_text());
     if (::ftruncate(sh.fd, static_cast<off_t>(sh.bytes)) != 0)  // sparse: no blocks until written
-      throw UserError(sh.path + ": cannot size a token cache file: " + errno_text());
+      throw EnvironmentError("ftruncate", "the token cache file " + sh.path, errno_text());
     if (sh.bytes > 0) {
       sh.map = ::mmap(nullptr, sh.bytes, PROT_READ, MAP_SHARED, sh.fd, 0);
       if (sh.map == MAP_FAILED) {
         sh.map = nullptr;
-        throw UserError(sh.path + ": cannot map a token cache file: " + errno_text());
+        throw EnvironmentError("mmap", "the token cache file " + sh.path, errno_text());
       }
     }
-    const uint64_t blocks = (sh.bytes + kBlockBytes - 1) / kBlockBytes;
-    sh.blocks.assign(blocks, kAbsent);
-    sh.segments.resize((blocks + options_.segment_blocks - 1) / options_.segment_blocks);
   }
   std::lock_guard lock(mu_);
   splits_.push_back(std::move(s));
@@ -111,13 +108,57 @@ uint64_t TokenCache::block_bytes(const Shard& shard, uint64_t block) const {
   return std::min(kBlockBytes, shard.bytes - block * kBlockBytes);
 }
 
-std::vector<ByteRange> TokenCache::claim_absent_locked(Split& split, const std::vector<ByteRange>& ranges) {
+TokenCache::Segment& TokenCache::segment_locked(Shard& shard, uint64_t block) {
+  const auto [it, added] = shard.segments.try_emplace(static_cast<uint32_t>(block / options_.segment_blocks));
+  if (added) {
+    it->second.blocks.assign(options_.segment_blocks, kAbsent);
+    stats_.segments++;
+  }
+  return it->second;
+}
+
+uint8_t TokenCache::block_state_locked(const Shard& shard, uint64_t block) const {
+  const auto it = shard.segments.find(static_cast<uint32_t>(block / options_.segment_blocks));
+  return it == shard.segments.end() ? kAbsent : it->second.blocks[block % options_.segment_blocks];
+}
+
+// Moves a block to `state`, keeping the segment's counts, the LRU list (segments with blocks on
+// disk) and the byte counts in step.
+void TokenCache::set_block_locked(const SegmentKey& key, Shard& shard, uint64_t block, uint8_t state) {
+  Segment& seg = segment_locked(shard, block);
+  uint8_t& b = seg.blocks[block % options_.segment_blocks];
+  if (b == state) return;
+  const uint64_t bytes = block_bytes(shard, block);
+  if (b == kPresent) seg.present--, stats_.resident_bytes -= bytes;
+  if (b == kFetching) seg.fetching--;
+  b = state;
+  if (state == kPresent) seg.present++, stats_.resident_bytes += bytes, stats_.fetched_bytes += bytes;
+  if (state == kFetching) seg.fetching++;
+  if (seg.present > 0 && !seg.in_lru) {
+    seg.lru = lru_.insert(lru_.end(), key);
+    seg.in_lru = true;
+  }
+}
+
+void TokenCache::drop_if_empty_locked(Shard& shard, uint32_t segment) {
+  const auto it = shard.segments.find(segment);
+  if (it == shard.segments.end()) return;
+  const Segment& seg = it->second;
+  if (seg.present || seg.fetching || seg.pins) return;
+  if (seg.in_lru) lru_.erase(seg.lru);
+  shard.segments.erase(it);
+  stats_.segments--;
+}
+
+std::vector<ByteRange> TokenCache::claim_absent_locked(int split_id, const std::vector<ByteRange>& ranges) {
+  Split& split = *splits_[split_id];
   std::vector<std::pair<uint32_t, uint64_t>> claimed;  // shard, block
   for (const ByteRange& r : ranges) {
     Shard& sh = split.shards.at(r.shard);
     for (uint64_t b = r.begin / kBlockBytes; b * kBlockBytes < r.end; ++b)
-      if (sh.blocks[b] == kAbsent) {
-        sh.blocks[b] = kFetching;
+      if (block_state_locked(sh, b) == kAbsent) {
+        set_block_locked({split_id, r.shard, static_cast<uint32_t>(b / options_.segment_blocks)}, sh, b,
+                         kFetching);
         claimed.emplace_back(r.shard, b);
       }
   }
@@ -137,7 +178,7 @@ bool TokenCache::all_present_locked(const Split& split, const std::vector<ByteRa
   for (const ByteRange& r : ranges) {
     const Shard& sh = split.shards[r.shard];
     for (uint64_t b = r.begin / kBlockBytes; b * kBlockBytes < r.end; ++b)
-      if (sh.blocks[b] != kPresent) return false;
+      if (block_state_locked(sh, b) != kPresent) return false;
   }
   return true;
 }
@@ -147,14 +188,13 @@ void TokenCache::require(int split_id, const std::vector<ByteRange>& ranges) {
   if (error_) std::rethrow_exception(error_);
   stats_.require_calls++;
   Split& split = *splits_.at(split_id);
-  for (const SegmentKey& k : split.pinned) split.shards[k.shard].segments[k.segment].pins--;
+  std::vector<SegmentKey> previous = std::move(split.pinned);
   split.pinned.clear();
   uint64_t needed = 0;
   for (const ByteRange& r : ranges) {
     KERVAN_CHECK(r.shard < split.shards.size() && r.begin <= r.end && r.end <= split.shards[r.shard].bytes,
                  "TokenCache: range outside its shard");
-    for (uint64_t seg = r.begin / kBlockBytes / options_.segment_blocks;
-         seg * options_.segment_blocks * kBlockBytes < r.end; ++seg)
+    for (uint64_t seg = r.begin / segment_bytes(); seg * segment_bytes() < r.end; ++seg)
       split.pinned.push_back({split_id, r.shard, static_cast<uint32_t>(seg)});
     needed += r.end - r.begin;
   }
@@ -162,19 +202,22 @@ void TokenCache::require(int split_id, const std::vector<ByteRange>& ranges) {
   split.pinned.erase(std::unique(split.pinned.begin(), split.pinned.end()), split.pinned.end());
   uint64_t pinned_bytes = 0;
   for (const SegmentKey& k : split.pinned)
-    pinned_bytes += std::min(options_.segment_blocks * kBlockBytes,
-                             split.shards[k.shard].bytes - k.segment * options_.segment_blocks * kBlockBytes);
+    pinned_bytes += std::min(segment_bytes(), split.shards[k.shard].bytes - k.segment * segment_bytes());
   if (pinned_bytes > options_.max_bytes)
     throw UserError(
-        fmt::format("{}: the token cache ({} bytes) cannot hold one batch's data (it reads {} bytes from {} "
-                    "bytes of cache segments); give it more room (data.cache_gb)",
+        fmt::format("{}: the token cache ({} bytes) cannot hold one batch's data (it reads {} bytes from "
+                    "{} bytes of cache segments); give it more room (data.cache_gb)",
                     options_.dir, options_.max_bytes, needed, pinned_bytes));
   for (const SegmentKey& k : split.pinned) {
-    Segment& seg = split.shards[k.shard].segments[k.segment];
+    Segment& seg = segment_locked(split.shards[k.shard], uint64_t{k.segment} * options_.segment_blocks);
     seg.pins++;
     if (seg.in_lru) lru_.splice(lru_.end(), lru_, seg.lru);  // most recently used
   }
-  if (std::vector<ByteRange> missing = claim_absent_locked(split, ranges); !missing.empty()) {
+  for (const SegmentKey& k : previous) {  // after pinning the new ones: a segment in both stays
+    split.shards[k.shard].segments.at(k.segment).pins--;
+    drop_if_empty_locked(split.shards[k.shard], k.segment);
+  }
+  if (std::vector<ByteRange> missing = claim_absent_locked(split_id, ranges); !missing.empty()) {
     jobs_.push_front({split_id, std::move(missing)});  // the batch being read goes first
     jobs_cv_.notify_one();
   }
@@ -188,7 +231,7 @@ void TokenCache::require(int split_id, const std::vector<ByteRange>& ranges) {
 void TokenCache::prefetch(int split_id, const std::vector<ByteRange>& ranges) {
   std::lock_guard lock(mu_);
   if (error_ || stopping_) return;  // the next require() reports the error
-  if (std::vector<ByteRange> missing = claim_absent_locked(*splits_.at(split_id), ranges); !missing.empty()) {
+  if (std::vector<ByteRange> missing = claim_absent_locked(split_id, ranges); !missing.empty()) {
     jobs_.push_back({split_id, std::move(missing)});
     jobs_cv_.notify_one();
   }
@@ -204,32 +247,26 @@ void TokenCache::fetch_loop() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    std::vector<std::pair<int, ByteRange>> punches;
+    std::exception_ptr failed;
     try {
       fetch(job);
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    std::vector<std::pair<int, ByteRange>> punches;
+    {
       std::lock_guard lock(mu_);
       Split& split = *splits_[job.split];
       for (const ByteRange& r : job.ranges) {
         Shard& sh = split.shards[r.shard];
         for (uint64_t b = r.begin / kBlockBytes; b * kBlockBytes < r.end; ++b) {
-          sh.blocks[b] = kPresent;
-          stats_.resident_bytes += block_bytes(sh, b);
-          stats_.fetched_bytes += block_bytes(sh, b);
-          Segment& seg = sh.segments[b / options_.segment_blocks];
-          if (!seg.in_lru) {
-            seg.lru = lru_.insert(lru_.end(),
-                                  {job.split, r.shard, static_cast<uint32_t>(b / options_.segment_blocks)});
-            seg.in_lru = true;
-          }
+          const auto seg = static_cast<uint32_t>(b / options_.segment_blocks);
+          set_block_locked({job.split, r.shard, seg}, sh, b, failed ? kAbsent : kPresent);
+          if (failed) drop_if_empty_locked(sh, seg);
         }
       }
+      if (failed) error_ = failed;
       punches = evict_locked();
-    } catch (...) {
-      std::lock_guard lock(mu_);
-      error_ = std::current_exception();
-      for (const ByteRange& r : job.ranges)
-        for (uint64_t b = r.begin / kBlockBytes; b * kBlockBytes < r.end; ++b)
-          splits_[job.split]->shards[r.shard].blocks[b] = kAbsent;
     }
     // Outside the lock: only this thread writes the files, so a block evicted here cannot be
     // fetched again before its hole is punched.
@@ -271,11 +308,12 @@ void TokenCache::fetch(const Job& job) {
       done_in_range += n;
       if (r.begin + done_in_range == r.end) ++i, done_in_range = 0;
     }
+    // The shards' fds and paths do not change after add_split: written without the lock.
     client_->fetch(req, [&](const v1::TokenChunk& piece) {
       const v1::TokenRange& r = req.ranges(static_cast<int>(piece.range()));
       if (piece.offset() < r.offset() || piece.offset() + piece.data().size() > r.offset() + r.length())
-        throw UserError(
-            fmt::format("the coordinator at {} sent bytes outside the range asked for", client_->address()));
+        throw EnvironmentError("FetchTokens", "the coordinator at " + client_->address(),
+                               "it sent bytes outside the range asked for");
       const Shard& sh = split->shards[r.shard()];
       const char* p = piece.data().data();
       size_t left = piece.data().size();
@@ -284,10 +322,10 @@ void TokenCache::fetch(const Job& job) {
         const ssize_t w = ::pwrite(sh.fd, p, left, offset);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0)
-          throw UserError(
-              fmt::format("{}: cannot write the token cache ({}{}); free space there, lower "
-                          "data.cache_gb, or set data.cache_dir elsewhere",
-                          sh.path, errno_text(), errno == ENOSPC ? ": the disk is full" : ""));
+          throw EnvironmentError("write", "the token cache file " + sh.path,
+                                 errno_text() +
+                                     " (free space there, lower data.cache_gb, or set data.cache_dir "
+                                     "elsewhere)");
         p += w;
         left -= static_cast<size_t>(w);
         offset += w;
@@ -299,24 +337,22 @@ void TokenCache::fetch(const Job& job) {
 std::vector<std::pair<int, ByteRange>> TokenCache::evict_locked() {
   std::vector<std::pair<int, ByteRange>> punches;
   for (auto it = lru_.begin(); stats_.resident_bytes > options_.max_bytes && it != lru_.end();) {
-    const SegmentKey k = *it;
+    const SegmentKey k = *it++;
     Shard& sh = splits_[k.split]->shards[k.shard];
-    Segment& seg = sh.segments[k.segment];
-    if (seg.pins > 0) {
-      ++it;
-      continue;
-    }
+    Segment& seg = sh.segments.at(k.segment);
+    if (seg.pins > 0) continue;
     const uint64_t first = uint64_t{k.segment} * options_.segment_blocks;
-    const uint64_t last = std::min<uint64_t>(first + options_.segment_blocks, sh.blocks.size());
-    for (uint64_t b = first; b < last; ++b)
-      if (sh.blocks[b] == kPresent) {
-        sh.blocks[b] = kAbsent;
-        stats_.resident_bytes -= block_bytes(sh, b);
+    const uint64_t end_block =
+        std::min(first + options_.segment_blocks, (sh.bytes + kBlockBytes - 1) / kBlockBytes);
+    for (uint64_t b = first; b < end_block; ++b)
+      if (seg.blocks[b - first] == kPresent) {
         stats_.evicted_bytes += block_bytes(sh, b);
+        set_block_locked(k, sh, b, kAbsent);
       }
+    lru_.erase(seg.lru);
     seg.in_lru = false;
-    it = lru_.erase(it);
-    punches.push_back({sh.fd, {k.shard, first * kBlockBytes, std::min(last * kBlockBytes, sh.bytes)}});
+    punches.push_back({sh.fd, {k.shard, first * kBlockBytes, std::min(end_block * kBlockBytes, sh.bytes)}});
+    drop_if_empty_locked(sh, k.segment);
   }
   return punches;
 }
@@ -324,9 +360,10 @@ std::vector<std::pair<int, ByteRange>> TokenCache::evict_locked() {
 void TokenCache::punch(int fd, uint64_t begin, uint64_t end) const {
   if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(begin),
                   static_cast<off_t>(end - begin)) != 0)
-    throw UserError(options_.dir +
-                    ": cannot free space in the token cache (the filesystem does not punch holes: " +
-                    errno_text() + "); set data.cache_dir to a folder on ext4, xfs, btrfs or tmpfs");
+    throw EnvironmentError(
+        "fallocate(PUNCH_HOLE)", "the token cache in " + options_.dir,
+        errno_text() +
+            " (it frees evicted blocks; set data.cache_dir to a folder on ext4, xfs, btrfs or tmpfs)");
 }
 
 TokenCache::Stats TokenCache::stats() const {

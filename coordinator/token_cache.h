@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "coordinator/coordinator_client.h"
@@ -61,6 +62,7 @@ class TokenCache {
 
   struct Stats {
     uint64_t fetched_bytes = 0, evicted_bytes = 0, resident_bytes = 0;
+    uint64_t segments = 0;                  // whose state is held in memory
     uint64_t require_calls = 0, waits = 0;  // require() calls, and those that had to wait for a fetch
   };
   Stats stats() const;
@@ -78,7 +80,12 @@ class TokenCache {
     }
     bool operator==(const SegmentKey&) const = default;
   };
+  // A segment's state exists only while the segment holds, awaits or pins blocks, so the cache's
+  // memory follows what it holds, not the size of the corpus (a 1 TB-token corpus has 2 million
+  // segments, a 10 GiB cache at most 10,240).
   struct Segment {
+    std::vector<uint8_t> blocks;  // kAbsent, kFetching or kPresent per block
+    uint32_t present = 0, fetching = 0;
     uint32_t pins = 0;  // splits whose latest require() reads it
     bool in_lru = false;
     std::list<SegmentKey>::iterator lru;
@@ -88,8 +95,7 @@ class TokenCache {
     int fd = -1;
     void* map = nullptr;
     uint64_t bytes = 0;
-    std::vector<uint8_t> blocks;
-    std::vector<Segment> segments;
+    std::unordered_map<uint32_t, Segment> segments;  // node-based: references stay valid
   };
   struct Split {
     uint32_t corpus;
@@ -102,8 +108,13 @@ class TokenCache {
     std::vector<ByteRange> ranges;  // block-aligned (clipped to the shard), every block kFetching
   };
 
+  Segment& segment_locked(Shard& shard, uint64_t block);
+  uint8_t block_state_locked(const Shard& shard, uint64_t block) const;
+  void set_block_locked(const SegmentKey& key, Shard& shard, uint64_t block, uint8_t state);
+  // Forgets a segment that holds, awaits and pins nothing.
+  void drop_if_empty_locked(Shard& shard, uint32_t segment);
   // Marks the ranges' absent blocks kFetching and returns them as block-aligned ranges.
-  std::vector<ByteRange> claim_absent_locked(Split& split, const std::vector<ByteRange>& ranges);
+  std::vector<ByteRange> claim_absent_locked(int split_id, const std::vector<ByteRange>& ranges);
   bool all_present_locked(const Split& split, const std::vector<ByteRange>& ranges) const;
   void fetch_loop();
   void fetch(const Job& job);
@@ -112,6 +123,7 @@ class TokenCache {
   std::vector<std::pair<int, ByteRange>> evict_locked();
   void punch(int fd, uint64_t begin, uint64_t end) const;
   uint64_t block_bytes(const Shard& shard, uint64_t block) const;
+  uint64_t segment_bytes() const { return options_.segment_blocks * kBlockBytes; }
 
   Options options_;
   std::shared_ptr<CoordinatorClient> client_;

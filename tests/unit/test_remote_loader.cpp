@@ -87,6 +87,7 @@ TEST_F(RemoteLoader, BlendedDataParallelBatchesEqualTheFoldersAcrossEpochs) {
     EXPECT_GT(s.fetched_bytes, (80001 + 40000) * 2u);  // everything, and some of it again after eviction
     EXPECT_GT(s.evicted_bytes, 0u);
     EXPECT_LE(s.resident_bytes, 64u << 10);
+    EXPECT_LT(s.segments, 40u);  // state kept for what is cached or pinned, not for all 60 blocks
     EXPECT_LT(s.waits, s.require_calls);  // read-ahead had some batches ready
   }
 }
