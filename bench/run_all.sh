@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks behind bench/RESULTS.md, in one go (about 12 minutes on 2 cores).
+# The benchmarks behind bench/RESULTS.md, in one go (about 16 minutes on 2 cores).
 # Needs PyTorch for the peer: scripts/install-deps.sh --torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +25,6 @@ trap 'rm -rf "$corpus"' EXIT
 "$kervan" prepare --out "$corpus/large-mix" data/large-mix 2>/dev/null
 "$kervan" bench loader --data "$corpus/large-mix" --batch 4 --seq 1024 --batches 20000
 "$kervan" bench loader --data "$corpus/large-mix" --batch 4 --seq 64 --batches 20000
+
+# Coordinator (issue 11): memory, streaming vs TCP, simulated workers.
+bench/coordinator.sh

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "coordinator/process_tuning.h"
 #include "proto/protocol_version.h"
 
 namespace kervan {
@@ -74,6 +75,7 @@ std::shared_ptr<grpc::Channel> coordinator_channel(const std::string& address) {
 
 CoordinatorClient::CoordinatorClient(ClientOptions options, SharedSecret secret)
     : options_(std::move(options)), secret_(std::move(secret)) {
+  tune_process_for_grpc();
   if (options_.address.empty() || options_.address.find(':') == std::string::npos)
     throw UserError("coordinator address '" + options_.address + "': expected HOST:PORT");
   channel_ = coordinator_channel(options_.address);
@@ -150,21 +152,22 @@ void CoordinatorClient::fetch(v1::FetchRequest req,
   int bad_checksums = 0;
   call("FetchTokens", [&](grpc::ClientContext& ctx) {
     ctx.set_deadline(std::chrono::system_clock::now() + kFetchDeadline);
-    std::unique_ptr<grpc::ClientReader<v1::TokenChunk>> reader = stub_->FetchTokens(&ctx, req);
-    v1::TokenChunk piece;
-    while (reader->Read(&piece)) {
-      if (piece.range() >= static_cast<uint32_t>(req.ranges_size()) ||
-          XXH3_64bits(piece.data().data(), piece.data().size()) != piece.checksum()) {
-        if (++bad_checksums >= kMaxChecksumFailures)
-          throw UserError(
-              fmt::format("the coordinator at {} sent token data of corpus {} '{}' whose checksum does "
-                          "not match, {} times",
-                          options_.address, req.corpus(), req.split(), bad_checksums));
-        ctx.TryCancel();
-        reader->Finish();
-        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "a piece failed its checksum; fetching again");
+    std::unique_ptr<grpc::ClientReader<v1::TokenData>> reader = stub_->FetchTokens(&ctx, req);
+    v1::TokenData message;
+    while (reader->Read(&message)) {
+      for (const v1::TokenChunk& piece : message.chunks()) {
+        if (piece.range() >= static_cast<uint32_t>(req.ranges_size()) ||
+            XXH3_64bits(piece.data().data(), piece.data().size()) != piece.checksum()) {
+          if (++bad_checksums >= kMaxChecksumFailures)
+            throw EnvironmentError("FetchTokens", "the coordinator at " + options_.address,
+                                   fmt::format("token data of corpus {} '{}' failed its checksum {} times",
+                                               req.corpus(), req.split(), bad_checksums));
+          ctx.TryCancel();
+          reader->Finish();
+          return grpc::Status(grpc::StatusCode::UNAVAILABLE, "a piece failed its checksum; fetching again");
+        }
+        on_piece(piece);
       }
-      on_piece(piece);
     }
     return reader->Finish();
   });

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "coordinator/process_tuning.h"
 #include "core/error.h"
 
 namespace kervan {
@@ -57,6 +58,7 @@ void protobuf_log_to_debug(google::protobuf::LogLevel level, const char* file, i
 CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, SharedSecret secret)
     : options_(options) {
   google::protobuf::SetLogHandler(protobuf_log_to_debug);
+  tune_process_for_grpc();
   if (options_.listen.find(':') == std::string::npos)
     throw UserError("--listen " + options_.listen +
                     ": expected HOST:PORT (e.g. 127.0.0.1:7150, 0.0.0.0:7150)");
@@ -118,8 +120,14 @@ void CoordinatorServer::monitor_loop() {
   while (!monitor_cv_.wait_for(lock, tick, [&] { return stopping_; })) {
     service_->expire_waits(std::chrono::steady_clock::now());
     std::lock_guard state_lock(state_mutex_);
-    for (const JobState::DeadWorker& dead : state_->newly_dead(steady_now_ms())) {
-      spdlog::warn("dead: {}", dead.description);
+    const std::vector<JobState::DeadWorker> dead_now = state_->newly_dead(steady_now_ms());
+    // A whole job going silent at once is one event, not a thousand log lines.
+    constexpr size_t kNamed = 10;
+    for (size_t i = 0; i < std::min(dead_now.size(), kNamed); ++i)
+      spdlog::warn("dead: {}", dead_now[i].description);
+    if (dead_now.size() > kNamed)
+      spdlog::warn("dead: {} more workers (kervan status lists them)", dead_now.size() - kNamed);
+    for (const JobState::DeadWorker& dead : dead_now) {
       if (!options_.stop_on_dead_worker || !dead.trains || state_->stop_requested()) continue;
       Journal::Record record;
       if (state_->plan_stop("a worker died: " + dead.description, &record).ok())

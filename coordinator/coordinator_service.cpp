@@ -14,7 +14,7 @@ using grpc::StatusCode;
 
 namespace {
 
-constexpr size_t kPieceBytes = 1 << 20;  // token data per streamed message
+constexpr size_t kMessageBytes = 1 << 20;  // token data per streamed message
 constexpr size_t kMaxKeyBytes = 256, kMaxValueBytes = 64 << 10;
 constexpr uint32_t kMaxWaitMs = 60'000;
 
@@ -59,8 +59,10 @@ grpc::ServerUnaryReactor* unary(const CoordinatorService& service, grpc::Callbac
   return reactor;
 }
 
-// Streams a FetchRequest's ranges from the catalog's memory maps. Each message is built around
-// the mapped bytes (a static slice: no copy into a protobuf string), with their XXH3-64.
+// Streams a FetchRequest's ranges from the catalog's memory maps as TokenData messages of up to
+// kMessageBytes: many small ranges (a batch's windows) share one message, a long range is cut
+// into pieces. Each piece is written around the mapped bytes (a static slice: no copy into a
+// protobuf string), with their XXH3-64.
 class FetchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   FetchReactor(const CorpusCatalog::Split& split, v1::FetchRequest req)
@@ -75,49 +77,57 @@ class FetchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
  private:
   void next() {
-    while (range_ < static_cast<size_t>(req_.ranges_size())) {
+    slices_.clear();
+    size_t message_bytes = 0;
+    while (range_ < static_cast<size_t>(req_.ranges_size()) && message_bytes < kMessageBytes) {
       const v1::TokenRange& r = req_.ranges(static_cast<int>(range_));
-      if (done_ < r.length()) {
-        const uint64_t offset = r.offset() + done_;
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(kPieceBytes, r.length() - done_));
-        const char* data = static_cast<const char*>(split_.shards[r.shard()]->token_data()) + offset;
-        done_ += n;
-        write_piece(static_cast<uint32_t>(range_), offset, data, n);
-        return;
+      if (done_ == r.length()) {
+        ++range_;
+        done_ = 0;
+        continue;
       }
-      ++range_;
-      done_ = 0;
+      const uint64_t offset = r.offset() + done_;
+      const size_t n =
+          static_cast<size_t>(std::min<uint64_t>(kMessageBytes - message_bytes, r.length() - done_));
+      const char* data = static_cast<const char*>(split_.shards[r.shard()]->token_data()) + offset;
+      add_piece(static_cast<uint32_t>(range_), offset, data, n);
+      done_ += n;
+      message_bytes += n;
     }
-    Finish(grpc::Status::OK);
+    if (slices_.empty()) return Finish(grpc::Status::OK);
+    buffer_ = grpc::ByteBuffer(slices_.data(), slices_.size());
+    StartWrite(&buffer_);
   }
 
-  // A TokenChunk in protobuf wire format: range (1), offset (2), checksum (4), then data (3).
-  void write_piece(uint32_t range, uint64_t offset, const char* data, size_t n) {
-    head_.clear();
-    const auto varint = [&](uint64_t v) {
-      while (v >= 0x80) head_ += static_cast<char>((v & 0x7f) | 0x80), v >>= 7;
-      head_ += static_cast<char>(v);
+  // TokenData.chunks (field 1) holding a TokenChunk in protobuf wire format: range (1), offset
+  // (2), checksum (4), then the data (3) as a slice of its own.
+  void add_piece(uint32_t range, uint64_t offset, const char* data, size_t n) {
+    std::string chunk;
+    const auto varint = [](std::string& s, uint64_t v) {
+      while (v >= 0x80) s += static_cast<char>((v & 0x7f) | 0x80), v >>= 7;
+      s += static_cast<char>(v);
     };
-    head_ += static_cast<char>(1 << 3 | 0);
-    varint(range);
-    head_ += static_cast<char>(2 << 3 | 0);
-    varint(offset);
-    head_ += static_cast<char>(4 << 3 | 1);
+    chunk += static_cast<char>(1 << 3 | 0);
+    varint(chunk, range);
+    chunk += static_cast<char>(2 << 3 | 0);
+    varint(chunk, offset);
+    chunk += static_cast<char>(4 << 3 | 1);
     const uint64_t sum = XXH3_64bits(data, n);
-    head_.append(reinterpret_cast<const char*>(&sum), 8);  // fixed64, little-endian
-    head_ += static_cast<char>(3 << 3 | 2);
-    varint(n);
-    const grpc::Slice slices[2] = {grpc::Slice(head_.data(), head_.size()),
-                                   grpc::Slice(data, n, grpc::Slice::STATIC_SLICE)};
-    buffer_ = grpc::ByteBuffer(slices, 2);
-    StartWrite(&buffer_);
+    chunk.append(reinterpret_cast<const char*>(&sum), 8);  // fixed64, little-endian
+    chunk += static_cast<char>(3 << 3 | 2);
+    varint(chunk, n);
+    std::string head(1, static_cast<char>(1 << 3 | 2));
+    varint(head, chunk.size() + n);
+    head += chunk;
+    slices_.emplace_back(head.data(), head.size());  // copied into the slice
+    slices_.emplace_back(data, n, grpc::Slice::STATIC_SLICE);
   }
 
   const CorpusCatalog::Split& split_;
   const v1::FetchRequest req_;
   size_t range_ = 0;
   uint64_t done_ = 0;
-  std::string head_;
+  std::vector<grpc::Slice> slices_;
   grpc::ByteBuffer buffer_;
 };
 

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "coordinator/process_tuning.h"
+
 namespace kervan {
 
 namespace fs = std::filesystem;
@@ -31,6 +33,7 @@ TokenCache::TokenCache(Options options, std::shared_ptr<CoordinatorClient> clien
       max_fetch_bytes_(std::max<uint64_t>(max_fetch_bytes, kBlockBytes)),
       max_fetch_ranges_(std::max<uint32_t>(max_fetch_ranges, 1)) {
   KERVAN_CHECK(options_.segment_blocks > 0, "TokenCache: segment_blocks must be positive");
+  tune_process_for_grpc();
   std::error_code ec;
   const fs::path dir(options_.dir);
   fs::create_directories(dir.parent_path(), ec);

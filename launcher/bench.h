@@ -20,6 +20,19 @@ struct BenchLoaderOptions {
   int64_t batch = 8, seq = 1024, batches = 2000, first_sample = 0;
 };
 
+struct BenchCoordinatorOptions {
+  int workers = 1000;                       // simulated workers, one connection each
+  double seconds = 5;                       // per load run
+  double corpus_mb = 256;                   // synthetic corpus streamed in (b)
+  int rounds = 3;                           // of (b), alternating gRPC and TCP; medians
+  uint64_t manifest_tokens = 1'000'000'000'000;  // (c): a 1 TB-token corpus
+  uint64_t shard_tokens = 100'000'000;      // (c): kervan prepare's default shard size
+  std::string only;                         // "rpc", "stream" or "memory"; empty: all three
+  // rpc only: load a coordinator running elsewhere (serving a corpus; token from $KERVAN_TOKEN)
+  // instead of one in this process, so that its CPU time can be told from the clients'.
+  std::string coordinator;
+};
+
 // `kervan bench gemm`: prints one JSON line with the fp32 GEMM throughput.
 int run_bench_gemm(int64_t n, int64_t threads, int reps);
 // `kervan bench train`: trains on random tokens; prints one JSON line last. Under mpirun every
@@ -32,5 +45,9 @@ int run_bench_train(const BenchTrainOptions& opt);
 int run_bench_allreduce(int64_t min_bytes, int64_t max_bytes, int reps);
 // `kervan bench loader`: batches/s of the training data loader; one JSON line.
 int run_bench_loader(const BenchLoaderOptions& opt);
+// `kervan bench coordinator`: simulated workers against an in-process coordinator, token-data
+// streaming against a plain TCP copy, and the memory of a huge manifest; JSON lines
+// (launcher/bench_coordinator.cpp).
+int run_bench_coordinator(const BenchCoordinatorOptions& opt);
 
 }  // namespace kervan

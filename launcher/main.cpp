@@ -77,6 +77,16 @@ int main(int argc, char** argv) {
   bloader->add_option("--seq", bl.seq, "Sequence length");
   bloader->add_option("--batches", bl.batches, "Batches to time");
   bloader->add_option("--first-sample", bl.first_sample, "Start at this consumed-samples count");
+  BenchCoordinatorOptions bc;
+  auto* bcoord = bench->add_subcommand("coordinator", "Coordinator: RPCs/s and latency, streaming MB/s, memory");
+  bcoord->add_option("--workers", bc.workers, "Simulated workers (one connection each)");
+  bcoord->add_option("--seconds", bc.seconds, "Seconds per load run");
+  bcoord->add_option("--corpus-mb", bc.corpus_mb, "Synthetic corpus to stream (MB)");
+  bcoord->add_option("--rounds", bc.rounds, "Streaming rounds (gRPC and TCP alternating; medians)");
+  bcoord->add_option("--manifest-tokens", bc.manifest_tokens, "Memory: tokens of the synthetic manifest (1e12)");
+  bcoord->add_option("--shard-tokens", bc.shard_tokens, "Memory: tokens per shard (1e8)");
+  bcoord->add_option("--only", bc.only, "rpc, stream or memory")->check(CLI::IsMember({"rpc", "stream", "memory"}));
+  bcoord->add_option("--coordinator", bc.coordinator, "rpc: load this coordinator (HOST:PORT) instead of one in-process");
   BenchTrainOptions bt;
   auto* btrain = bench->add_subcommand("train", "Train on random tokens and report speed");
   auto* preset_opt = btrain->add_option("--preset", bt.preset, "Model preset");
@@ -128,6 +138,7 @@ int main(int argc, char** argv) {
     if (*gemm) return run_bench_gemm(gemm_n, gemm_threads, gemm_reps);
     if (*allreduce) return run_bench_allreduce(ar_min, ar_max, ar_reps);
     if (*bloader) return run_bench_loader(bl);
+    if (*bcoord) return run_bench_coordinator(bc);
     if (*btrain) {
       if (bt.preset.empty() && (bt.layers <= 0 || bt.heads <= 0 || bt.d_model <= 0 || bt.vocab <= 0))
         throw UserError("bench train: give --preset or all of --layers --heads --d-model --vocab");
