@@ -15,6 +15,7 @@
 
 #include "coordinator/coordinator_client.h"
 #include "coordinator/coordinator_server.h"
+#include "coordinator/worker_session.h"
 #include "core/error.h"
 #include "proto/protocol_version.h"
 #include "small_corpus.h"
@@ -304,6 +305,39 @@ TEST_F(Coordinator, ReportsWorkersThatStopHeartbeatingAsDead) {
   EXPECT_EQ(state[done], v1::WorkerStatus::STATE_FINISHED);
   EXPECT_EQ(s.step(), 7);
   EXPECT_EQ(s.consumed_samples(), 128);
+}
+
+TEST_F(Coordinator, WorkerSessionReportsProgressAndHearsAStop) {
+  auto server = start({50, 10000, 30000});
+  auto c = std::make_shared<CoordinatorClient>(ClientOptions{server->address(), "job1", 5.0}, SharedSecret("secret"));
+  v1::RunShape run;
+  run.set_seq_len(64);
+  run.set_global_batch(8);
+  run.set_total_steps(100);
+  uint64_t id = 0;
+  {
+    WorkerSession session(c, identity(0, 1), run);
+    id = session.worker_id();
+    session.progress(5, 48, 1234);
+    session.commit_position(4, 40, "ckpt/step-4");
+    std::this_thread::sleep_for(200ms);
+    v1::StatusResponse s = c->status();
+    ASSERT_EQ(s.workers_size(), 1);
+    EXPECT_EQ(s.workers(0).state(), v1::WorkerStatus::STATE_ALIVE);
+    EXPECT_EQ(s.step(), 5);
+    EXPECT_EQ(s.consumed_samples(), 48);
+    EXPECT_DOUBLE_EQ(s.tokens_per_s(), 1234);
+    EXPECT_NEAR(s.eta_s(), 94.0 * 8 * 64 / 1234, 1e-9);  // steps 6..99 at this rate
+    EXPECT_EQ(s.committed().checkpoint(), "ckpt/step-4");
+    EXPECT_FALSE(session.stop_requested());
+    c->stop("drain the node");
+    for (int i = 0; i < 100 && !session.stop_requested(); ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(session.stop_requested());
+    EXPECT_EQ(session.stop_reason(), "drain the node");
+  }
+  const v1::StatusResponse s = c->status();
+  EXPECT_EQ(s.workers(0).worker_id(), id);
+  EXPECT_EQ(s.workers(0).state(), v1::WorkerStatus::STATE_FINISHED);
 }
 
 TEST_F(Coordinator, RendezvousGetWaitsForTheFirstPut) {
