@@ -122,7 +122,8 @@ TokenCache::Segment& TokenCache::segment_locked(Shard& shard, uint64_t block) {
 
 uint8_t TokenCache::block_state_locked(const Shard& shard, uint64_t block) const {
   const auto it = shard.segments.find(static_cast<uint32_t>(block / options_.segment_blocks));
-  return it == shard.segments.end() ? kAbsent : it->second.blocks[block % options_.segment_blocks];
+  return it == shard.segments.end() ? static_cast<uint8_t>(kAbsent)
+                                    : it->second.blocks[block % options_.segment_blocks];
 }
 
 // Moves a block to `state`, keeping the segment's counts, the LRU list (segments with blocks on
