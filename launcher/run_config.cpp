@@ -202,10 +202,24 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (t.seq_len > c.model.max_seq_len)
     throw UserError(r.where("train.seq_len") + ": train.seq_len (" + std::to_string(t.seq_len) +
                     ") exceeds model.max_seq_len (" + std::to_string(c.model.max_seq_len) + ")");
-  if (c.data.paths.empty()) throw UserError(path + ": data.path is required");
+  if (c.data.paths.empty() && c.data.coordinator.empty())
+    throw UserError(path + ": data.path is required (or data.coordinator)");
+  if (!c.parallel.coordinator.empty() && c.parallel.coordinator != "embedded")
+    throw UserError(r.where("parallel.coordinator") +
+                    ": parallel.coordinator must be \"embedded\" or unset, not \"" + c.parallel.coordinator +
+                    "\"");
+  if (!c.parallel.coordinator.empty() && !c.data.coordinator.empty())
+    throw UserError(r.where("parallel.coordinator") +
+                    ": parallel.coordinator = \"embedded\" serves data.path itself; "
+                    "data.coordinator names another coordinator (set one of them)");
+  if (!c.data.coordinator.empty() && c.data.coordinator.find(':') == std::string::npos)
+    throw UserError(r.where("data.coordinator") + ": data.coordinator \"" + c.data.coordinator +
+                    "\" is not HOST:PORT");
   for (const std::string& p : c.data.paths)
     if (p.empty()) throw UserError(r.where("data.path") + ": data.path is required (an entry is empty)");
-  if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size())
+  // (With data.coordinator and no data.path, the served corpora are counted when they are known.)
+  if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size() &&
+      !(c.data.paths.empty() && !c.data.coordinator.empty()))
     throw UserError(r.where("data.weights") + ": data.weights needs one weight per data.path (" +
                     std::to_string(c.data.paths.size()) + "), got " + std::to_string(c.data.weights.size()));
   if (t.warmup_steps > t.steps)

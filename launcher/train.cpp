@@ -20,6 +20,7 @@
 #include "core/model/generate.h"
 #include "core/model/gpt.h"
 #include "core/rng.h"
+#include "launcher/coordinated_data.h"
 #include "launcher/gemm_peak.h"
 #include "launcher/text_codec.h"
 #include "launcher/training_data.h"
@@ -121,10 +122,18 @@ int run_train(const RunConfig& cfg) {
   auto be = make_cpu_backend();
   check_same_config(cfg, job, *be);
 
-  // Every shard is read and checksummed once per node: the node's first rank verifies in full, the
-  // others trust its verdict (the same files) and check only headers and sizes.
+  // Through a coordinator (which verified every shard), or from the folders: every shard is read
+  // and checksummed once per node, the node's first rank in full, the others trusting its verdict
+  // (the same files) and checking only headers and sizes.
+  std::unique_ptr<CoordinatedData> coordinated;
+  if (!cfg.data.coordinator.empty() || !cfg.parallel.coordinator.empty())
+    coordinated = std::make_unique<CoordinatedData>(cfg, job.grid, job.node->size() == job.world->size(),
+                                                    *job.world, *be);
   std::optional<TrainingData> verified;
-  run_on_root_and_share_outcome(*job.node, *be, [&] { verified = open_training_data(cfg, Verify::Full); });
+  if (coordinated)
+    verified = open_training_data(cfg, coordinated->paths(), coordinated->opener());
+  else
+    run_on_root_and_share_outcome(*job.node, *be, [&] { verified = open_training_data(cfg, Verify::Full); });
   TrainingData data = verified ? std::move(*verified) : open_training_data(cfg, Verify::HeaderOnly);
   const TextCodec codec(cfg.sample.tokens > 0 ? data.tokenizer : "none");
   // The sample prompt is checked now, on every rank, rather than after training.
@@ -243,6 +252,16 @@ int run_train(const RunConfig& cfg) {
         per_source += fmt::format("{}{}: {:.4f}", v ? ", " : " (", data.val[v].path, val_losses[v]);
       spdlog::info("step {:>5}/{} | validation loss {:.4f}{}", step, t.steps, *val_loss,
                    per_source.empty() ? "" : per_source + ")");
+    }
+    if (coordinated) {
+      coordinated->session().progress(step, consumed_samples, tps);
+      // Every rank stops at the same step, or the others would wait in a collective.
+      if (mean_over(*job.world, *be, coordinated->session().stop_requested() ? 1.0 : 0.0) > 0) {
+        spdlog::warn("step {}: the coordinator asks the job to stop ({}); stopping", step,
+                     coordinated->session().stop_requested() ? coordinated->session().stop_reason()
+                                                             : "another rank heard it");
+        break;
+      }
     }
   }
 

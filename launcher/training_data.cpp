@@ -7,10 +7,20 @@
 namespace kervan {
 
 TrainingData open_training_data(const RunConfig& cfg, Verify verify) {
+  return open_training_data(cfg, cfg.data.paths, [&](const std::string& path, const std::string& split) {
+    return std::make_unique<TokenSource>(path, split, cfg.model.vocab_size, verify);
+  });
+}
+
+TrainingData open_training_data(const RunConfig& cfg, const std::vector<std::string>& paths,
+                                const OpenSource& open) {
   const auto& d = cfg.data;
+  if (!d.weights.empty() && d.weights.size() != paths.size())
+    throw UserError(cfg.file + ": data.weights needs one weight per corpus the coordinator serves (" +
+                    std::to_string(paths.size()) + "), got " + std::to_string(d.weights.size()));
   std::vector<DataLoader::Source> sources;
-  for (size_t i = 0; i < d.paths.size(); ++i) {
-    auto tokens = std::make_unique<TokenSource>(d.paths[i], "train", cfg.model.vocab_size, verify);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    auto tokens = open(paths[i], "train");
     // Without weights, sources are drawn in proportion to their tokens (plain concatenation).
     const double weight = d.weights.empty() ? static_cast<double>(tokens->num_tokens()) : d.weights[i];
     sources.push_back({std::move(tokens), weight});
@@ -41,11 +51,11 @@ TrainingData open_training_data(const RunConfig& cfg, Verify verify) {
 
   if (cfg.train.eval_every > 0) {
     double total = 0;
-    for (const auto& s : sources) {
+    for (size_t i = 0; i < sources.size(); ++i) {
+      const DataLoader::Source& s = sources[i];
       if (!s.tokens->is_corpus() || !s.tokens->has_split("val")) continue;
       std::vector<DataLoader::Source> one;
-      one.push_back(
-          {std::make_unique<TokenSource>(s.tokens->path(), "val", cfg.model.vocab_size, verify), 1.0});
+      one.push_back({open(paths[i], "val"), 1.0});
       out.val.push_back(
           {s.tokens->path(), s.weight,
            std::make_unique<DataLoader>(std::move(one), cfg.train.seq_len, 0, /*shuffle=*/false)});
@@ -60,6 +70,7 @@ TrainingData open_training_data(const RunConfig& cfg, Verify verify) {
   }
   out.train = std::make_unique<DataLoader>(std::move(sources), cfg.train.seq_len,
                                            static_cast<uint64_t>(cfg.train.seed));
+  out.train->set_read_ahead(d.read_ahead);  // only sources served over the network read ahead
   return out;
 }
 
