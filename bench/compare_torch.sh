@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Train-step throughput of kervan vs. the PyTorch eager peer (bench/torch_gpt.py) on the same
-# model, run alternately (kervan first in odd rounds, torch first in even ones) so drift in
-# machine load hits both. Prints each run, a table of medians, and a final JSON line.
+# Train-step throughput of kervan vs. the PyTorch eager peer (bench/torch_gpt.py, torch_bert.py or
+# torch_t5.py, by --arch) on the same model, run alternately (kervan first in odd rounds, torch
+# first in even ones) so drift in machine load hits both. Prints each run, a table of medians, and
+# a final JSON line.
 #
 #   bench/compare_torch.sh [--rounds R] [--kervan PATH] -- <model/batch args>
 #   bench/compare_torch.sh -- --preset gpt2-small --batch 4 --seq 64 --threads 2 --steps 10
+#   bench/compare_torch.sh -- --arch bert --preset bert-base --batch 4 --seq 128 --threads 2 --steps 5
 set -euo pipefail
 
 PY=/usr/bin/python3
@@ -13,7 +15,7 @@ rounds=3
 kervan=build/kervan
 
 usage() {
-  echo "usage: bench/compare_torch.sh [--rounds R (3)] [--kervan PATH (build/kervan)] -- <torch_gpt.py args>" >&2
+  echo "usage: bench/compare_torch.sh [--rounds R (3)] [--kervan PATH (build/kervan)] -- <model/batch args: kervan bench train's>" >&2
   exit 2
 }
 while (($#)); do
@@ -32,6 +34,18 @@ if [[ ! -x "$kervan" || -d "$kervan" ]]; then
   exit 1
 fi
 args=("$@")
+# The family picks the peer; the peers take the other args as they are (not --arch).
+peer=torch_gpt.py
+torch_args=()
+for ((i = 0; i < ${#args[@]}; i++)); do
+  if [[ ${args[i]} == --arch ]]; then
+    peer="torch_${args[i + 1]:?--arch needs a value}.py"
+    i=$((i + 1))
+  else
+    torch_args+=("${args[i]}")
+  fi
+done
+[[ -f "$here/$peer" ]] || { echo "compare_torch.sh: no PyTorch peer $peer for that --arch" >&2; exit 2; }
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -54,7 +68,7 @@ for ((r = 1; r <= rounds; r++)); do
   if ((r % 2)); then order=(kervan torch); else order=(torch kervan); fi
   for impl in "${order[@]}"; do
     if [[ $impl == kervan ]]; then run kervan "$kervan" bench train "${args[@]}"
-    else run torch "$PY" "$here/torch_gpt.py" "${args[@]}"; fi
+    else run torch "$PY" "$here/$peer" "${torch_args[@]}"; fi
   done
 done
 

@@ -18,6 +18,29 @@ struct AdamWStep {
   float grad_scale;        // applied to the gradient first (global-norm clipping)
 };
 
+// Elementwise activations: GELU with tanh (GPT-2, T5 v1.1's "gelu_new") or erf (BERT), ReLU
+// (T5 v1.0), tanh (BERT's pooler).
+enum class Activation { GeluTanh, GeluErf, Relu, Tanh };
+
+// Columns [col, col + width) of every row of a [B, T, W] tensor: how attention reads q, k and v
+// out of fused projections (the fused q|k|v [B, T, 3C]: blocks at 0, C and 2C, width C).
+struct ColumnBlock {
+  Tensor t;
+  int64_t col = 0, width = 0;
+  static ColumnBlock of(const Tensor& t, int64_t col, int64_t width) { return {t, col, width}; }
+};
+
+// What attention looks at. Key j is visible to query i unless `causal` and j > i, or j is padding
+// (j >= key_lengths[b]). `bias` (T5's relative position bias, [NH, Tq, Tk]) is added to the
+// scaled scores of every batch row.
+struct AttentionSpec {
+  int n_head = 1;
+  float scale = 1.0f;                   // 1/sqrt(head size) for GPT and BERT; 1 for T5
+  bool causal = false;                  // needs Tq == Tk
+  const Tensor* key_lengths = nullptr;  // [B] int32, each in [1, Tk]; null: every key is real
+  const Tensor* bias = nullptr;         // [NH, Tq, Tk]; null: none
+};
+
 // Every kernel the layers, models and optimizer use, one implementation per device (today the CPU
 // one: OpenBLAS + OpenMP, in core/cpu). Models call only this interface, so they never branch on
 // the device. Tensors are row-major and contiguous; "[N, C]" below means any tensor whose last
@@ -68,27 +91,54 @@ class Backend {
   // out[b,t,:] = wte[tokens[b,t], :] + wpe[t, :]; a token < 0 looks up a zero row (under tensor
   // parallelism, ids outside this rank's vocabulary shard).
   virtual void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte, const Tensor& wpe) = 0;
+  // out[n, :] = table[ids[n], :], or out[n, :] += table[ids[n], :] when `accumulate`; an id < 0
+  // gives a zero row (adds nothing). The gradient is scatter_add_rows.
+  virtual void gather_rows(Tensor& out, const Tensor& table, const Tensor& ids, bool accumulate) = 0;
   // table[ids[n], :] += scale * rows[n, :]  (ids repeat; the token-embedding gradient; ids < 0
   // are skipped)
   virtual void scatter_add_rows(Tensor& table, const Tensor& rows, const Tensor& ids, float scale) = 0;
   // dwpe[t, :] += sum_b dout[b, t, :]  (the position-embedding gradient; dout [B, T, C])
   virtual void position_embedding_backward(Tensor& dwpe, const Tensor& dout) = 0;
-  // out = (x - mean) * rstd * w + b, per row; saves mean and rstd [N] for backward.
+  // out = (x - mean) * rstd * w + b, per row, rstd = 1 / sqrt(var + eps); saves mean and rstd [N]
+  // for backward.
   virtual void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
-                                 const Tensor& b) = 0;
+                                 const Tensor& b, float eps) = 0;
   // dx = d/dx (overwritten); dw, db accumulated.
   virtual void layernorm_backward(Tensor& dx, Tensor& dw, Tensor& db, const Tensor& dout, const Tensor& x,
                                   const Tensor& w, const Tensor& mean, const Tensor& rstd) = 0;
-  // out = gelu_tanh(x)
-  virtual void gelu_forward(Tensor& out, const Tensor& x) = 0;
-  // dx = gelu_tanh'(x) * dout (overwritten; dx may alias dout)
-  virtual void gelu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) = 0;
-  // Causal multi-head attention on a fused qkv [B, T, 3C] (q, k, v each [B, T, C], head h at
-  // columns h*hs..(h+1)*hs). Saves the probabilities probs [B, NH, T, T] for backward.
-  virtual void attention_forward(Tensor& out, Tensor& probs, const Tensor& qkv, int n_head) = 0;
-  // dqkv overwritten; dprobs [B, NH, T, T] is scratch.
-  virtual void attention_backward(Tensor& dqkv, Tensor& dprobs, const Tensor& dout, const Tensor& qkv,
-                                  const Tensor& probs, int n_head) = 0;
+  // RMS norm without bias (T5): out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps) per row,
+  // saved [N] for backward.
+  virtual void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& w, float eps) = 0;
+  // dx overwritten (must not alias dout); dw accumulated.
+  virtual void rmsnorm_backward(Tensor& dx, Tensor& dw, const Tensor& dout, const Tensor& x, const Tensor& w,
+                                const Tensor& rstd) = 0;
+  // out = act(x), elementwise (out may alias x)
+  virtual void activation_forward(Tensor& out, const Tensor& x, Activation act) = 0;
+  // dx = act'(x) * dout (overwritten; dx may alias dout)
+  virtual void activation_backward(Tensor& dx, const Tensor& x, const Tensor& dout, Activation act) = 0;
+  // Gated unit (T5 v1.1's gated GELU): x [N, 2H] holds the gate pre-activation g in columns
+  // [0, H) and the linear part l in [H, 2H);  out [N, H] = act(g) * l.
+  virtual void gated_activation_forward(Tensor& out, const Tensor& x, Activation act) = 0;
+  // dx [N, 2H] overwritten:  dg = dout * l * act'(g),  dl = dout * act(g).
+  virtual void gated_activation_backward(Tensor& dx, const Tensor& x, const Tensor& dout, Activation act) = 0;
+  // Multi-head attention over column blocks (see AttentionSpec): per batch b and head h, with Q
+  // [Tq, hs], K, V [Tk, hs] that head's columns,
+  //   S = scale Q K^T + bias_h,  P = softmax(S) over the visible keys (0 elsewhere),  O = P V.
+  // out [B, Tq, NH*hs]; the probabilities probs [B, NH, Tq, Tk] are saved for backward.
+  virtual void attention_forward(Tensor& out, Tensor& probs, const ColumnBlock& q, const ColumnBlock& k,
+                                 const ColumnBlock& v, const AttentionSpec& spec) = 0;
+  // dq, dk, dv overwritten (they may be blocks of one tensor, not of q, k, v's); dprobs
+  // [B, NH, Tq, Tk] is scratch which, when spec.bias is set, holds dS = dLoss/dS on return (every
+  // entry; the bias gradient is its sum over b).
+  virtual void attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv,
+                                  Tensor& dprobs, const Tensor& dout, const ColumnBlock& q,
+                                  const ColumnBlock& k, const ColumnBlock& v, const Tensor& probs,
+                                  const AttentionSpec& spec) = 0;
+  // T5's relative position bias: bias[h, i, j] = table[buckets[i, j], h]  (table [NB, NH],
+  // buckets [Tq, Tk] int32, bias [NH, Tq, Tk]).
+  virtual void relative_bias_forward(Tensor& bias, const Tensor& table, const Tensor& buckets) = 0;
+  // dtable[k, h] += sum over (i, j) with buckets[i, j] == k of dbias[h, i, j].
+  virtual void relative_bias_backward(Tensor& dtable, const Tensor& dbias, const Tensor& buckets) = 0;
   // losses[n] = -log softmax(logits[n, :vocab])[targets[n]]; columns >= vocab are padding and
   // never predicted. Targets < 0 are ignored (loss 0).
   virtual void cross_entropy_forward(Tensor& losses, const Tensor& logits, const Tensor& targets,

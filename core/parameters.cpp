@@ -86,12 +86,17 @@ void ParameterSet::initialize(Backend& backend, uint64_t seed) {
       case Init::Kind::Ones:
         std::fill(host.begin(), host.end(), 1.0f);
         break;
-      case Init::Kind::Normal:
+      case Init::Kind::Normal: {
+        const auto& blocks = p.init.block_std;
+        const int64_t block_elems =
+            blocks.empty() ? 0 : shape_numel(global) / static_cast<int64_t>(blocks.size());
         for (int64_t i = 0; i < p.value.numel(); ++i) {
           const int64_t g = p.sharding.global_index(p.shape, i);
-          if (g < limit) host[i] = p.init.std * normal_at(key, g);
+          const float std = blocks.empty() ? p.init.std : blocks[g / block_elems];
+          if (g < limit) host[i] = std * normal_at(key, g);
         }
         break;
+      }
     }
     backend.copy_from_host(p.value, host.data());
   }

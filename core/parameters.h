@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/state.h"
@@ -10,11 +11,13 @@ namespace kervan {
 
 // How a parameter starts: zeros, ones, or N(0, std) drawn from its own named stream (core/rng.h).
 // `init_rows` limits the random rows (e.g. the real vocabulary of a padded embedding); the
-// remaining rows start at zero.
+// remaining rows start at zero. `block_std`, when set, gives each of its equal blocks of global
+// rows its own std (a fused q|k|v weight whose parts start differently, as T5's do).
 struct Init {
   enum class Kind { Zeros, Ones, Normal } kind = Kind::Zeros;
   float std = 0.0f;
   int64_t init_rows = -1;  // -1: all rows (counted in the global tensor)
+  std::vector<float> block_std = {};
 };
 
 // Where a parameter's local tensor sits in its global tensor under tensor parallelism.

@@ -8,9 +8,11 @@
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
-#include "core/model/gpt.h"
 #include "core/rng.h"
+#include "datasets/loader/span_corruption.h"
 #include "launcher/gemm_peak.h"
+#include "launcher/model_setup.h"
+#include "launcher/training_batches.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #include "parallel/tensor_parallel.h"
@@ -34,20 +36,58 @@ int run_bench_gemm(int64_t n, int64_t threads, int reps) {
   return 0;
 }
 
-int run_bench_train(const BenchTrainOptions& o) {
-  GPTConfig cfg;
+namespace {
+
+// The model a benchmark trains, as a run config: --arch, --preset or the shape options, --seq.
+RunConfig bench_config(const BenchTrainOptions& o) {
+  RunConfig c;
+  c.file = "bench train";
+  c.arch = o.arch;
   if (!o.preset.empty()) {
-    cfg = gpt_preset(o.preset);
+    c.preset = o.preset;
+    c.model = preset_shape(o.arch, o.preset);
   } else {
-    cfg.n_layer = static_cast<int>(o.layers);
-    cfg.n_head = static_cast<int>(o.heads);
-    cfg.d_model = o.d_model;
-    cfg.vocab_size = o.vocab;
+    c.model.n_layer = static_cast<int>(o.layers);
+    c.model.n_head = static_cast<int>(o.heads);
+    c.model.d_model = o.d_model;
+    c.model.vocab_size = o.vocab;
   }
-  cfg.max_seq_len = std::max(cfg.max_seq_len, o.seq);
-  cfg.validate();
+  c.t5_ffn = o.t5_ffn;
+  c.model.max_seq_len = std::max(c.model.max_seq_len, o.seq);
+  c.model.validate();
+  c.train.seq_len = o.seq;
+  return c;
+}
+
+// Random examples of the family's shape: GPT's next tokens; BERT with each position predicted with
+// probability 0.15 (as the PyTorch peer draws them); T5 with the span-corruption decoder length.
+void random_batch(const RunConfig& c, int64_t B, int64_t T_dec, uint64_t key, ExampleBatch& ex) {
+  const int64_t T = c.train.seq_len, V = c.model.vocab_size;
+  int64_t i = 0;
+  auto draw = [&](int64_t n) { return static_cast<int32_t>(splitmix64(key ^ splitmix64(i++)) % n); };
+  ex = ExampleBatch{};
+  ex.B = B;
+  ex.T = T;
+  for (int64_t n = 0; n < B * T; ++n) ex.tokens.push_back(draw(V));
+  if (c.arch == "t5") {
+    ex.T_dec = T_dec;
+    for (int64_t n = 0; n < B * T_dec; ++n) {
+      ex.decoder_tokens.push_back(draw(V));
+      ex.targets.push_back(draw(V));
+    }
+    return;
+  }
+  for (int64_t n = 0; n < B * T; ++n)
+    ex.targets.push_back(c.arch == "bert" && draw(100) >= 15 ? -1 : draw(V));
+}
+
+}  // namespace
+
+int run_bench_train(const BenchTrainOptions& o) {
   if (o.batch <= 0 || o.seq <= 0 || o.steps <= 0 || o.threads <= 0)
     throw UserError("bench train: --batch, --seq, --steps and --threads must be positive");
+  const RunConfig cfg = bench_config(o);
+  const int64_t T_dec = o.arch == "t5" ? SpanCorruption::lengths(o.seq, 0.15, 3.0).targets : 0;
 
   std::unique_ptr<MpiRuntime> mpi;
   if (launched_by_mpi()) mpi = std::make_unique<MpiRuntime>();
@@ -61,22 +101,21 @@ int run_bench_train(const BenchTrainOptions& o) {
   set_host_threads(static_cast<int>(o.threads));
   auto be = make_cpu_backend();
   const double peak = measure_gemm_flops(*be, 1024, 5) * ranks;
-  GPT model(cfg, *be, o.batch, o.seq, tp_group.get());
+  std::unique_ptr<Model> model_ptr = make_model(cfg, *be, o.batch, tp_group.get(), T_dec);
+  Model& model = *model_ptr;
   model.init_weights(1337);
   TrainStep train_step(model, AdamWConfig{}, {dp.get(), tp.get(), o.zero1});
 
   const int64_t n = o.batch * o.seq;
-  std::vector<int32_t> x(n), y(n);
-  const uint64_t key = stream_key(1337 + grid.dp_rank, "bench.tokens");  // TP peers share a batch
-  double fwd = 0, bwd = 0, upd = 0, total = 0, comm = 0, exposed = 0;
+  ExampleBatch ex;
+  double fwd = 0, bwd = 0, upd = 0, total = 0, comm = 0, exposed = 0, predicted = 0;
   for (int64_t step = 0; step < o.warmup_steps + o.steps; ++step) {
-    for (int64_t i = 0; i < n; ++i) {
-      x[i] = static_cast<int32_t>(splitmix64(key ^ (2 * (step * n + i))) % cfg.vocab_size);
-      y[i] = static_cast<int32_t>(splitmix64(key ^ (2 * (step * n + i) + 1)) % cfg.vocab_size);
-    }
+    // TP peers share a batch; DP replicas draw their own.
+    random_batch(cfg, o.batch, T_dec, stream_key(1337 + grid.dp_rank, "bench.tokens." + std::to_string(step)),
+                 ex);
     const auto t0 = Clock::now();
     model.params().zero_grad(*be);
-    model.forward(x.data(), y.data(), o.batch, o.seq);
+    model.forward(batch_view(ex));
     const double t_fwd = since(t0);
     train_step.before_last_backward();
     model.backward(1.0f);
@@ -92,15 +131,19 @@ int run_bench_train(const BenchTrainOptions& o) {
       total += t_all;
       comm += train_step.comm_seconds();
       exposed += train_step.exposed_comm_seconds();
+      predicted += static_cast<double>(model.predicted_positions());
     }
   }
   if (rank != 0) return 0;
   const double tps = static_cast<double>(n) * grid.dp * o.steps / total;
+  const double flops = flops_per_token(cfg, predicted / (static_cast<double>(n) * o.steps),
+                                       static_cast<double>(T_dec) / o.seq);
   nlohmann::json j = {{"impl", "kervan"},
+                      {"family", o.arch},
                       {"tokens_per_s", tps},
                       {"ms_per_step", 1e3 * total / o.steps},
-                      {"mfu", 6.0 * cfg.num_params() * tps / peak},
-                      {"params", cfg.num_params()},
+                      {"mfu", flops * tps / peak},
+                      {"params", model_params(cfg)},
                       {"peak_rss_mb", peak_rss_mb()},
                       {"gemm_gflops", peak / 1e9},
                       {"threads", o.threads},
@@ -109,6 +152,7 @@ int run_bench_train(const BenchTrainOptions& o) {
                       {"zero", o.zero1 ? 1 : 0},
                       {"batch", o.batch},
                       {"seq", o.seq}};
+  if (T_dec > 0) j["decoder_seq"] = T_dec;
   if (o.profile)
     j["ms_per_phase"] = {{"forward", 1e3 * fwd / o.steps},
                          {"backward", 1e3 * bwd / o.steps},

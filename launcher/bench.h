@@ -6,6 +6,8 @@
 namespace kervan {
 
 struct BenchTrainOptions {
+  std::string arch = "gpt";     // the family: gpt, bert, t5
+  std::string t5_ffn = "relu";  // T5: relu or gated-gelu
   std::string preset;
   int64_t layers = 0, heads = 0, d_model = 0, vocab = 0;
   int64_t batch = 4, seq = 64, threads = 1, steps = 10, warmup_steps = 2;
@@ -21,21 +23,29 @@ struct BenchLoaderOptions {
 };
 
 struct BenchCoordinatorOptions {
-  int workers = 1000;                       // simulated workers, one connection each
-  double seconds = 5;                       // per load run
-  double corpus_mb = 256;                   // synthetic corpus streamed in (b)
-  int rounds = 3;                           // of (b), alternating gRPC and TCP; medians
+  int workers = 1000;                            // simulated workers, one connection each
+  double seconds = 5;                            // per load run
+  double corpus_mb = 256;                        // synthetic corpus streamed in (b)
+  int rounds = 3;                                // of (b), alternating gRPC and TCP; medians
   uint64_t manifest_tokens = 1'000'000'000'000;  // (c): a 1 TB-token corpus
-  uint64_t shard_tokens = 100'000'000;      // (c): kervan prepare's default shard size
-  std::string only;                         // "rpc", "stream" or "memory"; empty: all three
+  uint64_t shard_tokens = 100'000'000;           // (c): kervan prepare's default shard size
+  std::string only;                              // "rpc", "stream" or "memory"; empty: all three
   // rpc only: load a coordinator running elsewhere (serving a corpus; token from $KERVAN_TOKEN)
   // instead of one in this process, so that its CPU time can be told from the clients'.
   std::string coordinator;
 };
 
+struct BenchCheckpointOptions {
+  std::string preset = "gpt2-small";
+  std::string dir;  // a scratch folder on the disk to measure; removed afterwards
+  int64_t threads = 2, batch = 1, seq = 64, steps = 3;
+  bool collective = false;  // under mpirun: file per rank against one collective parallel-HDF5 file
+};
+
 // `kervan bench gemm`: prints one JSON line with the fp32 GEMM throughput.
 int run_bench_gemm(int64_t n, int64_t threads, int reps);
-// `kervan bench train`: trains on random tokens; prints one JSON line last. Under mpirun every
+// `kervan bench train`: trains on random tokens (BERT: 15% of positions predicted; T5: decoder
+// sequences of the span-corruption target length); prints one JSON line last. Under mpirun every
 // rank is a data-parallel replica with its own batch (the global batch is ranks x --batch), or
 // with --tp N, every N consecutive ranks split one replica (tensor parallelism; global batch
 // ranks / N x --batch).
@@ -49,5 +59,15 @@ int run_bench_loader(const BenchLoaderOptions& opt);
 // streaming against a plain TCP copy, and the memory of a huge manifest; JSON lines
 // (launcher/bench_coordinator.cpp).
 int run_bench_coordinator(const BenchCoordinatorOptions& opt);
+// `kervan bench checkpoint`: one JSON line. In one process: a synchronous save (with optimizer
+// state) and a load (with and without verification) of --preset, each next to a plain sequential
+// write or read of the same bytes in the same run (reads from the disk: the files' pages are
+// dropped from the cache first), and the training stall of an asynchronous save (the copy it
+// blocks for plus its writer thread's CPU time; also the steps' measured slowdown while it writes)
+// against a synchronous one. With
+// --collective under mpirun (the model split over the ranks): the time to write every rank's
+// share as one file per rank (kervan's format) and as one file written collectively by parallel
+// HDF5.
+int run_bench_checkpoint(const BenchCheckpointOptions& opt);
 
 }  // namespace kervan

@@ -10,8 +10,8 @@
 namespace kervan {
 
 // The RunConfig field a key fills.
-using ConfigField = std::variant<int*, int64_t*, float*, double*, std::string*, std::vector<std::string>*,
-                                 std::vector<double>*>;
+using ConfigField = std::variant<bool*, int*, int64_t*, float*, double*, std::string*,
+                                 std::vector<std::string>*, std::vector<double>*>;
 
 // The range a numeric key's value must lie in (every element, for a list). Floats must also be
 // finite. Checked where the value is read, before it is narrowed to its field's type.
@@ -34,7 +34,7 @@ struct ConfigKey {
                              // value of the field in a default RunConfig
   const char* meaning;
   ConfigField (*field)(RunConfig&);
-  Bounds bounds;
+  Bounds bounds = {};
   // Part of the cross-rank hash: every rank must have the same value. Off for keys that may
   // differ per rank without changing what is trained (where rank 0 writes its metrics, ...).
   bool same_on_every_rank = true;

@@ -61,7 +61,7 @@ std::string random_token() {
 
 CoordinatedData::CoordinatedData(const RunConfig& cfg, const ProcessGrid& grid, bool single_node,
                                  Communicator& world, Backend& be)
-    : model_vocab_(cfg.model.vocab_size) {
+    : job_id_(cfg.data.coordinator_job), model_vocab_(cfg.model.vocab_size) {
   const RunConfig::Data& d = cfg.data;
   const std::string cache_root =
       (d.cache_dir.empty() ? default_cache_dir() : d.cache_dir) + "/" + d.coordinator_job;
@@ -132,6 +132,24 @@ CoordinatedData::CoordinatedData(const RunConfig& cfg, const ProcessGrid& grid, 
   run.set_global_batch(cfg.train.micro_batch * grid.dp * cfg.train.grad_accum);
   run.set_total_steps(cfg.train.steps);
   session_ = std::make_unique<WorkerSession>(client_, me, run);
+}
+
+void CoordinatedData::compare_committed(bool resumed, int64_t step) const {
+  const std::optional<v1::DataPosition>& c = session_->committed();
+  if (!c) return;
+  if (!resumed)
+    spdlog::warn(
+        "the coordinator at {} holds a data position of job '{}' committed at step {} ({}), but this run "
+        "resumes no checkpoint and starts at step 0",
+        address_, job_id_, c->step(), c->checkpoint());
+  else if (c->step() == step)
+    spdlog::info("resumed at the data position the coordinator committed: step {}, {} samples ({})",
+                 c->step(), c->consumed_samples(), c->checkpoint());
+  else
+    spdlog::warn(
+        "resumed at step {}, but the coordinator at {} last committed the data position of step {} ({}); "
+        "the checkpoint's own position is used",
+        step, address_, c->step(), c->checkpoint());
 }
 
 OpenSource CoordinatedData::opener() {

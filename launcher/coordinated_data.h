@@ -34,12 +34,16 @@ class CoordinatedData {
   const std::vector<std::string>& paths() const { return paths_; }
   OpenSource opener();
   WorkerSession& session() { return *session_; }
+  // Rank 0, after the checkpoint resume: logs how the run's starting step (`resumed` from a
+  // checkpoint, or not) relates to the data position the coordinator last committed for this job.
+  void compare_committed(bool resumed, int64_t step) const;
 
  private:
   void start_embedded(const RunConfig& cfg, bool single_node, Communicator& world, Backend& be);
 
   std::unique_ptr<CoordinatorServer> embedded_;  // rank 0 of an embedded job
   std::string address_;
+  std::string job_id_;
   std::shared_ptr<CoordinatorClient> client_;
   std::unique_ptr<RemoteCorpora> corpora_;
   std::unique_ptr<WorkerSession> session_;

@@ -3,18 +3,24 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <iostream>
 
 #include "core/error.h"
-#include "launcher/bench.h"
+#include "launcher/bench_cmd.h"
+#include "launcher/ckpt_cmd.h"
 #include "launcher/config_keys.h"
 #include "launcher/coordinator_cmd.h"
 #include "launcher/corpus_cmd.h"
+#include "launcher/finetune.h"
 #include "launcher/prepare.h"
 #include "launcher/run_config.h"
 #include "launcher/status_cmd.h"
 #include "launcher/tokenizer_cmd.h"
 #include "launcher/train.h"
+#include "launcher/version.h"
 #include "parallel/mpi_runtime.h"
 
 namespace {
@@ -27,6 +33,31 @@ int fail(const std::string& message, int exit_code) {
   return exit_code;
 }
 
+// "kervan frobnicate": CLI11 would say "A subcommand is required"; name the word instead.
+std::string unknown_command(const CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return "";
+  std::string known;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (sub->get_name() == argv[1]) return "";
+    known += (known.empty() ? "" : ", ") + sub->get_name();
+  }
+  return std::string("unknown command '") + argv[1] + "' (kervan commands: " + known + "; kervan --help)";
+}
+
+// A command that printed its result to stdout has not succeeded until the bytes are out: a full
+// disk or a closed pipe shows only when the buffer is flushed. Returns the command's exit code, or
+// 4 naming stdout when the output was lost.
+int finish_output(int exit_code) {
+  std::cout.flush();
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+    const int err = errno;
+    return fail(
+        std::string("write on standard output: ") + std::strerror(err) + " (the output is incomplete)",
+        kervan::kExitEnvironment);
+  }
+  return exit_code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -34,8 +65,10 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("kervan"));
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
 
-  CLI::App app{"kervan: pretrain GPT language models"};
+  CLI::App app{"kervan: pretrain GPT, BERT and T5 language models"};
   app.require_subcommand(1);
+  app.set_version_flag("--version",
+                       std::string("kervan ") + kervan_version() + " (commit " + kervan_git_commit() + ")");
 
   std::string config_path;
   std::vector<std::string> overrides;
@@ -43,111 +76,81 @@ int main(int argc, char** argv) {
   train->add_option("--config", config_path, "Config file (TOML)")->required();
   train->add_option("--set", overrides, "Override a config key: section.key=value (repeatable)");
 
+  std::string finetune_config;
+  std::vector<std::string> finetune_overrides;
+  bool skip_bad_lines = false;
+  auto* finetune =
+      app.add_subcommand("finetune", "Fine-tune a model on a classify or text2text task (JSON lines)");
+  finetune->add_option("--config", finetune_config, "Config file (TOML)")->required();
+  finetune->add_option("--set", finetune_overrides, "Override a config key: section.key=value (repeatable)");
+  finetune->add_flag("--skip-bad-lines", skip_bad_lines,
+                     "Skip (and count) fine-tuning lines that are not valid examples");
+
   auto* config = app.add_subcommand("config", "What a training config can say");
   config->require_subcommand(1);
   auto* config_keys_cmd =
       config->add_subcommand("keys", "Every config key as a markdown table (configs/README.md)");
 
-  PrepareCommand prepare(app);  // kervan prepare
-  CorpusCommand corpus(app);    // kervan corpus verify|cat
+  PrepareCommand prepare(app);          // kervan prepare
+  CorpusCommand corpus(app);            // kervan corpus verify|cat
   CoordinatorCommand coordinator(app);  // kervan coordinator
   StatusCommand status(app);            // kervan status
+  CkptCommand ckpt(app);                // kervan ckpt inspect|verify|export|import
 
-  auto* bench = app.add_subcommand("bench", "Benchmarks (print JSON lines)");
-  bench->require_subcommand(1);
-  int64_t gemm_n = 2048, gemm_threads = 1;
-  int gemm_reps = 5;
-  auto* gemm = bench->add_subcommand("gemm", "fp32 GEMM throughput of the CPU backend");
-  gemm->add_option("--size", gemm_n, "Matrix size n (n x n x n)");
-  gemm->add_option("--threads", gemm_threads, "Threads");
-  gemm->add_option("--reps", gemm_reps, "Timed repetitions (best is reported)");
-  int64_t ar_min = 4096, ar_max = 256 << 20;
-  int ar_reps = 5;
-  auto* allreduce =
-      bench->add_subcommand("allreduce", "All-reduce bus bandwidth vs plain MPI (run under mpirun)");
-  allreduce->add_option("--min-bytes", ar_min, "Smallest message");
-  allreduce->add_option("--max-bytes", ar_max, "Largest message (sizes grow 4x)");
-  allreduce->add_option("--reps", ar_reps, "Timed repetitions per size (median)");
-  BenchLoaderOptions bl;
-  auto* bloader = bench->add_subcommand("loader", "Training data loader throughput (batches/s)");
-  bloader->add_option("--data", bl.paths, "Corpus folders or llm.c .bin files (several: blended)")
-      ->required();
-  bloader->add_option("--weights", bl.weights, "Blend weights, one per --data");
-  bloader->add_option("--batch", bl.batch, "Sequences per batch");
-  bloader->add_option("--seq", bl.seq, "Sequence length");
-  bloader->add_option("--batches", bl.batches, "Batches to time");
-  bloader->add_option("--first-sample", bl.first_sample, "Start at this consumed-samples count");
-  BenchCoordinatorOptions bc;
-  auto* bcoord = bench->add_subcommand("coordinator", "Coordinator: RPCs/s and latency, streaming MB/s, memory");
-  bcoord->add_option("--workers", bc.workers, "Simulated workers (one connection each)");
-  bcoord->add_option("--seconds", bc.seconds, "Seconds per load run");
-  bcoord->add_option("--corpus-mb", bc.corpus_mb, "Synthetic corpus to stream (MB)");
-  bcoord->add_option("--rounds", bc.rounds, "Streaming rounds (gRPC and TCP alternating; medians)");
-  bcoord->add_option("--manifest-tokens", bc.manifest_tokens, "Memory: tokens of the synthetic manifest (1e12)");
-  bcoord->add_option("--shard-tokens", bc.shard_tokens, "Memory: tokens per shard (1e8)");
-  bcoord->add_option("--only", bc.only, "rpc, stream or memory")->check(CLI::IsMember({"rpc", "stream", "memory"}));
-  bcoord->add_option("--coordinator", bc.coordinator, "rpc: load this coordinator (HOST:PORT) instead of one in-process");
-  BenchTrainOptions bt;
-  auto* btrain = bench->add_subcommand("train", "Train on random tokens and report speed");
-  auto* preset_opt = btrain->add_option("--preset", bt.preset, "Model preset");
-  auto* layers_opt = btrain->add_option("--layers", bt.layers, "Layers")->excludes(preset_opt);
-  btrain->add_option("--heads", bt.heads, "Heads")->needs(layers_opt);
-  btrain->add_option("--d-model", bt.d_model, "Model width")->needs(layers_opt);
-  btrain->add_option("--vocab", bt.vocab, "Vocabulary size")->needs(layers_opt);
-  btrain->add_option("--batch", bt.batch, "Sequences per step");
-  btrain->add_option("--seq", bt.seq, "Sequence length");
-  btrain->add_option("--threads", bt.threads, "Threads");
-  btrain->add_option("--tp", bt.tp, "Tensor-parallel size (under mpirun)");
-  btrain->add_flag("--zero", bt.zero1, "ZeRO-1: AdamW state sharded over the data-parallel replicas");
-  btrain->add_option("--steps", bt.steps, "Timed steps");
-  btrain->add_option("--warmup-steps", bt.warmup_steps, "Untimed steps first");
-  btrain->add_flag("--profile", bt.profile, "Also report forward / backward / optimizer time");
-
+  BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train|checkpoint|coordinator
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
 
+  if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty())
+    return fail(unknown, kExitUser);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
+  } catch (const CLI::Success& e) {  // --help, --version
+    return finish_output(app.exit(e));
   } catch (const CLI::ParseError& e) {
     app.exit(e);
-    return 2;
+    return kExitUser;
   }
 
   try {
-    if (*train) return run_train(load_run_config(config_path, overrides));
-    if (prepare.selected()) {
+    int rc = kExitOk;
+    if (*train) {
+      rc = run_train(load_run_config(config_path, overrides));
+    } else if (*finetune) {
+      rc = run_finetune(load_run_config(finetune_config, finetune_overrides, Command::Finetune),
+                        skip_bad_lines);
+    } else if (prepare.selected()) {
       std::string command_line = "kervan";
       for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         command_line +=
             a.find_first_of(" \t'\"") == std::string::npos && !a.empty() ? " " + a : " '" + a + "'";
       }
-      return prepare.run(command_line);
-    }
-    if (corpus.selected()) return corpus.run();
-    if (*config_keys_cmd) {
+      rc = prepare.run(command_line);
+    } else if (corpus.selected()) {
+      rc = corpus.run();
+    } else if (*config_keys_cmd) {
       std::fputs(config_keys_markdown().c_str(), stdout);
-      return 0;
+    } else if (coordinator.selected()) {
+      rc = coordinator.run();
+    } else if (status.selected()) {
+      rc = status.run();
+    } else if (ckpt.selected()) {
+      rc = ckpt.run();
+    } else if (tokenizer_cmd.selected()) {
+      rc = tokenizer_cmd.run();
+    } else if (bench.selected()) {
+      rc = bench.run();
     }
-    if (coordinator.selected()) return coordinator.run();
-    if (status.selected()) return status.run();
-    if (tokenizer_cmd.selected()) return tokenizer_cmd.run();
-    if (*gemm) return run_bench_gemm(gemm_n, gemm_threads, gemm_reps);
-    if (*allreduce) return run_bench_allreduce(ar_min, ar_max, ar_reps);
-    if (*bloader) return run_bench_loader(bl);
-    if (*bcoord) return run_bench_coordinator(bc);
-    if (*btrain) {
-      if (bt.preset.empty() && (bt.layers <= 0 || bt.heads <= 0 || bt.d_model <= 0 || bt.vocab <= 0))
-        throw UserError("bench train: give --preset or all of --layers --heads --d-model --vocab");
-      return run_bench_train(bt);
-    }
+    return finish_output(rc);
   } catch (const UserError& e) {
     return fail(e.what(), kExitUser);
   } catch (const EnvironmentError& e) {
     return fail(e.what(), kExitEnvironment);
+  } catch (const std::bad_alloc&) {
+    return fail(
+        "out of memory (a smaller train.micro_batch or train.seq_len, parallel.tp or parallel.zero = 1 "
+        "would need less)",
+        kExitEnvironment);
   } catch (const std::exception& e) {
     return fail(std::string("internal error: ") + e.what(), kExitInternal);
   }

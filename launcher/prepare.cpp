@@ -5,16 +5,20 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "core/error.h"
+#include "core/paths.h"
+#include "core/rng.h"
+#include "datasets/format/llmc_token_file.h"
 #include "datasets/prepare/corpus_writer.h"
 #include "datasets/prepare/document_tokenizer.h"
 #include "datasets/prepare/llmc_corpus.h"
-#include "datasets/format/llmc_token_file.h"
 #include "datasets/prepare/text_sources.h"
 #include "datasets/tokenizer/tokenizer_files.h"
 #include "launcher/progress.h"
@@ -32,9 +36,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 void log_corpus_summary(const CorpusManifest& m, double seconds, uint64_t built_bytes, size_t kept_shards) {
   const uint64_t train = m.split_tokens("train"), val = m.split_tokens("val"), input_bytes = m.source_bytes();
-  const auto count = [&](const char* split) { return m.splits.contains(split) ? m.splits.at(split).size() : 0; };
+  const auto count = [&](const char* split) {
+    return m.splits.contains(split) ? m.splits.at(split).size() : 0;
+  };
   spdlog::info(
-      "prepared {} documents, {} tokens (train {} in {} shards, val {} in {} shards) from {:.1f} MB in {:.1f} s "
+      "prepared {} documents, {} tokens (train {} in {} shards, val {} in {} shards) from {:.1f} MB in "
+      "{:.1f} s "
       "({:.1f} MB/s, {:.3f} tokens per byte){}{}",
       m.documents(), train + val, train, count("train"), val, count("val"), input_bytes / 1e6, seconds,
       seconds > 0 ? built_bytes / 1e6 / seconds : 0.0, input_bytes ? double(train + val) / input_bytes : 0.0,
@@ -46,18 +53,36 @@ void log_corpus_summary(const CorpusManifest& m, double seconds, uint64_t built_
 // worth a warning.
 void check_corpus_contents(const CorpusManifest& m, const ValRule& val) {
   if (m.documents() == 0)
-    throw UserError("the input holds no documents (" + std::to_string(m.sources.size()) + " files, all empty)");
+    throw UserError("the input holds no documents (" + std::to_string(m.sources.size()) +
+                    " files, all empty)");
   size_t empty = 0;
   for (const SourceEntry& s : m.sources)
     if (s.documents == 0 && empty++ < 10) spdlog::warn("{}: no documents", s.path);
   if (empty > 10) spdlog::warn("... {} input files without documents in all", empty);
-  if (!val.none && m.split_tokens("val") == 0) spdlog::warn("the validation split is empty (the input is small)");
+  if (!val.none && m.split_tokens("val") == 0)
+    spdlog::warn("the validation split is empty (the input is small)");
 }
 
 namespace {
 
 void log_already_complete(const std::string& dir) {
-  spdlog::info("{} already holds a complete corpus (manifest.json); nothing to do (--overwrite rebuilds it)", dir);
+  spdlog::info(
+      "{} already holds the corpus these inputs and options make (manifest.json); nothing to do "
+      "(--overwrite rebuilds it)",
+      dir);
+}
+
+// CorpusManifest::request: a checksum of the options that shape the corpus and of every input
+// file with its size and modification time.
+std::string request_checksum(nlohmann::json options, const std::vector<std::string>& input_files) {
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const std::string& f : input_files) {
+    std::error_code ec;
+    const auto mtime = std::filesystem::last_write_time(f, ec).time_since_epoch().count();
+    inputs.push_back({f, std::filesystem::file_size(f, ec), mtime});
+  }
+  options["inputs"] = std::move(inputs);
+  return checksum_hex(stream_key(0, options.dump()));
 }
 
 // Under mpirun each rank makes every ranks-th work unit.
@@ -71,43 +96,58 @@ std::vector<size_t> units_of_rank(size_t units, int rank, int ranks) {
 }  // namespace
 
 PrepareCommand::PrepareCommand(CLI::App& app) {
-  cmd_ = app.add_subcommand("prepare", "Turn text files (.txt, .jsonl, optionally .gz/.zst) into a kervan corpus");
+  cmd_ = app.add_subcommand("prepare",
+                            "Turn text files (.txt, .jsonl, optionally .gz/.zst) into a kervan corpus");
   cmd_->add_option("--out", out_, "Output corpus folder (or X.bin: legacy llm.c token file of byte tokens)")
       ->required();
-  tokenizer_opt_ = cmd_->add_option("--tokenizer", tokenizer_, "gpt2 (default), bytes, or a folder with "
-                                                               "encoder.json and vocab.bpe (with --from-llmc: the "
-                                                               "name recorded in the manifest)");
+  tokenizer_opt_ = cmd_->add_option("--tokenizer", tokenizer_,
+                                    "gpt2 (default), bytes, or a folder with "
+                                    "encoder.json and vocab.bpe (with --from-llmc: the "
+                                    "name recorded in the manifest)");
   cmd_->add_option("--threads", threads_, "Tokenizer threads (default: hardware threads)")
       ->check(CLI::NonNegativeNumber);
-  val_fraction_opt_ = cmd_->add_option("--val-fraction", val_fraction_, "Fraction of documents for 'val' (0.005)");
+  val_fraction_opt_ =
+      cmd_->add_option("--val-fraction", val_fraction_, "Fraction of documents for 'val' (0.005)");
   val_documents_opt_ = cmd_->add_option("--val-documents", val_documents_, "Exactly N documents for 'val'")
                            ->excludes(val_fraction_opt_);
   cmd_->add_option("--shard-tokens", shard_tokens_, "Tokens per shard before a new one starts (100000000)");
   cmd_->add_option("--text-field", text_field_, "The field of .jsonl objects holding the text (text)");
   cmd_->add_option("--doc-delimiter", delimiter_, "The line between documents in .txt files (<|endoftext|>)");
-  cmd_->add_flag("--skip-bad-lines", skip_bad_lines_, "Skip (and count) .jsonl lines without text instead of failing");
+  cmd_->add_flag("--skip-bad-lines", skip_bad_lines_,
+                 "Skip (and count) .jsonl lines without text instead of failing");
   cmd_->add_option("--seed", seed_, "Seed of the validation split (0)");
   cmd_->add_flag("--overwrite", overwrite_, "Rebuild a corpus that is already complete in --out");
   cmd_->add_flag("--from-llmc", from_llmc_, "Inputs are llm.c token files (.bin): one train shard each");
   cmd_->add_option("--vocab-size", vocab_size_, "--from-llmc: vocabulary size (50257)");
   eot_opt_ = cmd_->add_option("--eot-id", eot_id_, "--from-llmc: end-of-text token (default vocab size - 1)");
   cmd_->add_option("inputs", inputs_, "Input files or folders")->required();
-  auto* coordinator = cmd_->add_option("--coordinator", coordinator_,
-                                       "Lease work units from this coordinator (HOST:PORT) instead of splitting "
-                                       "them by MPI rank; start any number of such processes");
+  auto* coordinator =
+      cmd_->add_option("--coordinator", coordinator_,
+                       "Lease work units from this coordinator (HOST:PORT) instead of splitting "
+                       "them by MPI rank; start any number of such processes");
   cmd_->add_option("--job", job_id_, "--coordinator: the job id (default)")->needs(coordinator);
-  cmd_->add_option("--token-file", token_file_, "--coordinator: the shared secret's file (default $KERVAN_TOKEN)")
+  cmd_->add_option("--token-file", token_file_,
+                   "--coordinator: the shared secret's file (default $KERVAN_TOKEN)")
       ->needs(coordinator);
   cmd_->add_option("--coordinator-timeout-s", coordinator_timeout_s_,
                    "--coordinator: how long to retry an unreachable coordinator (60)")
       ->needs(coordinator);
 }
 
+void PrepareCommand::refuse_outputs_over_inputs() const {
+  refuse_output_over_input(out_, "--out", inputs_);
+  // And the other way round: an input inside the output folder would be read while it is rebuilt.
+  for (const std::string& in : inputs_)
+    if (inside(in, out_))
+      throw UserError(in + ": an input lies inside --out " + out_ + "; choose another --out");
+}
+
 int PrepareCommand::run(const std::string& command_line) const {
   if (from_llmc_) return run_from_llmc(command_line);
   if (out_.ends_with(".bin")) {
     if (tokenizer_opt_->count() && tokenizer_ != "bytes")
-      throw UserError("--out " + out_ + ": a .bin output is the legacy llm.c token file, which needs --tokenizer bytes "
+      throw UserError("--out " + out_ +
+                      ": a .bin output is the legacy llm.c token file, which needs --tokenizer bytes "
                       "(give a folder for a kervan corpus)");
     return run_prepare_bytes(inputs_, out_);
   }
@@ -116,17 +156,22 @@ int PrepareCommand::run(const std::string& command_line) const {
 
 int PrepareCommand::run_from_llmc(const std::string& command_line) const {
   if (val_fraction_opt_->count() || val_documents_opt_->count())
-    throw UserError("--from-llmc puts every document in 'train'; --val-fraction/--val-documents do not apply");
+    throw UserError(
+        "--from-llmc puts every document in 'train'; --val-fraction/--val-documents do not apply");
   const std::string name = tokenizer_opt_->count() ? tokenizer_ : "gpt2";
   const uint64_t eot = eot_opt_->count() ? eot_id_ : vocab_size_ - 1;
   if (vocab_size_ == 0 || eot >= vocab_size_) throw UserError("--eot-id must be below --vocab-size");
   const TokenizerIdentity id{name, vocab_size_, eot, name == "gpt2" ? gpt2_vocab_sha256() : ""};
-  if (begin_corpus_dir(out_, overwrite_)) {
+  for (const std::string& f : inputs_) require_file(f, "--from-llmc input");
+  refuse_outputs_over_inputs();
+  const std::string request =
+      request_checksum({{"from_llmc", true}, {"tokenizer", {id.name, id.vocab_size, id.eot_id}}}, inputs_);
+  if (begin_corpus_dir(out_, overwrite_, request)) {
     log_already_complete(out_);
     return 0;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const CorpusManifest m = wrap_llmc_files(inputs_, out_, id, command_line);
+  const CorpusManifest m = wrap_llmc_files(inputs_, out_, id, command_line, request);
   log_corpus_summary(m, seconds_since(t0), m.source_bytes(), 0);
   return 0;
 }
@@ -138,7 +183,8 @@ CorpusOptions PrepareCommand::corpus_options() const {
   options.shard_tokens = shard_tokens_;
   options.seed = seed_;
   options.threads = threads_ > 0 ? threads_ : std::max(1u, std::thread::hardware_concurrency());
-  if (const char* ub = std::getenv("KERVAN_PREPARE_UNIT_BYTES")) options.unit_bytes = std::stoull(ub);  // tests
+  if (const char* ub = std::getenv("KERVAN_PREPARE_UNIT_BYTES"))
+    options.unit_bytes = std::stoull(ub);  // tests
   return options;
 }
 
@@ -146,6 +192,21 @@ ValRule PrepareCommand::val_rule(const std::vector<TextSource>& sources, const T
   if (!val_documents_opt_->count()) return val_rule_for_fraction(val_fraction_);
   spdlog::info("finding the {} validation documents (a first pass over the input)", val_documents_);
   return val_rule_for_count(sources, read, seed_, val_documents_);
+}
+
+std::string PrepareCommand::corpus_request(const std::vector<TextSource>& sources,
+                                           const TokenizerIdentity& tok) const {
+  std::vector<std::string> files;
+  for (const TextSource& s : sources) files.push_back(s.path);
+  return request_checksum({{"tokenizer", {tok.name, tok.vocab_size, tok.eot_id, tok.sha256}},
+                           {"delimiter", delimiter_},
+                           {"text_field", text_field_},
+                           {"skip_bad_lines", skip_bad_lines_},
+                           {"val", val_documents_opt_->count() ? nlohmann::json{"documents", val_documents_}
+                                                               : nlohmann::json{"fraction", val_fraction_}},
+                           {"seed", seed_},
+                           {"shard_tokens", shard_tokens_}},
+                          files);
 }
 
 int PrepareCommand::run_corpus(const std::string& command_line) const {
@@ -159,8 +220,10 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
   std::vector<TextSource> sources = discover_text_sources(inputs_);
   if (sources.empty()) throw UserError("no .txt or .jsonl files in the inputs");
 
+  refuse_outputs_over_inputs();
+  const std::string request = corpus_request(sources, tokenizer.identity());
   // One process looks at the output folder (and cleans it); the others wait for its verdict.
-  int complete = rank == 0 ? begin_corpus_dir(out_, overwrite_) : 0;
+  int complete = rank == 0 ? begin_corpus_dir(out_, overwrite_, request) : 0;
   if (mpi) MPI_Bcast(&complete, 1, MPI_INT, 0, MPI_COMM_WORLD);
   if (complete) {
     if (rank == 0) log_already_complete(out_);
@@ -179,14 +242,17 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
                tokenizer.identity().name, options.threads);
   std::unique_ptr<Progress> progress;
   const BuildStats stats = builder.build(mine, [&](const BuildProgress& p) {
-    if (!progress) progress = std::make_unique<Progress>(my_bytes, p.bytes, label, !mpi && Progress::stderr_is_terminal());
+    if (!progress)
+      progress = std::make_unique<Progress>(my_bytes, p.bytes, label, !mpi && Progress::stderr_is_terminal());
     progress->update(p.bytes, p.documents);
   });
   if (progress) progress->finish();
   if (stats.kept_units)
-    spdlog::info("{}kept {} shards ({} work units) from an earlier run", label, stats.kept_shards, stats.kept_units);
+    spdlog::info("{}kept {} shards ({} work units) from an earlier run", label, stats.kept_shards,
+                 stats.kept_units);
   // Input bytes tokenized and shards kept, over all ranks; rank 0 waits here for every rank's units.
-  uint64_t mine_counts[2] = {stats.bytes, stats.kept_shards}, all_counts[2] = {stats.bytes, stats.kept_shards};
+  uint64_t mine_counts[2] = {stats.bytes, stats.kept_shards},
+           all_counts[2] = {stats.bytes, stats.kept_shards};
   if (mpi) {
     spdlog::info("{}{} documents, {} tokens, {:.1f} MB in {:.1f} s", label, stats.documents, stats.tokens,
                  stats.bytes / 1e6, seconds_since(t0));
@@ -194,7 +260,8 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
   }
 
   if (rank == 0) {
-    const CorpusManifest m = builder.manifest(command_line);
+    CorpusManifest m = builder.manifest(command_line);
+    m.request = request;
     check_corpus_contents(m, val);
     finish_corpus_dir(out_, m);
     log_corpus_summary(m, seconds_since(t0), all_counts[0], all_counts[1]);

@@ -10,6 +10,7 @@ struct CorpusManifest;
 struct CorpusOptions;
 struct TextReadOptions;
 struct TextSource;
+struct TokenizerIdentity;
 struct ValRule;
 
 // `kervan prepare`: text files -> a kervan corpus (datasets/corpus_writer.h), on N threads and,
@@ -33,6 +34,10 @@ class PrepareCommand {
   CorpusOptions corpus_options() const;
   ValRule val_rule(const std::vector<TextSource>& sources, const TextReadOptions& read) const;
   int run_from_llmc(const std::string& command_line) const;
+  // --out may not be an input or lie inside an input folder, nor an input inside --out.
+  void refuse_outputs_over_inputs() const;
+  // CorpusManifest::request of a text corpus: the options that shape it and its input files.
+  std::string corpus_request(const std::vector<TextSource>& sources, const TokenizerIdentity& tok) const;
 
   CLI::App* cmd_;
   CLI::Option* tokenizer_opt_;

@@ -18,9 +18,11 @@
 #include "coordinator/coordinator_client.h"
 #include "coordinator/lease_keeper.h"
 #include "core/error.h"
+#include "datasets/prepare/corpus_dir.h"
 #include "datasets/prepare/corpus_writer.h"
 #include "datasets/prepare/document_tokenizer.h"
 #include "datasets/prepare/text_sources.h"
+#include "datasets/prepare/unit_record.h"
 #include "launcher/prepare.h"
 
 namespace kervan {
@@ -78,12 +80,32 @@ int PrepareCommand::run_leased(const std::string& command_line) const {
   const DocumentTokenizer tokenizer = DocumentTokenizer::load(tokenizer_);
   std::vector<TextSource> sources = discover_text_sources(inputs_);
   if (sources.empty()) throw UserError("no .txt or .jsonl files in the inputs");
-  if (std::filesystem::exists(out_ + "/" + CorpusManifest::kFileName)) {
-    spdlog::info("{} already holds a complete corpus (manifest.json); nothing to do", out_);
-    return 0;
-  }
+  refuse_outputs_over_inputs();
+  const std::string request = corpus_request(sources, tokenizer.identity());
+  // Other workers may be writing into --out already: nothing is cleaned here (begin_corpus_dir
+  // does that for the manifest's lease, once every unit is complete), only checked and marked.
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::create_directories(out_, ec);
+  if (fs::exists(out_ + "/" + CorpusManifest::kFileName)) {
+    if (read_corpus_manifest(out_).request == request) {
+      spdlog::info("{} already holds the corpus these inputs and options make (manifest.json); nothing to do",
+                   out_);
+      return 0;
+    }
+    throw UserError(
+        out_ +
+        ": already holds a complete corpus made from other inputs or options; remove it "
+        "to rebuild it (--overwrite does not combine with --coordinator), or choose another --out");
+  }
+  if (fs::exists(out_, ec) && !fs::is_directory(out_, ec))
+    throw UserError(out_ + ": --out exists and is not a folder");
+  if (fs::is_directory(out_, ec) && !fs::is_directory(out_ + "/" + kUnitRecordDir, ec) &&
+      !fs::is_empty(out_, ec))
+    throw UserError(
+        out_ + ": --out is a folder with other files in it, not a kervan corpus (no " +
+        CorpusManifest::kFileName + ", no " + kUnitRecordDir +
+        "/ of an unfinished prepare); kervan writes only into a new or empty folder or one it made");
+  fs::create_directories(out_ + "/" + kUnitRecordDir, ec);  // the marker: this folder is kervan's
   if (ec) throw UserError(out_ + ": cannot create the output folder: " + ec.message());
   const CorpusOptions options = corpus_options();
   const ValRule val = val_rule(sources, options.read);
@@ -141,9 +163,10 @@ int PrepareCommand::run_leased(const std::string& command_line) const {
         spdlog::info("unit {}: {} ({} documents, {} tokens) in {:.1f} s", lease.unit(),
                      s.kept_units ? "kept from an earlier run" : "built", s.documents, s.tokens,
                      std::chrono::duration<double>(Clock::now() - u0).count());
-      } else {                                 // every unit is complete: the manifest
-        if (!begin_corpus_dir(out_, false)) {  // (it also clears .tmp files of abandoned units)
-          const CorpusManifest m = builder.manifest(recipe_of(command_line));
+      } else {                                          // every unit is complete: the manifest
+        if (!begin_corpus_dir(out_, false, request)) {  // (it also clears .tmp files of abandoned units)
+          CorpusManifest m = builder.manifest(recipe_of(command_line));
+          m.request = request;
           check_corpus_contents(m, val);
           check_lease();
           finish_corpus_dir(out_, m);

@@ -8,7 +8,9 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "launcher/config_keys.h"
+#include "launcher/model_setup.h"
 
 namespace kervan {
 
@@ -77,6 +79,11 @@ class TomlReader {
     checked(k, static_cast<double>(*v));
     out = static_cast<Int>(*v);
   }
+  void assign(const ConfigKey& k, const toml::node& n, bool& out) const {
+    const auto v = n.value_exact<bool>();
+    if (!v) type_error(k, "true or false");
+    out = *v;
+  }
   void assign(const ConfigKey& k, const toml::node& n, int& out) const { assign_int(k, n, out); }
   void assign(const ConfigKey& k, const toml::node& n, int64_t& out) const { assign_int(k, n, out); }
   void assign(const ConfigKey& k, const toml::node& n, float& out) const {
@@ -112,6 +119,67 @@ class TomlReader {
   std::set<std::string> overridden_;
   std::set<std::string> seen_;
 };
+
+// Keys of one family used with another (model.t5_ffn on a GPT, ...), each a UserError naming the
+// key and the family.
+void check_family_keys(const TomlReader& r, const RunConfig& c) {
+  auto given = [&c](const char* key) { return c.origin.count(key) > 0; };
+  auto only = [&](const char* key, const char* family, const char* what) {
+    if (given(key) && c.arch != family)
+      throw UserError(r.where(key) + ": " + key + " applies to " + what + " only, and model.arch is \"" +
+                      c.arch + "\"");
+  };
+  only("model.t5_ffn", "t5", "T5");
+  only("data.whole_word_masking", "bert", "BERT");
+  if (c.arch == "t5" && given("model.max_seq_len"))
+    throw UserError(
+        r.where("model.max_seq_len") +
+        ": model.max_seq_len does not apply to T5, which has no position table (relative position "
+        "buckets instead)");
+  if (c.arch != "gpt" && c.sample.tokens > 0)
+    throw UserError(r.where("sample.tokens") +
+                    ": sample.tokens: only GPT generates text after training (model.arch is \"" + c.arch +
+                    "\")");
+  try {
+    parse_t5_ffn(c.t5_ffn);
+  } catch (const UserError& e) {
+    throw UserError(r.where("model.t5_ffn") + ": " + e.what());
+  }
+}
+
+// The keys of the other command: [finetune] for `kervan train`; data.path (and what goes with
+// it) for `kervan finetune`, which reads finetune.train. And the keys a task needs.
+void check_command_keys(const TomlReader& r, const RunConfig& c, Command command) {
+  auto given = [&c](const std::string& key) { return c.origin.count(key) > 0; };
+  if (command == Command::Train) {
+    for (const auto& [key, from] : c.origin)
+      if (key.starts_with("finetune."))
+        throw UserError(r.where(key) + ": " + key + " is read by kervan finetune, not kervan train");
+    return;
+  }
+  for (const char* key : {"data.path", "data.weights", "data.whole_word_masking", "sample.tokens",
+                          "data.coordinator", "parallel.coordinator"})
+    if (given(key))
+      throw UserError(r.where(key) + ": " + key +
+                      " is read by kervan train, not kervan finetune (which reads " + "finetune.train)");
+  const auto& f = c.finetune;
+  if (f.task != "classify" && f.task != "text2text")
+    throw UserError(r.where("finetune.task") +
+                    ": finetune.task must be \"classify\" or \"text2text\", got \"" + f.task + "\"");
+  if (f.train.empty()) throw UserError(r.where("finetune.train") + ": finetune.train is required");
+  if (f.task == "classify" && c.arch == "t5")
+    throw UserError(r.where("finetune.task") +
+                    ": finetune.task = \"classify\" takes BERT or GPT (a head on [CLS] or the last token); "
+                    "model.arch is \"t5\" (use text2text)");
+  if (f.task == "text2text" && c.arch == "bert")
+    throw UserError(r.where("finetune.task") +
+                    ": finetune.task = \"text2text\" takes T5 or GPT; BERT has no decoder (use classify)");
+  if (f.task != "classify" && given("finetune.labels"))
+    throw UserError(r.where("finetune.labels") + ": finetune.labels applies to finetune.task = \"classify\"");
+  if (c.data.tokenizer.empty() || c.data.tokenizer == "none")
+    throw UserError(r.where("data.tokenizer") +
+                    ": kervan finetune encodes text with data.tokenizer (gpt2, bytes or a tokenizer folder)");
+}
 
 // "section.key=value" -> root[section][key] = value
 std::string apply_override(toml::table& root, const std::string& assignment) {
@@ -154,7 +222,9 @@ std::string RunConfig::canonical() const {
   return s;
 }
 
-RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides,
+                          Command command) {
+  require_file(path, "config file");
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -173,27 +243,38 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   RunConfig c;
   c.file = path;
 
-  // The preset first: the shape keys read after it override its values.
+  // The family, then its preset: the shape keys read after it override its values.
+  const ConfigKey& arch = *find_config_key("model.arch");
+  r.read(arch, c);
+  if (c.arch != "gpt" && c.arch != "bert" && c.arch != "t5")
+    throw UserError(r.where("model.arch") + ": model.arch must be \"gpt\", \"bert\" or \"t5\", got \"" +
+                    c.arch + "\"");
   const ConfigKey& preset = *find_config_key("model.preset");
   if (r.read(preset, c)) {
     try {
-      c.model = gpt_preset(c.preset);
+      c.model = preset_shape(c.arch, c.preset);
     } catch (const UserError& e) {
       throw UserError(r.where("model.preset") + ": " + e.what());
     }
   }
   for (const ConfigKey& k : config_keys())
-    if (&k != &preset) r.read(k, c);
+    if (&k != &arch && &k != &preset) r.read(k, c);
   r.reject_unknown();
   auto given = [&c](const char* key) { return c.origin.count(key) > 0; };
+  check_command_keys(r, c, command);
+  check_family_keys(r, c);
   auto& t = c.train;
   if (!given("train.min_lr")) t.min_lr = t.lr / 10;
-  const bool has_max_seq = !c.preset.empty() || given("model.max_seq_len");
+  const bool has_max_seq = (!c.preset.empty() && c.arch != "t5") || given("model.max_seq_len");
 
   // Checks across keys (each key's own range was checked where it was read), naming the key.
   for (const char* key : {"train.steps", "train.micro_batch", "train.seq_len"})
     if (!given(key)) throw UserError(path + ": " + key + " is required");
   if (!has_max_seq) c.model.max_seq_len = t.seq_len;
+  const int64_t min_seq = c.arch == "bert" ? 4 : c.arch == "t5" ? 8 : 1;  // [CLS] x [SEP]; a few spans
+  if (t.seq_len < min_seq)
+    throw UserError(r.where("train.seq_len") + ": train.seq_len must be >= " + std::to_string(min_seq) +
+                    " for " + c.arch);
   try {
     c.model.validate();
   } catch (const UserError& e) {
@@ -202,7 +283,7 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (t.seq_len > c.model.max_seq_len)
     throw UserError(r.where("train.seq_len") + ": train.seq_len (" + std::to_string(t.seq_len) +
                     ") exceeds model.max_seq_len (" + std::to_string(c.model.max_seq_len) + ")");
-  if (c.data.paths.empty() && c.data.coordinator.empty())
+  if (command == Command::Train && c.data.paths.empty() && c.data.coordinator.empty())
     throw UserError(path + ": data.path is required (or data.coordinator)");
   if (!c.parallel.coordinator.empty() && c.parallel.coordinator != "embedded")
     throw UserError(r.where("parallel.coordinator") +
@@ -242,6 +323,12 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   } catch (const UserError& e) {
     throw UserError(r.where("train.schedule") + ": " + e.what());
   }
+  const auto& ck = c.checkpoint;
+  if (ck.resume.empty())
+    throw UserError(r.where("checkpoint.resume") + ": checkpoint.resume must be auto, none or a path");
+  if (ck.on_failure != "stop" && ck.on_failure != "continue")
+    throw UserError(r.where("checkpoint.on_failure") +
+                    ": checkpoint.on_failure must be stop or continue, got '" + ck.on_failure + "'");
   return c;
 }
 

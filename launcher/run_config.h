@@ -16,8 +16,12 @@ struct RunConfig {
   std::string file;  // the config file, for messages
   // Where each key's value came from: "file" or "--set"; keys absent here have their default.
   std::map<std::string, std::string> origin;
+  std::string arch = "gpt";  // model.arch: the family, "gpt" | "bert" | "t5"
   std::string preset;
+  // The shape keys every family shares (n_layer, n_head, d_model, vocab_size, max_seq_len; T5 has
+  // no position table); launcher/model_setup.h turns them into the family's config.
   GPTConfig model;
+  std::string t5_ffn = "relu";  // model.t5_ffn: "relu" (T5 v1.0) | "gated-gelu" (v1.1)
 
   struct Data {
     // kervan corpus folders (their train split) or llm.c .bin files; several are blended
@@ -34,6 +38,7 @@ struct RunConfig {
     std::string cache_dir;              // empty: ${XDG_CACHE_HOME:-~/.cache}/kervan/tokens
     double cache_gb = 10;               // bound of this process's token cache
     int64_t read_ahead = 8;             // batches fetched ahead of training
+    int64_t whole_word_masking = 0;     // BERT: 1 masks whole words
   } data;
 
   struct Train {
@@ -68,12 +73,34 @@ struct RunConfig {
     int64_t every = 1;  // console line every N steps
   } log;
 
+  struct Checkpoint {
+    std::string dir;    // empty: no checkpoints
+    int64_t every = 0;  // 0: only after the last step
+    int64_t keep_last = 3;
+    int64_t keep_every = 0;  // 0: none kept forever
+    bool async = true;
+    std::string resume = "auto";  // "auto", "none" or a path
+    bool strict = false;
+    std::string init_from;            // weights to start from when not resuming
+    std::string on_failure = "stop";  // "stop" or "continue"
+  } checkpoint;
+
   struct Sample {
     int64_t tokens = 0;  // generate this many tokens after training (0: none)
     std::string prompt = "\n";
     float temperature = 1.0f;
     int64_t top_k = 0;
   } sample;
+
+  // `kervan finetune` (launcher/finetune.h): a task on JSON-lines examples.
+  struct Finetune {
+    std::string task;                 // "classify" | "text2text"
+    std::string train, val;           // JSON-lines files
+    std::vector<std::string> labels;  // classify: the label set (empty: the training file's)
+    std::string pretrain;             // a `kervan train` config to pretrain with first
+    int64_t max_target_len = 32;      // text2text: target tokens
+    int64_t show = 3;                 // text2text: generated validation outputs shown
+  } finetune;
 
   LrSchedule schedule() const;
   // Every resolved field as text: ranks compare its hash to catch mismatched configs.
@@ -83,6 +110,10 @@ struct RunConfig {
 // Reads `path`, applies overrides of the form "section.key=value" (the value parsed as TOML, or
 // taken as a string when it is not valid TOML), and validates. Every mistake is a UserError that
 // names the file (or the --set) and the key: unknown keys, wrong types, impossible model shapes.
-RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+// The command a config is for: `kervan train` reads [data] and refuses [finetune] keys;
+// `kervan finetune` needs finetune.task and finetune.train and refuses data.path.
+enum class Command { Train, Finetune };
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides,
+                          Command command = Command::Train);
 
 }  // namespace kervan

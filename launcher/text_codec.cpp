@@ -18,6 +18,16 @@ std::vector<int32_t> TextCodec::encode(const std::string& text) const {
   return ids;
 }
 
+int64_t TextCodec::vocab_size() const {
+  if (bpe_) return static_cast<int64_t>(bpe_->vocab_size());
+  return name_ == "bytes" ? 257 : 0;
+}
+
+int64_t TextCodec::eot() const {
+  if (bpe_) return bpe_->special_id("<|endoftext|>");
+  return name_ == "bytes" ? 256 : -1;
+}
+
 std::string TextCodec::decode(const std::vector<int32_t>& ids) const {
   // Ids the tokenizer lacks (the model's vocabulary may be larger) are shown as <|id:N|>.
   std::string out;

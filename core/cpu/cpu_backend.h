@@ -26,17 +26,27 @@ class CpuBackend final : public Backend {
   double sum_squares(const Tensor& t) override;
 
   void embedding_forward(Tensor& out, const Tensor& tokens, const Tensor& wte, const Tensor& wpe) override;
+  void gather_rows(Tensor& out, const Tensor& table, const Tensor& ids, bool accumulate) override;
   void scatter_add_rows(Tensor& table, const Tensor& rows, const Tensor& ids, float scale) override;
   void position_embedding_backward(Tensor& dwpe, const Tensor& dout) override;
   void layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
-                         const Tensor& b) override;
+                         const Tensor& b, float eps) override;
   void layernorm_backward(Tensor& dx, Tensor& dw, Tensor& db, const Tensor& dout, const Tensor& x,
                           const Tensor& w, const Tensor& mean, const Tensor& rstd) override;
-  void gelu_forward(Tensor& out, const Tensor& x) override;
-  void gelu_backward(Tensor& dx, const Tensor& x, const Tensor& dout) override;
-  void attention_forward(Tensor& out, Tensor& probs, const Tensor& qkv, int n_head) override;
-  void attention_backward(Tensor& dqkv, Tensor& dprobs, const Tensor& dout, const Tensor& qkv,
-                          const Tensor& probs, int n_head) override;
+  void rmsnorm_forward(Tensor& out, Tensor& rstd, const Tensor& x, const Tensor& w, float eps) override;
+  void rmsnorm_backward(Tensor& dx, Tensor& dw, const Tensor& dout, const Tensor& x, const Tensor& w,
+                        const Tensor& rstd) override;
+  void activation_forward(Tensor& out, const Tensor& x, Activation act) override;
+  void activation_backward(Tensor& dx, const Tensor& x, const Tensor& dout, Activation act) override;
+  void gated_activation_forward(Tensor& out, const Tensor& x, Activation act) override;
+  void gated_activation_backward(Tensor& dx, const Tensor& x, const Tensor& dout, Activation act) override;
+  void attention_forward(Tensor& out, Tensor& probs, const ColumnBlock& q, const ColumnBlock& k,
+                         const ColumnBlock& v, const AttentionSpec& spec) override;
+  void attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv, Tensor& dprobs,
+                          const Tensor& dout, const ColumnBlock& q, const ColumnBlock& k,
+                          const ColumnBlock& v, const Tensor& probs, const AttentionSpec& spec) override;
+  void relative_bias_forward(Tensor& bias, const Tensor& table, const Tensor& buckets) override;
+  void relative_bias_backward(Tensor& dtable, const Tensor& dbias, const Tensor& buckets) override;
   void cross_entropy_forward(Tensor& losses, const Tensor& logits, const Tensor& targets,
                              int64_t vocab) override;
   void cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& targets, int64_t vocab,

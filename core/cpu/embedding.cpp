@@ -1,4 +1,5 @@
-// Token + position embedding:  out[b,t,:] = wte[tok[b,t], :] + wpe[t, :]
+// Token + position embedding:  out[b,t,:] = wte[tok[b,t], :] + wpe[t, :]; row gathers and their
+// gradient, the scatter-add.
 #include <omp.h>
 
 #include "core/cpu/cpu_backend.h"
@@ -26,6 +27,33 @@ void CpuBackend::embedding_forward(Tensor& out, const Tensor& tokens, const Tens
     }
     const float* e = pwte + static_cast<int64_t>(tok[bt]) * C;
     for (int64_t c = 0; c < C; ++c) o[c] = e[c] + p[c];
+  }
+}
+
+void CpuBackend::gather_rows(Tensor& out, const Tensor& table, const Tensor& ids, bool accumulate) {
+  const int64_t N = ids.numel(), C = table.dim(1);
+  KERVAN_CHECK(table.ndim() == 2 && out.numel() == N * C,
+               "gather_rows shapes: table " + shape_str(table.shape()) + ", ids " + shape_str(ids.shape()) +
+                   ", out " + shape_str(out.shape()));
+  KERVAN_CHECK(!overlaps(out, table), "gather_rows: out aliases the table");
+  const int32_t* id = ids.data<int32_t>();
+  const float* pt = table.data<float>();
+  float* po = out.data<float>();
+  const int64_t rows = table.dim(0);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    float* o = po + n * C;
+    if (id[n] < 0) {
+      if (!accumulate)
+        for (int64_t c = 0; c < C; ++c) o[c] = 0.0f;
+      continue;
+    }
+    KERVAN_CHECK(id[n] < rows, "gather_rows: id out of range");
+    const float* r = pt + static_cast<int64_t>(id[n]) * C;
+    if (accumulate)
+      for (int64_t c = 0; c < C; ++c) o[c] += r[c];
+    else
+      for (int64_t c = 0; c < C; ++c) o[c] = r[c];
   }
 }
 

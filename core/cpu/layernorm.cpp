@@ -1,5 +1,6 @@
 // LayerNorm over the last dimension C, per row x:
 //   mean = sum(x)/C, rstd = 1/sqrt(sum((x-mean)^2)/C + eps), xhat = (x-mean)*rstd
+//   (eps: 1e-5 in GPT-2, 1e-12 in BERT)
 //   out  = xhat * w + b
 // Backward, with g = dout * w:
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dw += dout * xhat,  db += dout
@@ -13,12 +14,8 @@
 
 namespace kervan {
 
-namespace {
-constexpr float kLayerNormEps = 1e-5f;
-}
-
 void CpuBackend::layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& w,
-                                   const Tensor& b) {
+                                   const Tensor& b, float eps) {
   const auto [N, C] = rows_cols(x);
   KERVAN_CHECK(
       out.numel() == x.numel() && w.numel() == C && b.numel() == C && mean.numel() == N && rstd.numel() == N,
@@ -38,7 +35,7 @@ void CpuBackend::layernorm_forward(Tensor& out, Tensor& mean, Tensor& rstd, cons
     const float m = s / C;
     float v = 0.0f;
     for (int64_t c = 0; c < C; ++c) v += (xr[c] - m) * (xr[c] - m);
-    const float r = 1.0f / std::sqrt(v / C + kLayerNormEps);
+    const float r = 1.0f / std::sqrt(v / C + eps);
     float* o = po + n * C;
     for (int64_t c = 0; c < C; ++c) o[c] = (xr[c] - m) * r * pw[c] + pb[c];
     pm[n] = m;

@@ -1,5 +1,7 @@
 #include "core/layers/embedding.h"
 
+#include "core/error.h"
+
 namespace kervan {
 
 namespace {
@@ -9,28 +11,45 @@ int parts(TpGroup* tp) {
 }  // namespace
 
 Embedding::Embedding(ParameterSet& params, int64_t vocab, int64_t padded_vocab, int64_t max_seq_len,
-                     int64_t dim, float init_std, TpGroup* tp)
+                     int64_t dim, float init_std, TpGroup* tp, int64_t type_vocab)
     : tp_(tp && tp->size() > 1 ? tp : nullptr),
       vocab_begin_(tp_ ? tp_->rank() * (padded_vocab / tp_->size()) : 0),
       wte_(params.declare("wte", {padded_vocab / parts(tp_), dim}, {Init::Kind::Normal, init_std, vocab},
                           true, tp_ ? Sharding::rows(tp_->size(), tp_->rank()) : Sharding{})),
-      wpe_(params.declare("wpe", {max_seq_len, dim}, {Init::Kind::Normal, init_std}, false)) {}
+      wpe_(max_seq_len > 0 ? &params.declare("wpe", {max_seq_len, dim}, {Init::Kind::Normal, init_std}, false)
+                           : nullptr),
+      wtt_(type_vocab > 0 ? &params.declare("wtt", {type_vocab, dim}, {Init::Kind::Normal, init_std}, false)
+                          : nullptr) {}
 
-void Embedding::forward(Backend& be, Tensor& x, const Tensor& tokens) const {
-  if (!tp_) {
-    be.embedding_forward(x, tokens, wte_.value, wpe_.value);
-    return;
+std::vector<int32_t> Embedding::local_ids(const int32_t* ids, int64_t n) const {
+  std::vector<int32_t> local(ids, ids + n);
+  if (!tp_) return local;
+  const int64_t rows = wte_.shape[0];
+  for (int32_t& id : local)
+    id = id >= vocab_begin_ && id < vocab_begin_ + rows ? static_cast<int32_t>(id - vocab_begin_) : -1;
+  return local;
+}
+
+void Embedding::forward(Backend& be, Tensor& x, const Tensor& tokens, const Tensor* types) const {
+  KERVAN_CHECK(!types == !wtt_, "token types given to an embedding without them, or missing");
+  if (wpe_) {
+    if (!adds_replicated() && !zero_positions_.defined()) zero_positions_ = be.zeros(wpe_->shape);
+    be.embedding_forward(x, tokens, wte_.value, adds_replicated() ? wpe_->value : zero_positions_);
+  } else {
+    be.gather_rows(x, wte_.value, tokens, false);
   }
-  if (tp_->rank() != 0 && !zero_positions_.defined()) zero_positions_ = be.zeros(wpe_.shape);
-  be.embedding_forward(x, tokens, wte_.value, tp_->rank() == 0 ? wpe_.value : zero_positions_);
-  tp_->all_reduce_sum(x);
+  if (wtt_ && adds_replicated()) be.gather_rows(x, wtt_->value, *types, true);
+  if (tp_) tp_->all_reduce_sum(x);
 }
 
-void Embedding::backward(Backend& be, const Tensor& dx, const Tensor& tokens) const {
+void Embedding::backward(Backend& be, const Tensor& dx, const Tensor& tokens, const Tensor* types) const {
   be.scatter_add_rows(wte_.grad, dx, tokens, 1.0f);
-  backward_positions(be, dx);
+  backward_positions(be, dx, types);
 }
 
-void Embedding::backward_positions(Backend& be, const Tensor& dx) const { be.position_embedding_backward(wpe_.grad, dx); }
+void Embedding::backward_positions(Backend& be, const Tensor& dx, const Tensor* types) const {
+  if (wpe_) be.position_embedding_backward(wpe_->grad, dx);
+  if (wtt_) be.scatter_add_rows(wtt_->grad, dx, *types, 1.0f);
+}
 
 }  // namespace kervan

@@ -36,6 +36,8 @@ class Linear {
   // Local sizes (this rank's shard).
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
+  // The weight, e.g. to give a fused weight's blocks their own initial std before initialize().
+  Parameter& weight() const { return weight_; }
 
  private:
   int64_t in_, out_;

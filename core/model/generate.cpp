@@ -47,8 +47,29 @@ std::vector<int32_t> generate(Model& model, std::vector<int32_t> prompt, int64_t
     const int32_t* ctx = prompt.data() + prompt.size() - T;
     model.next_token_logits(ctx, T, row.data());
     prompt.push_back(pick(row, vocab, opt, uniform_at(key, i)));
+    if (prompt.back() == opt.stop_token) break;
   }
   return prompt;
+}
+
+std::vector<int32_t> greedy_seq2seq(T5& model, const std::vector<int32_t>& input, int32_t start, int32_t stop,
+                                    int64_t max_new) {
+  KERVAN_CHECK(!input.empty(), "greedy_seq2seq needs an input");
+  const int64_t vocab = model.vocab_size();
+  std::vector<float> row(model.logits_width());
+  std::vector<int32_t> decoder{start};
+  const int32_t length = static_cast<int32_t>(input.size());
+  while (static_cast<int64_t>(decoder.size()) <= max_new) {
+    Batch b{1, length, input.data(), nullptr};
+    b.lengths = &length;
+    b.T_dec = static_cast<int64_t>(decoder.size());
+    b.decoder_tokens = decoder.data();
+    model.forward(b);
+    model.decoder_logits_row(b.T_dec - 1, row.data());
+    decoder.push_back(static_cast<int32_t>(std::max_element(row.begin(), row.begin() + vocab) - row.begin()));
+    if (decoder.back() == stop) break;
+  }
+  return {decoder.begin() + 1, decoder.end()};
 }
 
 }  // namespace kervan

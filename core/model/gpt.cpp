@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/model/tp_check.h"
 
 namespace kervan {
 
@@ -13,22 +14,20 @@ constexpr float kInitStd = 0.02f;
 }
 
 TpGroup* GPT::checked_tp(const GPTConfig& config, TpGroup* tp) {
-  if (!tp || tp->size() == 1) return nullptr;
-  const int p = tp->size();
-  config.validate();
-  auto require = [p](int64_t n, const std::string& what) {
-    if (n % p != 0)
-      throw UserError("parallel.tp = " + std::to_string(p) + " does not divide " + what + " (" +
-                      std::to_string(n) + ")");
-  };
-  require(config.n_head, "model.n_head");
-  require(config.padded_vocab(), "the padded vocabulary");
-  require(4 * config.d_model, "the MLP width 4 * model.d_model");
-  return tp;
+  if (tp && tp->size() > 1) config.validate();
+  return kervan::checked_tp(tp, {{config.n_head, "model.n_head"},
+                                 {config.padded_vocab(), "the padded vocabulary"},
+                                 {4 * config.d_model, "the MLP width 4 * model.d_model"}});
 }
 
-GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t max_seq, TpGroup* tp)
-    : config_(config), be_(backend), tp_(checked_tp(config, tp)), max_batch_(max_batch), max_seq_(max_seq) {
+GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t max_seq, TpGroup* tp,
+         int64_t num_classes)
+    : config_(config),
+      be_(backend),
+      tp_(checked_tp(config, tp)),
+      max_batch_(max_batch),
+      max_seq_(max_seq),
+      arena_(backend) {
   config_.validate();
   KERVAN_CHECK(max_seq <= config.max_seq_len, "sequence longer than the position table");
   const int64_t C = config_.d_model;
@@ -41,83 +40,84 @@ GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t m
     const size_t first = params_.all().size();
     blocks_.push_back(Block{
         LayerNorm(params_, h + ".ln_1", C),
-        CausalSelfAttention(params_, h + ".attn", C, config_.n_head, kInitStd, proj_std, tp_),
-        LayerNorm(params_, h + ".ln_2", C), Mlp(params_, h + ".mlp", C, 4 * C, kInitStd, proj_std, tp_)});
+        SelfAttention(params_, h + ".attn", C,
+                      {.n_head = config_.n_head, .causal = true, .proj_std = proj_std}, tp_),
+        LayerNorm(params_, h + ".ln_2", C), Mlp(params_, h + ".mlp", C, 4 * C, kInitStd, proj_std, {}, tp_)});
     block_params_.emplace_back(first, params_.all().size());
   }
   ln_f_params_ = params_.all().size();
   ln_f_ = std::make_unique<LayerNorm>(params_, "ln_f", C);
+  lm_head_ = std::make_unique<LmHead>(embedding_->wte(), nullptr, config_.vocab_size,
+                                      embedding_->vocab_begin(), 1.0f, tp_);
+  classifier_params_ = params_.all().size();
+  if (num_classes > 0)
+    classifier_ =
+        std::make_unique<ClassificationHead>(params_, "cls", C, num_classes, /*pooler=*/false, kInitStd);
   params_.allocate(be_);
-
-  step_ = layout(max_batch_, max_seq_, [this](Shape s, DType d) {
-    buffers_.push_back(be_.empty(s, d));
-    return buffers_.back();
-  });
+  layout(max_batch_, max_seq_);
 }
 
-GPT::StepTensors GPT::layout(int64_t B, int64_t T, const std::function<Tensor(Shape, DType)>& make) const {
+int64_t GPT::activation_bytes(const GPTConfig& config, int tp, int64_t B, int64_t T) {
+  // Counts layout()'s tensors: keep the two in step.
+  const int64_t C = config.d_model, NH = config.n_head / tp, Vp = config.padded_vocab() / tp;
+  const int64_t C3 = 3 * C / tp, Cl = C / tp, H = 4 * C / tp, BT = B * T;
+  const int64_t ints = 3 * BT;  // tokens, targets, local_tokens
+  const int64_t per_block = 4 * BT * C + 4 * BT + BT * C3 + B * NH * T * T + BT * Cl + 2 * BT * H;
+  const int64_t floats = BT * C + config.n_layer * per_block + BT * C + 2 * BT        // x0, blocks, lnf
+                         + BT * Vp + 4 * BT                                           // the LM head
+                         + 4 * BT * C + BT * H + BT * Cl + BT * C3 + B * NH * T * T;  // y, scratch
+  return (ints + floats) * 4;
+}
+
+void GPT::layout(int64_t B, int64_t T) {
+  if (B == step_.B && T == step_.T) return;
+  KERVAN_CHECK(B <= max_batch_ && T <= max_seq_, "batch larger than the model was built for");
   // Local sizes: heads, qkv, MLP width and vocabulary are split across the tensor-parallel group.
   const int64_t p = tp_size(), C = config_.d_model, NH = config_.n_head / p, Vp = config_.padded_vocab() / p;
   const int64_t C3 = 3 * C / p, Cl = C / p, H = 4 * C / p;
-  const DType f = DType::F32;
+  ActivationArena& a = arena_;
+  a.begin();
   StepTensors s;
   s.B = B;
   s.T = T;
-  s.tokens = make({B, T}, DType::I32);
-  s.targets = make({B, T}, DType::I32);
-  s.x0 = make({B, T, C}, f);
-  s.local_tokens = make({B, T}, DType::I32);
-  s.ce_max = make({B * T}, f);
-  s.ce_sum_tgt = make({2, B * T}, f);
+  s.tokens = a.make({B, T}, DType::I32);
+  s.targets = a.make({B, T}, DType::I32);
+  s.x0 = a.make({B, T, C});
+  s.local_tokens = a.make({B, T}, DType::I32);
   for (int l = 0; l < config_.n_layer; ++l) {
     BlockSaved b;
-    b.ln1 = make({B, T, C}, f);
-    b.ln1_mean = make({B * T}, f);
-    b.ln1_rstd = make({B * T}, f);
-    b.attn.qkv = make({B, T, C3}, f);
-    b.attn.probs = make({B, NH, T, T}, f);
-    b.attn.att = make({B, T, Cl}, f);
-    b.res1 = make({B, T, C}, f);
-    b.ln2 = make({B, T, C}, f);
-    b.ln2_mean = make({B * T}, f);
-    b.ln2_rstd = make({B * T}, f);
-    b.mlp.fc = make({B, T, H}, f);
-    b.mlp.fc_gelu = make({B, T, H}, f);
-    b.res2 = make({B, T, C}, f);
+    b.ln1 = a.make({B, T, C});
+    b.ln1_mean = a.make({B * T});
+    b.ln1_rstd = a.make({B * T});
+    b.attn.qkv = a.make({B, T, C3});
+    b.attn.probs = a.make({B, NH, T, T});
+    b.attn.att = a.make({B, T, Cl});
+    b.res1 = a.make({B, T, C});
+    b.ln2 = a.make({B, T, C});
+    b.ln2_mean = a.make({B * T});
+    b.ln2_rstd = a.make({B * T});
+    b.mlp.fc = a.make({B, T, H});
+    b.mlp.act = a.make({B, T, H});
+    b.res2 = a.make({B, T, C});
     s.blocks.push_back(std::move(b));
   }
-  s.lnf = make({B, T, C}, f);
-  s.lnf_mean = make({B * T}, f);
-  s.lnf_rstd = make({B * T}, f);
-  s.logits = make({B, T, Vp}, f);
-  s.losses = make({B * T}, f);
-  s.y = make({B, T, C}, f);
-  s.dres = make({B, T, C}, f);
-  s.dln = make({B, T, C}, f);
-  s.dtmp = make({B, T, C}, f);
-  s.dhidden = make({B, T, H}, f);
-  s.attn_scratch.datt = make({B, T, Cl}, f);
-  s.attn_scratch.dqkv = make({B, T, C3}, f);
-  s.attn_scratch.dprobs = make({B, NH, T, T}, f);
-  return s;
-}
-
-void GPT::resize_step(int64_t B, int64_t T) {
-  if (B == step_.B && T == step_.T) return;
-  KERVAN_CHECK(B <= max_batch_ && T <= max_seq_, "batch larger than the model was built for");
-  size_t i = 0;
-  step_ = layout(B, T, [this, &i](Shape s, DType d) {
-    KERVAN_CHECK(i < buffers_.size() && buffers_[i].dtype() == d,
-                 "step layout differs from the allocated one");
-    return buffers_[i++].slice_flat(0, std::move(s));
-  });
-  KERVAN_CHECK(i == buffers_.size(), "step layout rebuilt " + std::to_string(i) + " of " +
-                                         std::to_string(buffers_.size()) + " buffers");
-}
-
-void GPT::grads_ready(size_t first, size_t last) {
-  if (!grad_ready_) return;
-  for (size_t i = first; i < last; ++i) grad_ready_(params_.all()[i]);
+  s.lnf = a.make({B, T, C});
+  s.lnf_mean = a.make({B * T});
+  s.lnf_rstd = a.make({B * T});
+  s.lm.logits = a.make({B * T, classifier_ ? 1 : Vp});  // a classifier computes no token logits
+  s.lm.losses = a.make({B * T});
+  s.lm.ce_max = a.make({B * T});
+  s.lm.ce_sum_tgt = a.make({2, B * T});
+  s.y = a.make({B, T, C});
+  s.dres = a.make({B, T, C});
+  s.dln = a.make({B, T, C});
+  s.dtmp = a.make({B, T, C});
+  s.mlp_scratch.dhidden = a.make({B, T, H});
+  s.attn_scratch.datt = a.make({B, T, Cl});
+  s.attn_scratch.dqkv = a.make({B, T, C3});
+  s.attn_scratch.dprobs = a.make({B, NH, T, T});
+  a.end();
+  step_ = std::move(s);
 }
 
 void GPT::init_weights(uint64_t seed) {
@@ -146,7 +146,7 @@ void GPT::block_forward(const Block& blk, BlockSaved& s, const Tensor& x) {
 // On entry step_.dres holds d(block output); on exit d(block input x).
 void GPT::block_backward(const Block& blk, const BlockSaved& s, const Tensor& x) {
   StepTensors& st = step_;
-  blk.mlp.backward(be_, st.dln, st.dres, s.ln2, s.mlp, st.dhidden);
+  blk.mlp.backward(be_, st.dln, st.dres, s.ln2, s.mlp, st.mlp_scratch);
   blk.ln_2.backward(be_, st.dtmp, st.dln, s.res1, s.ln2_mean, s.ln2_rstd);
   be_.add(st.dres, st.dres, st.dtmp);  // residual: d(res1) = d(res2) + through ln_2
   blk.attn.backward(be_, st.dln, st.dres, s.ln1, s.attn, st.attn_scratch);
@@ -157,15 +157,10 @@ void GPT::block_backward(const Block& blk, const BlockSaved& s, const Tensor& x)
 float GPT::forward(const Batch& batch) {
   const int64_t B = batch.B, T = batch.T;
   const int32_t *tokens = batch.tokens, *targets = batch.targets;
-  resize_step(B, T);
+  layout(B, T);
   StepTensors& st = step_;
   be_.copy_from_host(st.tokens, tokens);
-  if (tp_) {  // ids in this rank's vocabulary shard, shifted to local rows; -1 elsewhere
-    const int64_t begin = embedding_->vocab_begin(), rows = embedding_->wte().shape[0];
-    std::vector<int32_t> local(tokens, tokens + B * T);
-    for (int32_t& id : local) id = id >= begin && id < begin + rows ? static_cast<int32_t>(id - begin) : -1;
-    be_.copy_from_host(st.local_tokens, local.data());
-  }
+  if (tp_) be_.copy_from_host(st.local_tokens, embedding_->local_ids(tokens, B * T).data());
   const Tensor& lookup = tp_ ? st.local_tokens : st.tokens;
   embedding_->forward(be_, st.x0, lookup);
   const Tensor* x = &st.x0;
@@ -176,64 +171,51 @@ float GPT::forward(const Batch& batch) {
   ln_f_->forward(be_, st.lnf, st.lnf_mean, st.lnf_rstd, *x);
   // LM head tied to the token embedding: logits [BT, Vp] = lnf [BT, C] wte^T (this rank's
   // vocabulary columns under tensor parallelism)
-  Tensor logits2 = st.logits.view({B * T, embedding_->wte().shape[0]});
-  be_.matmul(logits2, st.lnf.view({B * T, config_.d_model}), false, embedding_->wte().value, true, 1.0f,
-             0.0f);
+  const Tensor lnf = st.lnf.view({B * T, config_.d_model});
   if (!targets) {
+    KERVAN_CHECK(!classifier_, "a classifier needs the labelled positions");
+    lm_head_->logits(be_, st.lm.logits, lnf);
     valid_targets_ = 0;
     return 0.0f;
   }
-  be_.copy_from_host(st.targets, targets);
-  if (tp_) return vocab_parallel_loss(targets, B * T);
-  be_.cross_entropy_forward(st.losses, logits2, st.targets, config_.vocab_size);
-  std::vector<float> losses(B * T);
-  be_.copy_to_host(losses.data(), st.losses);
-  double sum = 0.0;
-  valid_targets_ = 0;
-  for (int64_t i = 0; i < B * T; ++i) {
-    sum += losses[i];
-    valid_targets_ += targets[i] >= 0;
+  LossSum loss;
+  if (classifier_) {
+    loss = classify_forward(targets, B * T);
+  } else {
+    be_.copy_from_host(st.targets, targets);
+    loss = lm_head_->forward(be_, st.lm, lnf, st.targets.view({B * T}), targets);
   }
-  return valid_targets_ ? static_cast<float>(sum / valid_targets_) : 0.0f;
+  valid_targets_ = loss.count;
+  return valid_targets_ ? static_cast<float>(loss.sum / valid_targets_) : 0.0f;
 }
 
-// Mean over the valid targets of loss_n = log s_n + m_n - z_n,target, from this rank's logit
-// columns: m_n = max over the group of the local row maxima; then the local sums of exp(z - m_n)
-// and the target logit (non-zero on the owning rank only) summed over the group in one all-reduce.
-float GPT::vocab_parallel_loss(const int32_t* targets, int64_t BT) {
-  StepTensors& st = step_;
-  const Tensor logits2 = st.logits.view({BT, embedding_->wte().shape[0]});
-  const int64_t begin = embedding_->vocab_begin();
-  const int64_t valid = std::clamp<int64_t>(config_.vocab_size - begin, 0, logits2.dim(1));
-  be_.vocab_parallel_row_max(st.ce_max, logits2, valid);
-  tp_->all_reduce_max(st.ce_max);
-  Tensor sum = st.ce_sum_tgt.slice_flat(0, {BT}), tgt = st.ce_sum_tgt.slice_flat(BT, {BT});
-  be_.vocab_parallel_exp_sum_target(sum, tgt, logits2, st.ce_max, st.targets, begin, valid);
-  tp_->all_reduce_sum(st.ce_sum_tgt);
-  std::vector<float> mx(BT), stats(2 * BT);
-  be_.copy_to_host(mx.data(), st.ce_max);
-  be_.copy_to_host(stats.data(), st.ce_sum_tgt);
-  double total = 0.0;
-  valid_targets_ = 0;
-  for (int64_t n = 0; n < BT; ++n) {
-    if (targets[n] < 0) continue;
-    total += std::log(static_cast<double>(stats[n])) + mx[n] - stats[BT + n];
-    ++valid_targets_;
-  }
-  return valid_targets_ ? static_cast<float>(total / valid_targets_) : 0.0f;
+// The classification head on the rows of ln_f's output that carry a label.
+LossSum GPT::classify_forward(const int32_t* targets, int64_t BT) {
+  ClassifyTensors& c = cls_;
+  c.rows = labelled_rows(targets, BT);
+  const int64_t M = c.rows.size(), C = config_.d_model, K = classifier_->num_classes();
+  for (const int32_t label : c.rows.targets)
+    KERVAN_CHECK(label < K,
+                 "label " + std::to_string(label) + " outside the " + std::to_string(K) + " classes");
+  auto f = [&](Shape s) { return be_.empty(s, DType::F32); };
+  c.ids = be_.empty({M}, DType::I32);
+  c.labels = be_.empty({M}, DType::I32);
+  be_.copy_from_host(c.ids, c.rows.rows.data());
+  be_.copy_from_host(c.labels, c.rows.targets.data());
+  c.h = f({M, C});
+  c.dh = f({M, C});
+  c.head = {f({M, C}), f({M, C}), f({M, K}), f({M}), f({M, C})};
+  be_.gather_rows(c.h, step_.lnf.view({BT, C}), c.ids, false);
+  return classifier_->forward(be_, c.head, c.h, c.labels, c.rows.targets.data());
+}
+
+std::vector<float> GPT::class_logits() {
+  return classifier_ ? be_.to_host<float>(cls_.head.logits) : std::vector<float>{};
 }
 
 void GPT::logits_row(int64_t n, float* out) {
-  const int64_t cols = embedding_->wte().shape[0];
-  KERVAN_CHECK(n >= 0 && n < step_.B * step_.T, "logits row out of range");
-  const Tensor row = step_.logits.view({step_.B * step_.T, cols}).rows(n, n + 1).view({cols});
-  if (!tp_) {
-    be_.copy_to_host(out, row);
-    return;
-  }
-  Tensor all = be_.empty({cols * tp_->size()}, DType::F32);
-  tp_->all_gather(all, row);  // shard k holds vocabulary columns [k*cols, (k+1)*cols)
-  be_.copy_to_host(out, all);
+  KERVAN_CHECK(!classifier_, "a classifier has no token logits");
+  lm_head_->full_row(be_, step_.lm.logits, n, out);
 }
 
 void GPT::next_token_logits(const int32_t* context, int64_t T, float* out) {
@@ -246,40 +228,36 @@ void GPT::backward(float loss_scale) {
   StepTensors& st = step_;
   const int64_t BT = st.B * st.T, C = config_.d_model;
   Parameter& wte = embedding_->wte();
-  Tensor dlogits = st.logits.view({BT, wte.shape[0]});
-  const float dloss = loss_scale / static_cast<float>(valid_targets_);
-  if (tp_) {
-    const int64_t begin = embedding_->vocab_begin();
-    const int64_t valid = std::clamp<int64_t>(config_.vocab_size - begin, 0, dlogits.dim(1));
-    be_.vocab_parallel_cross_entropy_backward(dlogits, dlogits, st.ce_max, st.ce_sum_tgt.slice_flat(0, {BT}),
-                                              st.targets, begin, valid, dloss);
-  } else {
-    be_.cross_entropy_backward(dlogits, dlogits, st.targets, config_.vocab_size, dloss);
-  }
-  // LM head: d(lnf) = dlogits wte;  d(wte) += dlogits^T lnf. Under tensor parallelism each rank
-  // has the part of d(lnf) from its vocabulary columns (summed over the group) and its shard of d(wte).
   Tensor dln = st.dln.view({BT, C});
-  be_.matmul(dln, dlogits, false, wte.value, false, 1.0f, 0.0f);
-  if (tp_) tp_->all_reduce_sum(dln);
-  be_.matmul(wte.grad, dlogits, true, st.lnf.view({BT, C}), false, 1.0f, 1.0f);
+  const float dloss = loss_scale / static_cast<float>(valid_targets_);
+  if (classifier_) {  // d(lnf) is the head's gradient at the labelled rows, 0 elsewhere
+    classifier_->backward(be_, cls_.dh, cls_.head, cls_.h, cls_.labels, dloss);
+    be_.fill(dln, 0.0f);
+    be_.scatter_add_rows(dln, cls_.dh, cls_.ids, 1.0f);
+    report_grads(classifier_params_, params_.all().size());
+  } else {
+    // LM head: d(lnf) = dlogits wte;  d(wte) += dlogits^T lnf. Under tensor parallelism each rank
+    // has the part of d(lnf) from its vocabulary columns (summed over the group) and its shard of d(wte).
+    lm_head_->backward(be_, dln, st.lm, st.lnf.view({BT, C}), st.targets.view({BT}), dloss);
+  }
   const bool sparse_rows = sparse_rows_ && !tp_;
   if (sparse_rows && grad_ready_) grad_ready_(wte);
   const Tensor& last = config_.n_layer ? st.blocks.back().res2 : st.x0;
   ln_f_->backward(be_, st.dres, st.dln, last, st.lnf_mean, st.lnf_rstd);
-  grads_ready(ln_f_params_, params_.all().size());
+  report_grads(ln_f_params_, classifier_params_);
   for (int l = config_.n_layer - 1; l >= 0; --l) {
     block_backward(blocks_[l], st.blocks[l], l == 0 ? st.x0 : st.blocks[l - 1].res2);
-    grads_ready(block_params_[l].first, block_params_[l].second);
+    report_grads(block_params_[l].first, block_params_[l].second);
   }
   const size_t embedding_end = block_params_.empty() ? ln_f_params_ : block_params_.front().first;
   if (sparse_rows) {
     embedding_->backward_positions(be_, st.dres);
     const Tensor rows = st.dres.view({BT, C}), ids = st.tokens.view({BT});
     if (!sparse_rows_(rows, ids)) be_.scatter_add_rows(wte.grad, rows, ids, 1.0f);
-    grads_ready(1, embedding_end);  // wpe (index 1; wte, index 0, was reported after the LM head)
+    report_grads(1, embedding_end);  // wpe (index 1; wte, index 0, was reported after the LM head)
   } else {
     embedding_->backward(be_, st.dres, tp_ ? st.local_tokens : st.tokens);
-    grads_ready(0, embedding_end);  // wte (also the LM head), wpe
+    report_grads(0, embedding_end);  // wte (also the LM head), wpe
   }
 }
 

@@ -1,13 +1,16 @@
 #pragma once
-#include <functional>
 #include <memory>
 #include <vector>
 
 #include "core/layers/attention.h"
+#include "core/layers/classification_head.h"
 #include "core/layers/embedding.h"
 #include "core/layers/layernorm.h"
+#include "core/layers/lm_head.h"
 #include "core/layers/mlp.h"
+#include "core/model/activation_arena.h"
 #include "core/model/gpt_config.h"
+#include "core/model/labelled_rows.h"
 #include "core/model/model.h"
 
 namespace kervan {
@@ -16,12 +19,15 @@ namespace kervan {
 //   x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
 // a final LayerNorm, and an LM head tied to the token embedding (logits = ln_f(x) wte^T).
 // Initialisation follows GPT-2: N(0, 0.02), residual projections N(0, 0.02 / sqrt(2 n_layer)).
+// With `num_classes` > 0 the LM head gives way to a classification head (fine-tuning): a
+// sequence's label sits at its last token's position of Batch::targets (-1 elsewhere), and the
+// head reads ln_f's output there.
 //
 // Tensor parallel (Megatron-LM) when built with a TpGroup of p > 1 ranks: attention heads and MLP
-// columns are split (see CausalSelfAttention, Mlp), the token embedding and LM head by vocabulary
-// rows (see Embedding), and the loss is a vocabulary-parallel cross-entropy that never holds more
-// than this rank's [B*T, Vp/p] logits: global row max and sum of exponentials by all-reduces, the
-// target logit from the rank that owns it. LayerNorms, row-parallel biases and wpe are replicated.
+// columns are split (see SelfAttention, Mlp), the token embedding and LM head by vocabulary
+// rows (see Embedding), and the loss is a vocabulary-parallel cross-entropy (LmHead) that never
+// holds more than this rank's [B*T, Vp/p] logits. LayerNorms, row-parallel biases, wpe and a
+// classification head are replicated.
 // Their gradients need no all-reduce: without sequence parallelism every rank of the group
 // computes them from the same (all-reduced) activations with the same deterministic kernels, so
 // the replicas stay bit-identical (as in Megatron-LM; tests/mpi/test_tensor_parallel.cpp checks it).
@@ -34,7 +40,8 @@ class GPT final : public Model {
  public:
   // `tp`: the tensor-parallel group (null or size 1: no tensor parallelism). Throws UserError
   // naming parallel.tp when the model does not split across it.
-  GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t max_seq, TpGroup* tp = nullptr);
+  GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t max_seq, TpGroup* tp = nullptr,
+      int64_t num_classes = 0);
 
   std::string family() const override { return "gpt"; }
   void init_weights(uint64_t seed) override;
@@ -48,24 +55,24 @@ class GPT final : public Model {
   Backend& backend() override { return be_; }
   int64_t num_params() const override { return config_.num_params(); }
   int64_t vocab_size() const override { return config_.vocab_size; }
-  void set_grad_ready_hook(GradReadyHook hook) override { grad_ready_ = std::move(hook); }
   // wte: the LM head's gradient comes first in backward, the embedding lookup's rows last. Not
   // under tensor parallelism (wte is reported with the embedding there).
   const Parameter* sparse_rows_table() const override { return tp_ ? nullptr : &embedding_->wte(); }
   void set_sparse_rows_hook(SparseRowsHook hook) override { sparse_rows_ = std::move(hook); }
 
-  bool can_generate() const override { return true; }
+  bool can_generate() const override { return !classifier_; }
   int64_t logits_width() const override { return config_.padded_vocab(); }
   int64_t max_context() const override { return max_seq_; }
   void next_token_logits(const int32_t* context, int64_t T, float* out) override;
+  std::vector<float> class_logits() override;
 
   // The parameters as model/<name>, each slice placed in its global tensor; no values.
   void state(StateDict& out) override;
   void load_state(const StateDict& in) override;
 
-  // [B, T, padded_vocab] logits of the last forward (valid until backward); under tensor
-  // parallelism this rank's columns [B, T, padded_vocab / p] only.
-  const Tensor& logits() const { return step_.logits; }
+  // [B*T, padded_vocab] logits of the last forward (valid until backward); under tensor
+  // parallelism this rank's columns [B*T, padded_vocab / p] only.
+  const Tensor& logits() const { return step_.lm.logits; }
   // Row n of the last forward's [B*T, padded_vocab] logits, over the whole padded vocabulary,
   // into host memory `out`. Under tensor parallelism every rank of the group must call it (the
   // shards' columns are all-gathered) and every rank gets the whole row.
@@ -74,10 +81,17 @@ class GPT final : public Model {
   // Tensor-parallel size (1 without tensor parallelism).
   int tp_size() const { return tp_ ? tp_->size() : 1; }
 
+  // Bytes of the activations and scratch a language model (no classifier) built for (max_batch,
+  // max_seq) on each of `tp` tensor-parallel ranks holds, before it is built: what layout()
+  // allocates, counted the same way (a test holds the two equal).
+  static int64_t activation_bytes(const GPTConfig& config, int tp, int64_t max_batch, int64_t max_seq);
+  // What this model's activation arena holds.
+  int64_t activation_bytes() const { return arena_.bytes(); }
+
  private:
   struct Block {
     LayerNorm ln_1;
-    CausalSelfAttention attn;
+    SelfAttention attn;
     LayerNorm ln_2;
     Mlp mlp;
   };
@@ -94,24 +108,28 @@ class GPT final : public Model {
   struct StepTensors {
     int64_t B = 0, T = 0;
     Tensor tokens, targets, x0;
-    Tensor local_tokens;        // TP: ids in this rank's vocabulary shard, else -1
-    Tensor ce_max, ce_sum_tgt;  // TP: [BT] row max; [2, BT] sum of exp, target logit
+    Tensor local_tokens;  // TP: ids in this rank's vocabulary shard, else -1
     std::vector<BlockSaved> blocks;
-    Tensor lnf, lnf_mean, lnf_rstd, logits, losses;
-    Tensor y;                         // output of attn / mlp before the residual add
-    Tensor dres, dln, dtmp, dhidden;  // backward scratch
+    Tensor lnf, lnf_mean, lnf_rstd;
+    LmHeadTensors lm;
+    Tensor y;                // output of attn / mlp before the residual add
+    Tensor dres, dln, dtmp;  // backward scratch
     AttentionScratch attn_scratch;
+    MlpScratch mlp_scratch;
+  };
+  // The labelled rows of a classification step (at most B, one per sequence).
+  struct ClassifyTensors {
+    LabelledRows rows;
+    Tensor ids, labels, h, dh;
+    ClassificationTensors head;
   };
 
-  // Builds every step tensor for (B, T), each from make(shape, dtype), always in the same order:
-  // once with allocation at the maximum size, then with views into those buffers.
-  StepTensors layout(int64_t B, int64_t T, const std::function<Tensor(Shape, DType)>& make) const;
-  void resize_step(int64_t B, int64_t T);
+  // Builds every step tensor for (B, T) from the arena, always in the same order.
+  void layout(int64_t B, int64_t T);
   void block_forward(const Block& blk, BlockSaved& s, const Tensor& x);
   void block_backward(const Block& blk, const BlockSaved& s, const Tensor& x);
-  // Reports parameters [first, last) of the declaration order to the grad-ready hook.
-  void grads_ready(size_t first, size_t last);
-  float vocab_parallel_loss(const int32_t* targets, int64_t BT);
+  LossSum classify_forward(const int32_t* targets, int64_t BT);
+  void classify_backward(float dloss, int64_t BT);
 
   static TpGroup* checked_tp(const GPTConfig& config, TpGroup* tp);
   GPTConfig config_;
@@ -122,14 +140,16 @@ class GPT final : public Model {
   std::unique_ptr<Embedding> embedding_;
   std::vector<Block> blocks_;
   std::unique_ptr<LayerNorm> ln_f_;
+  std::unique_ptr<LmHead> lm_head_;
+  std::unique_ptr<ClassificationHead> classifier_;
   // Declaration-order index ranges of each block's parameters, and where ln_f's begin.
   std::vector<std::pair<size_t, size_t>> block_params_;
-  size_t ln_f_params_ = 0;
-  GradReadyHook grad_ready_;
+  size_t ln_f_params_ = 0, classifier_params_ = 0;
   SparseRowsHook sparse_rows_;
 
-  std::vector<Tensor> buffers_;  // max-size storage, in layout() order
+  ActivationArena arena_;
   StepTensors step_;
+  ClassifyTensors cls_;
   int64_t valid_targets_ = 0;
 };
 

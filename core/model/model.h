@@ -2,19 +2,28 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/parameters.h"
 #include "core/state.h"
 
 namespace kervan {
 
-// One batch on the host: B sequences of T positions. targets[b, t] is the token the model should
-// predict at position t, or -1 where nothing is predicted (padding, unmasked BERT positions).
-// Families that need more inputs (token types, a decoder sequence) add them here.
+// One batch on the host: B sequences of T positions. targets[b, t] is what the model should
+// predict at position t (a token; a class under a classification head), or -1 where nothing is
+// predicted (padding, unmasked BERT positions). GPT reads tokens and targets; BERT also the token
+// types and lengths; T5 reads tokens and lengths for its encoder, and decoder_tokens and targets
+// ([B, T_dec]) for its decoder.
 struct Batch {
   int64_t B = 0, T = 0;
-  const int32_t* tokens = nullptr;   // [B, T]
-  const int32_t* targets = nullptr;  // [B, T]; null for inference
+  const int32_t* tokens = nullptr;       // [B, T]
+  const int32_t* targets = nullptr;      // [B, T] ([B, T_dec] for T5); null for inference
+  const int32_t* token_types = nullptr;  // [B, T] BERT's segments (0 or 1); null: all 0
+  // Encoder padding: positions t >= lengths[b] of sequence b are padding, attended by no position
+  // (each length in [1, T]); null: none.
+  const int32_t* lengths = nullptr;  // [B]
+  int64_t T_dec = 0;
+  const int32_t* decoder_tokens = nullptr;  // [B, T_dec] T5: the targets shifted right behind the start token
 };
 
 // What the trainer, generation, the benchmarks and the tests drive, whatever the family (GPT
@@ -25,7 +34,7 @@ struct Batch {
 class Model : public Stateful {
  public:
   ~Model() override = default;
-  virtual std::string family() const = 0;  // "gpt", ...
+  virtual std::string family() const = 0;  // "gpt", "bert", "t5"
 
   // Parameters drawn from `seed`, the same global values under every parallel layout; gradients
   // zeroed.
@@ -49,7 +58,7 @@ class Model : public Stateful {
 
   // Called during backward with each parameter as soon as its gradient is complete.
   using GradReadyHook = std::function<void(const Parameter&)>;
-  virtual void set_grad_ready_hook(GradReadyHook hook) = 0;
+  void set_grad_ready_hook(GradReadyHook hook) { grad_ready_ = std::move(hook); }
 
   // A table whose gradient is mostly dense but gets sparse rows last (GPT's tied token embedding:
   // the LM head's dense gradient comes first in backward, the lookup's rows at its very end).
@@ -68,6 +77,15 @@ class Model : public Stateful {
   virtual int64_t logits_width() const { return 0; }
   virtual int64_t max_context() const { return 0; }
   virtual void next_token_logits(const int32_t* context, int64_t T, float* out);
+
+  // Under a classification head: the [M, num_classes] class scores of the last forward, one row
+  // per labelled position in (b, t) order; empty for other heads.
+  virtual std::vector<float> class_logits() { return {}; }
+
+ protected:
+  // Reports parameters [first, last) of params() (declaration order) to the grad-ready hook.
+  void report_grads(size_t first, size_t last);
+  GradReadyHook grad_ready_;
 };
 
 }  // namespace kervan

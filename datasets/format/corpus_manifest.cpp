@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -89,6 +90,28 @@ uint64_t CorpusManifest::skipped_lines() const {
   return n;
 }
 
+// What a well-formed manifest promises beyond its fields' types: a token id range that holds the
+// end-of-text token, at least one shard, and every shard file listed once.
+void check_manifest(const std::string& file, const CorpusManifest& m) {
+  if (m.tokenizer.vocab_size == 0 || m.tokenizer.vocab_size > (uint64_t{1} << 32))
+    throw UserError(file + ": tokenizer.vocab_size (" + std::to_string(m.tokenizer.vocab_size) +
+                    ") must lie in [1, 2^32]");
+  if (m.tokenizer.eot_id >= m.tokenizer.vocab_size)
+    throw UserError(file + ": tokenizer.eot_id (" + std::to_string(m.tokenizer.eot_id) +
+                    ") is outside the vocabulary (vocab_size " + std::to_string(m.tokenizer.vocab_size) +
+                    ")");
+  std::map<std::string, std::string> seen;  // shard file -> where it is listed
+  for (const auto& [name, shards] : m.splits)
+    for (size_t i = 0; i < shards.size(); ++i) {
+      const std::string where = "splits." + name + "[" + std::to_string(i) + "]";
+      const auto [it, fresh] = seen.emplace(shards[i].file, where);
+      if (!fresh)
+        throw UserError(file + ": shard " + shards[i].file + " is listed twice (" + it->second + " and " +
+                        where + ")");
+    }
+  if (seen.empty()) throw UserError(file + ": the manifest lists no shards (an empty or damaged corpus)");
+}
+
 CorpusManifest read_corpus_manifest(const std::string& dir) {
   const std::string file = manifest_path(dir);
   std::ifstream in(file);
@@ -146,6 +169,8 @@ CorpusManifest read_corpus_manifest(const std::string& dir) {
     }
   }
   if (doc.contains("created_by")) m.created_by = r.str(doc, "", "created_by");
+  if (doc.contains("request")) m.request = r.str(doc, "", "request");
+  check_manifest(file, m);
   return m;
 }
 
@@ -159,7 +184,8 @@ void write_corpus_manifest(const std::string& dir, const CorpusManifest& m) {
                 {"sha256", m.tokenizer.sha256}}},
               {"splits", json::object()},
               {"sources", json::array()},
-              {"created_by", m.created_by}};
+              {"created_by", m.created_by},
+              {"request", m.request}};
   for (const auto& [name, shards] : m.splits) {
     json list = json::array();
     for (const ShardEntry& s : shards) list.push_back(shard_entry_json(s));

@@ -46,6 +46,10 @@ struct CorpusManifest {
   std::map<std::string, std::vector<ShardEntry>> splits;  // "train", "val"
   std::vector<SourceEntry> sources;
   std::string created_by;
+  // A checksum of what was asked for (inputs with their sizes and times, tokenizer, options): a
+  // rerun that asks for something else is refused instead of taking the old corpus as its own.
+  // Empty in corpora made before it existed.
+  std::string request;
 
   uint64_t split_tokens(const std::string& split) const;
   uint64_t documents() const;      // over all splits

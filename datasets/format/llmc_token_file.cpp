@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "datasets/format/atomic_file.h"
+#include "datasets/format/mapped_files.h"
 
 namespace kervan {
 
@@ -21,7 +22,7 @@ namespace {
 }  // namespace
 
 LlmcTokenFile::LlmcTokenFile(const std::string& path, int64_t vocab_size, Verify verify) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail(path, std::string("cannot open token file: ") + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -41,6 +42,20 @@ LlmcTokenFile::LlmcTokenFile(const std::string& path, int64_t vocab_size, Verify
     map_ = nullptr;
     fail(path, std::string("mmap failed: ") + std::strerror(errno));
   }
+  register_mapping(map_, map_bytes_, path);
+  try {
+    check(vocab_size, verify);
+  } catch (...) {  // a bad file must not leave its mapping behind
+    unregister_mapping(map_);
+    ::munmap(map_, map_bytes_);
+    map_ = nullptr;
+    throw;
+  }
+}
+
+void LlmcTokenFile::check(int64_t vocab_size, Verify verify) {
+  const std::string& path = path_;
+  const size_t header_bytes = kHeaderInts * sizeof(int32_t);
   int32_t header[kHeaderInts];
   std::memcpy(header, map_, header_bytes);
   if (header[0] != kMagic)
@@ -54,6 +69,7 @@ LlmcTokenFile::LlmcTokenFile(const std::string& path, int64_t vocab_size, Verify
     fail(path, "header announces " + std::to_string(header[2]) + " tokens (" +
                    std::to_string(2 * int64_t{header[2]}) + " bytes) but the body has " +
                    std::to_string(body) + " bytes (truncated or corrupt)");
+  if (count_ == 0) fail(path, "holds no tokens (an empty llm.c token file)");
   tokens_ = reinterpret_cast<const uint16_t*>(static_cast<const char*>(map_) + header_bytes);
   for (int64_t i = 0; verify == Verify::Full && i < count_; ++i)
     if (tokens_[i] >= vocab_size)
@@ -63,7 +79,9 @@ LlmcTokenFile::LlmcTokenFile(const std::string& path, int64_t vocab_size, Verify
 }
 
 LlmcTokenFile::~LlmcTokenFile() {
-  if (map_) ::munmap(map_, map_bytes_);
+  if (!map_) return;
+  unregister_mapping(map_);
+  ::munmap(map_, map_bytes_);
 }
 
 void write_llmc_token_file(const std::string& path, const std::vector<uint16_t>& tokens) {

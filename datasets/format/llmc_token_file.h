@@ -27,6 +27,9 @@ class LlmcTokenFile {
   const std::string& path() const { return path_; }
 
  private:
+  // The checks of the constructor, on the mapped file.
+  void check(int64_t vocab_size, Verify verify);
+
   std::string path_;
   void* map_ = nullptr;
   size_t map_bytes_ = 0;

@@ -11,12 +11,15 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "datasets/format/mapped_files.h"
 
 namespace kervan {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) { throw UserError(path + ": " + what); }
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw UserError(path + ": " + what);
+}
 
 // The header bytes covered by the checksum: everything before the checksum field itself.
 constexpr size_t kHashedHeaderBytes = offsetof(ShardHeader, checksum);
@@ -31,14 +34,16 @@ uint64_t shard_file_bytes(uint64_t token_count, uint64_t document_count, uint32_
   return sizeof(ShardHeader) + shard_token_section_bytes(token_count, token_bytes) + (document_count + 1) * 8;
 }
 
-uint32_t token_bytes_for_vocab(uint64_t vocab_size) { return vocab_size <= 65536 ? 2 : 4; }
+uint32_t token_bytes_for_vocab(uint64_t vocab_size) {
+  return vocab_size <= 65536 ? 2 : 4;
+}
 
 // ---- reading ----
 
 TokenShard::TokenShard(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail(path, std::string("cannot open shard: ") + std::strerror(errno));
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     fail(path, "not a regular file");
@@ -54,26 +59,31 @@ TokenShard::TokenShard(const std::string& path) : path_(path) {
     map_ = nullptr;
     fail(path, std::string("mmap failed: ") + std::strerror(errno));
   }
+  register_mapping(map_, map_bytes_, path);
   try {
     std::memcpy(&header_, map_, sizeof(header_));
     if (std::memcmp(header_.magic, ShardHeader::kMagic, sizeof(header_.magic)) != 0)
       fail(path, "bad magic (not a kervan token shard)");
     if (header_.version != ShardHeader::kVersion)
-      fail(path, "unsupported shard version " + std::to_string(header_.version) + " (this kervan reads version " +
-                     std::to_string(ShardHeader::kVersion) + ")");
+      fail(path, "unsupported shard version " + std::to_string(header_.version) +
+                     " (this kervan reads version " + std::to_string(ShardHeader::kVersion) + ")");
     if (header_.token_bytes != 2 && header_.token_bytes != 4)
       fail(path, "bad token width " + std::to_string(header_.token_bytes) + " (expected 2 or 4 bytes)");
     // Bound the counts before multiplying them, so a corrupt header cannot overflow the size check.
-    const uint64_t expected = header_.token_count < (uint64_t{1} << 48) && header_.document_count < (uint64_t{1} << 48)
-                                  ? shard_file_bytes(header_.token_count, header_.document_count, header_.token_bytes)
-                                  : 0;
+    const uint64_t expected =
+        header_.token_count < (uint64_t{1} << 48) && header_.document_count < (uint64_t{1} << 48)
+            ? shard_file_bytes(header_.token_count, header_.document_count, header_.token_bytes)
+            : 0;
     if (expected != map_bytes_)
-      fail(path, "size mismatch: the header announces " + std::to_string(header_.token_count) + " tokens and " +
-                     std::to_string(header_.document_count) + " documents (" + std::to_string(expected) +
-                     " bytes) but the file has " + std::to_string(map_bytes_) + " bytes (truncated or corrupt)");
-    doc_index_ = reinterpret_cast<const uint64_t*>(static_cast<const char*>(map_) + sizeof(ShardHeader) +
-                                                   shard_token_section_bytes(header_.token_count, header_.token_bytes));
+      fail(path, "size mismatch: the header announces " + std::to_string(header_.token_count) +
+                     " tokens and " + std::to_string(header_.document_count) + " documents (" +
+                     std::to_string(expected) + " bytes) but the file has " + std::to_string(map_bytes_) +
+                     " bytes (truncated or corrupt)");
+    doc_index_ = reinterpret_cast<const uint64_t*>(
+        static_cast<const char*>(map_) + sizeof(ShardHeader) +
+        shard_token_section_bytes(header_.token_count, header_.token_bytes));
   } catch (...) {  // a bad shard must not leave its mapping behind
+    unregister_mapping(map_);
     ::munmap(map_, map_bytes_);
     map_ = nullptr;
     throw;
@@ -81,7 +91,9 @@ TokenShard::TokenShard(const std::string& path) : path_(path) {
 }
 
 TokenShard::~TokenShard() {
-  if (map_) ::munmap(map_, map_bytes_);
+  if (!map_) return;
+  unregister_mapping(map_);
+  ::munmap(map_, map_bytes_);
 }
 
 uint32_t TokenShard::token(uint64_t i) const {
@@ -112,7 +124,8 @@ void TokenShard::verify() const {
   if (index.front() != 0 || index.back() != header_.token_count)
     fail(path_, "document index does not span the tokens");
   for (size_t d = 1; d < index.size(); ++d)
-    if (index[d] < index[d - 1]) fail(path_, "document index is not ascending at document " + std::to_string(d));
+    if (index[d] < index[d - 1])
+      fail(path_, "document index is not ascending at document " + std::to_string(d));
 }
 
 // ---- writing ----
@@ -143,7 +156,8 @@ TokenShardWriter::~TokenShardWriter() {
 }
 
 void TokenShardWriter::write(const void* data, size_t bytes, bool hash) {
-  if (std::fwrite(data, 1, bytes, file_) != bytes) fail(tmp_path_, std::string("write failed: ") + std::strerror(errno));
+  if (std::fwrite(data, 1, bytes, file_) != bytes)
+    fail(tmp_path_, std::string("write failed: ") + std::strerror(errno));
   if (hash) XXH3_64bits_update(static_cast<XXH3_state_t*>(hash_state_), data, bytes);
 }
 
@@ -167,7 +181,8 @@ void TokenShardWriter::add_document(std::span<const uint32_t> tokens) {
 
 ShardHeader TokenShardWriter::finish() {
   if (!file_) fail(path_, "shard already finished");
-  const uint64_t padding = shard_token_section_bytes(token_count_, token_bytes_) - token_count_ * token_bytes_;
+  const uint64_t padding =
+      shard_token_section_bytes(token_count_, token_bytes_) - token_count_ * token_bytes_;
   const uint64_t zeros = 0;
   write(&zeros, padding, true);
   write(doc_index_.data(), doc_index_.size() * sizeof(uint64_t), true);

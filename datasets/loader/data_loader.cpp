@@ -28,7 +28,8 @@ DataLoader::DataLoader(std::vector<Source> sources, int64_t seq_len, uint64_t se
     // The blend runs on integer shares of 2^24: exact, so the order cannot depend on how a
     // floating-point lag would be compiled (fused multiply-add or not) or on the machine.
     const auto share = static_cast<int64_t>(std::ldexp(s.weight / total, kShareBits));
-    if (share == 0) throw UserError(s.tokens->path() + ": blend weight is too small (below 2^-24 of the total)");
+    if (share == 0)
+      throw UserError(s.tokens->path() + ": blend weight is too small (below 2^-24 of the total)");
     share_total_ += share;
     served_ = served_ || s.tokens->store() != nullptr;
     sources_.push_back({std::move(s.tokens), s.weight / total, share, std::move(seqs)});
@@ -71,7 +72,8 @@ SampleRef DataLoader::locate(int64_t k, Cursor& c) {
   const int64_t epoch = j / windows, position = j % windows;
   if (!shuffle_) return {d, epoch, position};
   if (epoch != c.perm_epoch[d]) {
-    const uint64_t key = stream_key(seed_, "data.source." + std::to_string(d) + ".epoch." + std::to_string(epoch));
+    const uint64_t key =
+        stream_key(seed_, "data.source." + std::to_string(d) + ".epoch." + std::to_string(epoch));
     c.perm[d].emplace(static_cast<uint64_t>(windows), key);
     c.perm_epoch[d] = epoch;
   }
@@ -85,6 +87,28 @@ std::vector<std::vector<StreamRange>> DataLoader::stream_ranges(const std::vecto
     if (sources_[ref.source].tokens->store())
       ranges[ref.source].push_back({static_cast<uint64_t>(ref.window) * T, T + 1});
   return ranges;
+}
+
+void DataLoader::read_window(int64_t k, int32_t* tokens) {
+  const SampleRef ref = locate(k);
+  if (served_)
+    if (const auto ranges = stream_ranges({ref}); !ranges[ref.source].empty())
+      sources_[ref.source].tokens->store()->require(ranges[ref.source]);
+  sources_[ref.source].sequences->read_window(ref.window, tokens);
+}
+
+void DataLoader::fetch(int64_t first_sample, int64_t batch) {
+  if (!served_) return;
+  std::vector<SampleRef> refs(static_cast<size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b) refs[b] = locate(first_sample + b);
+  const auto ranges = stream_ranges(refs);
+  for (size_t d = 0; d < sources_.size(); ++d)
+    if (!ranges[d].empty()) sources_[d].tokens->store()->require(ranges[d]);
+  if (read_ahead_ > 0) prefetch_ahead(first_sample, batch);
+}
+
+int64_t DataLoader::seq_len() const {
+  return sources_[0].sequences->seq_len();
 }
 
 void DataLoader::fill_batch(int64_t first_sample, int64_t batch, int32_t* inputs, int32_t* targets) {

@@ -50,6 +50,14 @@ class DataLoader {
   // distance between successive calls' first samples stays what it was between the last two (in
   // training: data-parallel size x micro-batch; see first_sample_of). 0 turns it off.
   void set_read_ahead(int64_t batches) { read_ahead_ = batches; }
+  // The seq_len + 1 tokens of sample k's window, as they are (objectives start from these); a
+  // served source's window is fetched first if it is not at hand.
+  void read_window(int64_t k, int32_t* tokens);
+  // For served sources: what fill_batch() does before reading, for callers that read the batch's
+  // windows one by one with read_window() (the objectives): the batch's tokens required and, with
+  // set_read_ahead(), the batches to come prefetched. Nothing for local sources.
+  void fetch(int64_t first_sample, int64_t batch);
+  int64_t seq_len() const;
 
   int num_sources() const { return static_cast<int>(sources_.size()); }
   const TokenSource& source(int d) const { return *sources_[d].tokens; }

@@ -27,7 +27,8 @@ void scatter(const Token* p, int64_t t, int64_t n, int64_t seq_len, int32_t* inp
 
 }  // namespace
 
-void PackedSequences::read(int64_t window, int32_t* inputs, int32_t* targets) const {
+template <typename F>
+void PackedSequences::for_each_piece(int64_t window, F f) const {
   KERVAN_CHECK(window >= 0 && window < windows_, "PackedSequences: window out of range");
   uint64_t pos = static_cast<uint64_t>(window) * seq_len_;
   // The span holding `pos`: the last one starting at or before it (empty spans are skipped).
@@ -37,13 +38,27 @@ void PackedSequences::read(int64_t window, int32_t* inputs, int32_t* targets) co
     const TokenSpan& span = spans_[s];
     const uint64_t offset = pos - starts_[s];
     const int64_t take = std::min<int64_t>(seq_len_ + 1 - t, static_cast<int64_t>(span.count - offset));
-    if (span.token_bytes == 2)
-      scatter(static_cast<const uint16_t*>(span.data) + offset, t, take, seq_len_, inputs, targets);
-    else
-      scatter(static_cast<const uint32_t*>(span.data) + offset, t, take, seq_len_, inputs, targets);
+    f(static_cast<const char*>(span.data) + offset * span.token_bytes, span.token_bytes, t, take);
     t += take;
     pos += take;
   }
+}
+
+void PackedSequences::read(int64_t window, int32_t* inputs, int32_t* targets) const {
+  for_each_piece(window, [&](const char* p, uint32_t bytes, int64_t t, int64_t n) {
+    if (bytes == 2)
+      scatter(reinterpret_cast<const uint16_t*>(p), t, n, seq_len_, inputs, targets);
+    else
+      scatter(reinterpret_cast<const uint32_t*>(p), t, n, seq_len_, inputs, targets);
+  });
+}
+
+void PackedSequences::read_window(int64_t window, int32_t* tokens) const {
+  for_each_piece(window, [&](const char* p, uint32_t bytes, int64_t t, int64_t n) {
+    for (int64_t i = 0; i < n; ++i)
+      tokens[t + i] = bytes == 2 ? static_cast<int32_t>(reinterpret_cast<const uint16_t*>(p)[i])
+                                 : static_cast<int32_t>(reinterpret_cast<const uint32_t*>(p)[i]);
+  });
 }
 
 }  // namespace kervan

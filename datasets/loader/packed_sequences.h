@@ -26,8 +26,14 @@ class PackedSequences {
   // inputs[t] = token w*seq_len + t, targets[t] = token w*seq_len + t + 1, for t < seq_len.
   // Safe to call from several threads.
   void read(int64_t window, int32_t* inputs, int32_t* targets) const;
+  // The window's seq_len + 1 tokens as they are (what the BERT and T5 objectives start from).
+  void read_window(int64_t window, int32_t* tokens) const;
 
  private:
+  // Calls f(token pointer, token_bytes, first window position, count) for each span piece of the
+  // window, in order.
+  template <typename F>
+  void for_each_piece(int64_t window, F f) const;
   std::vector<TokenSpan> spans_;
   std::vector<uint64_t> starts_;  // starts_[s]: first stream position of span s; back(): total
   int64_t seq_len_, windows_;

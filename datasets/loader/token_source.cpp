@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/paths.h"
 
 namespace kervan {
 
@@ -12,6 +13,7 @@ TokenSource::TokenSource(const std::string& path, const std::string& split, int6
     : path_(path), split_(split) {
   if (!std::filesystem::is_directory(path)) {
     if (!std::filesystem::exists(path)) throw UserError(path + ": no such corpus folder or token file");
+    require_file(path, "data.path (a corpus folder or an llm.c token file)");
     if (split != "train")
       throw UserError(path + ": an llm.c token file has no '" + split +
                       "' split (prepare a kervan corpus for that)");

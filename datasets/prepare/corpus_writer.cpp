@@ -85,7 +85,8 @@ std::string CorpusBuilder::fingerprint(size_t unit) const {
 // The unit's record when an earlier run completed the unit with these inputs and options and
 // its shards are still intact; nullopt when the unit must be made (again).
 std::optional<UnitRecord> CorpusBuilder::completed_unit(size_t unit) const {
-  std::optional<UnitRecord> record = read_unit_record(unit_record_path(options_.out_dir, unit), fingerprint(unit));
+  std::optional<UnitRecord> record =
+      read_unit_record(unit_record_path(options_.out_dir, unit), fingerprint(unit));
   if (!record) return std::nullopt;
   try {
     for (const auto* list : {&record->train, &record->val})
@@ -94,6 +95,7 @@ std::optional<UnitRecord> CorpusBuilder::completed_unit(size_t unit) const {
         if (shard.file_bytes() != e.bytes || shard.header().checksum != e.checksum ||
             shard.token_count() != e.tokens || shard.document_count() != e.documents)
           return std::nullopt;
+        shard.verify();  // the body too: a byte damaged since the earlier run means the unit is redone
       }
   } catch (const std::exception&) {  // missing or damaged shard: redo the unit
     return std::nullopt;
@@ -129,7 +131,8 @@ BuildStats CorpusBuilder::build(const std::vector<size_t>& unit_ids,
 }
 
 // Counts the units an earlier run completed into stats and returns the others.
-std::vector<size_t> CorpusBuilder::units_to_build(const std::vector<size_t>& unit_ids, BuildStats& stats) const {
+std::vector<size_t> CorpusBuilder::units_to_build(const std::vector<size_t>& unit_ids,
+                                                  BuildStats& stats) const {
   std::vector<size_t> to_build;
   for (size_t u : unit_ids) {
     if (const std::optional<UnitRecord> record = completed_unit(u)) {
@@ -261,7 +264,8 @@ void CorpusBuilder::finish_unit(size_t unit, UnitShardWriter& shards, BuildStats
   stats.built_units++;
   stats.bytes += units_[unit].bytes;
   // Test hook: die like a killed job once this many units are complete (tests/e2e/prepare.sh).
-  if (const char* n = std::getenv("KERVAN_PREPARE_KILL_AFTER_UNITS"); n && stats.built_units == std::stoull(n))
+  if (const char* n = std::getenv("KERVAN_PREPARE_KILL_AFTER_UNITS");
+      n && stats.built_units == std::stoull(n))
     std::raise(SIGKILL);
 }
 

@@ -4,19 +4,21 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "datasets/prepare/corpus_dir.h"
 #include "datasets/format/llmc_token_file.h"
 #include "datasets/format/token_shard.h"
+#include "datasets/prepare/corpus_dir.h"
 
 namespace kervan {
 
 namespace fs = std::filesystem;
 
 CorpusManifest wrap_llmc_files(const std::vector<std::string>& files, const std::string& dir,
-                               const TokenizerIdentity& tokenizer, const std::string& created_by) {
+                               const TokenizerIdentity& tokenizer, const std::string& created_by,
+                               const std::string& request) {
   CorpusManifest m;
   m.tokenizer = tokenizer;
   m.created_by = created_by;
+  m.request = request;
   m.splits["train"];
   uint64_t documents = 0;
   std::vector<uint32_t> doc;
@@ -37,7 +39,8 @@ CorpusManifest wrap_llmc_files(const std::vector<std::string>& files, const std:
     source.documents = w.document_count();
     documents += source.documents;
     const ShardHeader h = w.finish();
-    m.splits["train"].push_back({name, h.token_count, h.document_count, fs::file_size(dir + "/" + name), h.checksum});
+    m.splits["train"].push_back(
+        {name, h.token_count, h.document_count, fs::file_size(dir + "/" + name), h.checksum});
     m.sources.push_back(source);
   }
   if (documents == 0) throw UserError("the llm.c token files hold no tokens");

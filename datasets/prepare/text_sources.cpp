@@ -1,5 +1,6 @@
 #include "datasets/prepare/text_sources.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/error.h"
 #include "datasets/tokenizer/utf8.h"
@@ -19,7 +21,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-[[noreturn]] void fail(const std::string& path, const std::string& what) { throw UserError(path + ": " + what); }
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw UserError(path + ": " + what);
+}
 
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -110,8 +114,8 @@ class GzipStream final : public ByteStream {
       if (rc == Z_STREAM_END) {
         member_done_ = true;
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-        fail(path_, std::string("corrupt gzip data (") + (z_.msg ? z_.msg : "zlib error " + std::to_string(rc)) +
-                        ")");
+        fail(path_, std::string("corrupt gzip data (") +
+                        (z_.msg ? z_.msg : "zlib error " + std::to_string(rc)) + ")");
       }
     }
     return n - z_.avail_out;
@@ -198,13 +202,28 @@ std::vector<TextSource> discover_text_sources(const std::vector<std::string>& in
     }
     if (!fs::is_directory(st)) fail(input, "not a regular file or folder");
     std::vector<fs::path> files;
-    for (auto it = fs::recursive_directory_iterator(input, fs::directory_options::follow_directory_symlink, ec);
+    // Folders by identity: one reached twice through symbolic links (a loop, which would recurse
+    // without end, or two links to one folder, whose files would be read twice) is refused.
+    std::set<std::pair<dev_t, ino_t>> folders;
+    auto enter = [&](const fs::path& dir) {
+      struct stat ds {};
+      if (::stat(dir.c_str(), &ds) != 0)
+        fail(dir.string(), "cannot read folder: " + std::string(std::strerror(errno)));
+      if (!folders.emplace(ds.st_dev, ds.st_ino).second)
+        fail(dir.string(),
+             "this folder is reached twice through symbolic links (a loop, or two links to one folder)");
+    };
+    enter(input);
+    for (auto it =
+             fs::recursive_directory_iterator(input, fs::directory_options::follow_directory_symlink, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      const bool is_dir = it->is_directory(ec);
       if (it->path().filename().string().starts_with(".")) {
-        if (it->is_directory()) it.disable_recursion_pending();
+        if (is_dir) it.disable_recursion_pending();
         continue;
       }
-      if (it->is_regular_file()) files.push_back(it->path());
+      if (is_dir) enter(it->path());
+      if (it->is_regular_file(ec)) files.push_back(it->path());
     }
     if (ec) fail(input, "cannot list folder: " + ec.message());
     std::vector<std::pair<std::string, fs::path>> keyed;
@@ -272,7 +291,8 @@ bool RawDocumentReader::next(RawDocument& doc) {
       doc.text.clear();
       if (!append_line(doc.text, had_newline)) return false;
       doc.line = line_;
-      if (doc.text.find_first_not_of(" \t\r\f\v") != std::string::npos) return true;  // blank lines are ignored
+      if (doc.text.find_first_not_of(" \t\r\f\v") != std::string::npos)
+        return true;  // blank lines are ignored
     }
   }
   for (;;) {

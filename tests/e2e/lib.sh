@@ -28,6 +28,23 @@ same_losses() {
     fails=$((fails + 1))
 }
 
+# step_losses FILE.jsonl: "STEP LOSS" per line, the loss as logged (shortest round-trip float).
+step_losses() { paste -d' ' <(grep -o '"step":[0-9]*' "$1" | cut -d: -f2) <(grep -o '"loss":[^,}]*' "$1" | cut -d: -f2); }
+
+# losses_match NAME REFERENCE.jsonl OTHER.jsonl FIRST LAST TOL: OTHER logged each step FIRST..LAST
+# exactly once, with REFERENCE's loss of that step: bit for bit (the same printed float) when TOL
+# is 0, else within TOL relative.
+losses_match() {
+  local name=$1 ref=$2 other=$3 first=$4 last=$5 tol=$6
+  awk -v run="$name" -v first="$first" -v last="$last" -v tol="$tol" '
+    NR == FNR { want[$1] = $2; next }
+    { seen[$1]++; if ($1 < first || $1 > last) next
+      if (tol == 0 ? $2 != want[$1] : (d = $2 - want[$1]) * d > (tol * want[$1]) ^ 2) {
+        print "FAIL: " run " step " $1 ": " $2 " vs " want[$1]; bad = 1 } }
+    END { for (s = first; s <= last; ++s) if (seen[s] != 1) { print "FAIL: " run " logged step " s " " seen[s] + 0 " times"; bad = 1 }
+          exit bad }' <(step_losses "$ref") <(step_losses "$other") || fails=$((fails + 1))
+}
+
 # finish NAME MESSAGE: the closing line, and the exit code.
 finish() {
   if ((fails)); then

@@ -51,9 +51,15 @@ nval=$(json_field "$work/c1" "$(sum_docs '{v: m.splits.val}')")
 grep -q "more/empty.txt: no documents" "$work/log1" || fail "no warning for the empty file"
 grep -q "prepared 1000 documents" "$work/log1" || fail "summary line: $(tail -1 "$work/log1")"
 
-# 2. A rerun of a complete corpus does nothing.
-"$kervan" prepare --tokenizer bytes --out "$work/c1" "$in" 2>"$work/log" || fail "rerun exit code"
-grep -q "already holds a complete corpus" "$work/log" || fail "rerun: $(cat "$work/log")"
+# 2. A rerun of a complete corpus with the same inputs and options does nothing (the thread count
+# does not change the corpus); one with other options is refused, leaving the corpus as it is.
+"$kervan" prepare --tokenizer bytes --threads 2 --shard-tokens 5000 --val-fraction 0.1 --out "$work/c1" "$in" \
+  2>"$work/log" || fail "rerun exit code"
+grep -q "already holds the corpus these inputs and options make" "$work/log" || fail "rerun: $(cat "$work/log")"
+before=$(cd "$work/c1" && sha256sum * | sha256sum)
+expect_error "rerun with other options" "already holds a complete corpus made from other inputs or options" \
+  "$kervan" prepare --tokenizer bytes --out "$work/c1" "$in"
+[[ $(cd "$work/c1" && sha256sum * | sha256sum) == "$before" ]] || fail "the refused rerun changed the corpus"
 
 # 3. Killed after 2 of many work units, then resumed: finished shards kept, result identical.
 export KERVAN_PREPARE_UNIT_BYTES=4000

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `kervan train` through a coordinator: the losses and validation losses equal, bit for bit, the
 # same run reading the corpus folders, for a 70/30 blend with validation splits, at np 1, DP=2
-# and TP=2, with a coordinator of its own and with parallel.coordinator = "embedded"; a run whose
+# and TP=2, with a coordinator of its own and with parallel.coordinator = "embedded", and for BERT
+# and T5; checkpoints commit their data position with the coordinator, and a resumed run starts
+# there with the same losses; `kervan status --stop` stops every rank after a checkpoint; a run whose
 # coordinator is SIGKILLed and restarted from its journal mid-run continues with the same
 # losses; a SIGKILLed worker is reported dead with its rank and host; bad settings exit 2, an
 # unreachable coordinator exits 4.
@@ -76,6 +78,48 @@ train coord_tp2 "${mpi[@]}" -- "${via[@]}" "${served[@]}" --set parallel.tp=2
 identical "TP=2" "$work/folders_tp2.jsonl" "$work/coord_tp2.jsonl"
 grep -q '"tp_rank":1' <("$kervan" status --coordinator "$coord_addr" --json) ||
   fail "status does not list the TP=2 workers: $("$kervan" status --coordinator "$coord_addr" --json | head -c 300)"
+
+# BERT and T5 read their windows one by one (the objectives), through a 200 kB cache that keeps
+# them fetching: equal to the folders too.
+for family in bert:261 t5:358; do  # 257 byte tokens + BERT's 4 special tokens, or T5's [PAD] and 100 sentinels
+  arch=${family%%:*}
+  fam=(--set "model.arch=\"$arch\"" --set "model.vocab_size=${family##*:}")
+  train "${arch}_folders" -- "${folders[@]}" "${fam[@]}"
+  train "${arch}_coord" -- "${via[@]}" "${served[@]}" "${fam[@]}" --set data.cache_gb=0.0002
+  identical "$arch, np 1" "$work/${arch}_folders.jsonl" "$work/${arch}_coord.jsonl"
+done
+
+# Checkpoints: once one is committed, rank 0 journals its data position with the coordinator; a
+# run resumed from it says that it starts where the coordinator committed, and its losses continue
+# the uninterrupted run's bit for bit (DP=2, checkpoints every 4 steps, 8 steps then 12).
+twelve=(--set train.steps=12 --set train.schedule='"constant"' --set train.eval_every=0)  # the same lr at 8 and 12 steps
+ckpt=(--set "checkpoint.dir=\"$work/ckpt\"" --set checkpoint.every=4)
+train folders_12 "${mpi[@]}" -- "${folders[@]}" "${twelve[@]}"
+train ckpt_a "${mpi[@]}" -- "${via[@]}" "${served[@]}" "${twelve[@]}" "${ckpt[@]}" --set train.steps=8
+"$kervan" status --coordinator "$coord_addr" >"$work/status-8" 2>&1
+grep -q "committed data position: step 8, 128 samples ($work/ckpt/" "$work/status-8" ||
+  fail "the checkpoint of step 8 was not committed with the coordinator: $(grep -i committed "$work/status-8")"
+mv "$work/ckpt_a.jsonl" "$work/ckpt_b.jsonl"  # the resumed run keeps the lines of steps 0-7
+train ckpt_b "${mpi[@]}" -- "${via[@]}" "${served[@]}" "${twelve[@]}" "${ckpt[@]}"
+grep -q "resumed at the data position the coordinator committed: step 8, 128 samples" "$work/ckpt_b.log" ||
+  fail "the resumed run did not find its checkpoint's position at the coordinator: $(grep -m2 -i 'resumed\|committed' "$work/ckpt_b.log")"
+identical "8 steps, then resumed to 12, DP=2" "$work/folders_12.jsonl" "$work/ckpt_b.jsonl"
+"$kervan" status --coordinator "$coord_addr" | grep -q "committed data position: step 12, 192 samples" ||
+  fail "the last checkpoint (step 12) was not committed with the coordinator"
+stop_coordinator
+
+# kervan status --stop: every rank stops after the same step, saving a checkpoint first.
+start_coordinator stop --corpus "$work/A" --corpus "$work/C" --journal "$work/stop.journal" --listen 127.0.0.1:0 \
+  --heartbeat-ms 100
+"${mpi[@]}" "$kervan" train --config "$work/c.toml" --set train.steps=100000 --set train.eval_every=0 \
+  --set "data.coordinator=\"$coord_addr\"" "${served[@]}" --set "checkpoint.dir=\"$work/ckpt_stop\"" \
+  >"$work/stopped.log" 2>&1 &
+stopped=$!
+for _ in $(seq 1 400); do [[ $(status_field step) -ge 3 ]] 2>/dev/null && break; sleep 0.05; done
+"$kervan" status --coordinator "$coord_addr" --stop "e2e asks" >/dev/null 2>&1 || fail "status --stop failed"
+wait "$stopped" || fail "the run asked to stop exited non-zero: $(grep -m1 error "$work/stopped.log")"
+grep -q "stopped by the coordinator (e2e asks) after step [0-9]*: checkpoint saved to $work/ckpt_stop/" "$work/stopped.log" ||
+  fail "the run did not stop on the coordinator's request with a checkpoint: $(tail -2 "$work/stopped.log")"
 stop_coordinator
 
 unset KERVAN_TOKEN  # the embedded coordinator makes its own (and writes it for kervan status)

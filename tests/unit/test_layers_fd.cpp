@@ -1,31 +1,21 @@
-// Every layer's backward against central finite differences (see fd_check.h for the tolerance).
+// The GPT layers' backward against central finite differences (see fd_check.h for the
+// tolerance); the layers BERT and T5 add are in test_family_layers_fd.cpp.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 
 #include "core/backend.h"
-#include "core/cpu/cpu_backend.h"
-#include "core/cpu/host_threads.h"
 #include "core/layers/attention.h"
 #include "core/layers/embedding.h"
 #include "core/layers/layernorm.h"
 #include "core/layers/linear.h"
 #include "core/layers/mlp.h"
 #include "fd_check.h"
+#include "layer_fd_test.h"
 
 namespace kervan::test {
 namespace {
-
-class LayerFd : public ::testing::Test {
- protected:
-  void SetUp() override { set_host_threads(2); }
-  Tensor randn(Shape s, uint64_t seed, float std = 1.0f) {
-    Tensor t = be->empty(s, DType::F32);
-    fill_normal(t, seed, std);
-    return t;
-  }
-  std::unique_ptr<Backend> be = make_cpu_backend();
-};
 
 TEST_F(LayerFd, Linear) {
   ParameterSet ps;
@@ -73,23 +63,38 @@ TEST_F(LayerFd, LayerNorm) {
   }
 }
 
-TEST_F(LayerFd, Gelu) {
+class ActivationFd : public LayerFd, public ::testing::WithParamInterface<Activation> {};
+
+TEST_P(ActivationFd, MatchesFiniteDifferences) {
   Tensor x = randn({50}, 2, 2.0f), y = randn({50}, 0), w = randn({50}, 3), dx = randn({50}, 0);
   auto loss = [&] {
-    be->gelu_forward(y, x);
+    be->activation_forward(y, x, GetParam());
     return weighted_sum(y, w);
   };
   loss();
-  be->gelu_backward(dx, x, w);
+  be->activation_backward(dx, x, w, GetParam());
   EXPECT_LT(fd_relative_error(x, to_vector(dx), loss, 1e-3f), kFdTolerance);
-  // Spot values of the tanh approximation: gelu(1) = 0.841192, gelu(-1) = -0.158808.
-  float in[2] = {1.0f, -1.0f}, out[2];
-  Tensor a = be->empty({2}, DType::F32), b = be->empty({2}, DType::F32);
-  be->copy_from_host(a, in);
-  be->gelu_forward(b, a);
-  be->copy_to_host(out, b);
-  EXPECT_NEAR(out[0], 0.841192f, 1e-5f);
-  EXPECT_NEAR(out[1], -0.158808f, 1e-5f);
+}
+INSTANTIATE_TEST_SUITE_P(Kinds, ActivationFd,
+                         ::testing::Values(Activation::GeluTanh, Activation::GeluErf, Activation::Relu,
+                                           Activation::Tanh));
+
+// Spot values: gelu_tanh(1) = 0.841192, gelu_erf(1) = 0.841345 (the two GELUs differ in the 4th
+// digit), relu(-1) = 0, tanh(1) = 0.761594.
+TEST_F(LayerFd, ActivationValues) {
+  auto at = [&](Activation act, float v) {
+    Tensor a = be->empty({1}, DType::F32), b = be->empty({1}, DType::F32);
+    be->copy_from_host(a, &v);
+    be->activation_forward(b, a, act);
+    return be->item<float>(b);
+  };
+  EXPECT_NEAR(at(Activation::GeluTanh, 1.0f), 0.841192f, 1e-5f);
+  EXPECT_NEAR(at(Activation::GeluTanh, -1.0f), -0.158808f, 1e-5f);
+  EXPECT_NEAR(at(Activation::GeluErf, 1.0f), 0.841345f, 1e-5f);
+  EXPECT_NEAR(at(Activation::GeluErf, -1.0f), -0.158655f, 1e-5f);
+  EXPECT_EQ(at(Activation::Relu, -1.0f), 0.0f);
+  EXPECT_EQ(at(Activation::Relu, 2.5f), 2.5f);
+  EXPECT_NEAR(at(Activation::Tanh, 1.0f), 0.761594f, 1e-5f);
 }
 
 // The GELU kernels are built with -ffast-math (vectorised tanhf). Over |x| <= 20, far into both
@@ -105,8 +110,8 @@ TEST_F(LayerFd, GeluMatchesDoublePrecisionFarIntoTheTails) {
   Tensor dout = be->empty({n}, DType::F32), dx = be->empty({n}, DType::F32);
   be->copy_from_host(x, xs.data());
   be->copy_from_host(dout, ones.data());
-  be->gelu_forward(out, x);
-  be->gelu_backward(dx, x, dout);
+  be->activation_forward(out, x, Activation::GeluTanh);
+  be->activation_backward(dx, x, dout, Activation::GeluTanh);
   be->copy_to_host(y.data(), out);
   be->copy_to_host(d.data(), dx);
   const double k = std::sqrt(2.0 / M_PI), c = 0.044715;
@@ -139,13 +144,18 @@ TEST_F(LayerFd, ResidualAdd) {
 class AttentionFd : public LayerFd, public ::testing::WithParamInterface<int64_t> {};
 
 // T = 5 fits one block of query rows; T = 70 spans two (the CPU kernel blocks rows by 64).
-TEST_P(AttentionFd, Core) {
+TEST_P(AttentionFd, CausalCore) {
   const int64_t B = 2, T = GetParam(), C = 8;
   const int NH = 2;
   Tensor qkv = randn({B, T, 3 * C}, 2), out = randn({B, T, C}, 0), w = randn({B, T, C}, 3);
   Tensor probs = randn({B, NH, T, T}, 0), dprobs = randn({B, NH, T, T}, 0), dqkv = randn({B, T, 3 * C}, 0);
+  const AttentionSpec spec{NH, 1.0f / std::sqrt(4.0f), /*causal=*/true};
+  auto blocks = [&](const Tensor& t) {
+    return std::array{ColumnBlock::of(t, 0, C), ColumnBlock::of(t, C, C), ColumnBlock::of(t, 2 * C, C)};
+  };
+  const auto in = blocks(qkv), grad = blocks(dqkv);
   auto loss = [&] {
-    be->attention_forward(out, probs, qkv, NH);
+    be->attention_forward(out, probs, in[0], in[1], in[2], spec);
     return weighted_sum(out, w);
   };
   loss();
@@ -162,14 +172,15 @@ TEST_P(AttentionFd, Core) {
       }
       EXPECT_NEAR(s, 1.0, 1e-6);
     }
-  be->attention_backward(dqkv, dprobs, w, qkv, probs, NH);
+  be->attention_backward(grad[0], grad[1], grad[2], dprobs, w, in[0], in[1], in[2], probs, spec);
   EXPECT_LT(fd_relative_error(qkv, to_vector(dqkv), loss), kFdTolerance);
 }
 INSTANTIATE_TEST_SUITE_P(SeqLens, AttentionFd, ::testing::Values(5, 70));
 
-TEST_F(LayerFd, CausalSelfAttentionLayer) {
+TEST_F(LayerFd, SelfAttentionLayer) {
   ParameterSet ps;
-  CausalSelfAttention attn(ps, "attn", 8, 2, 0.3f, 0.3f);
+  SelfAttention attn(ps, "attn", 8,
+                     {.n_head = 2, .causal = true, .q_std = 0.3f, .kv_std = 0.3f, .proj_std = 0.3f});
   ps.allocate(*be);
   ps.initialize(*be, 7);
   const int64_t B = 2, T = 4, C = 8;
@@ -199,7 +210,7 @@ TEST_F(LayerFd, Mlp) {
   ps.initialize(*be, 7);
   MlpSaved saved{be->empty({3, 24}, DType::F32), be->empty({3, 24}, DType::F32)};
   Tensor x = randn({3, 6}, 2), y = randn({3, 6}, 0), w = randn({3, 6}, 3), dx = randn({3, 6}, 0);
-  Tensor dh = randn({3, 24}, 0);
+  MlpScratch dh{randn({3, 24}, 0), {}};
   auto loss = [&] {
     mlp.forward(*be, y, saved, x);
     return weighted_sum(y, w);

@@ -98,34 +98,41 @@ class Prepare : public TempDirTest {
     o.threads = threads;
     o.shard_tokens = 2000;
     o.unit_bytes = 1000;
-    begin_corpus_dir(out, false);
+    begin_corpus_dir(out, false, kRequest);
     CorpusBuilder b(o, discover_text_sources({(dir / "in").string()}), bytes_tok, val_rule_for_fraction(val));
     std::vector<size_t> all(b.units().size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = i;
     const BuildStats s = b.build(all, [](const BuildProgress&) {});
     if (stats) *stats = s;
-    const CorpusManifest m = b.manifest("test");
+    CorpusManifest m = b.manifest("test");
+    m.request = kRequest;
     finish_corpus_dir(out, m);
     return m;
   }
+  static constexpr const char* kRequest = "request-1";
 
   DocumentTokenizer bytes_tok = DocumentTokenizer::load("bytes");
 };
 
 TEST_F(Prepare, TxtSplitsOnDelimiterLines) {
-  const auto p = put("a.txt", "one\nstill one\n<|endoftext|>\r\n\n<|endoftext|>\ntwo<|endoftext|>\n<|endoftext|>\n"
-                              "<|endoftext|>\nthree\n\n");
+  const auto p = put("a.txt",
+                     "one\nstill one\n<|endoftext|>\r\n\n<|endoftext|>\ntwo<|endoftext|>\n<|endoftext|>\n"
+                     "<|endoftext|>\nthree\n\n");
   EXPECT_EQ(docs_of(p), (std::vector<std::string>{"one\nstill one", "two<|endoftext|>", "three\n"}));
-  EXPECT_EQ(docs_of(put("b.txt", "no delimiter\nat all")), (std::vector<std::string>{"no delimiter\nat all"}));
+  EXPECT_EQ(docs_of(put("b.txt", "no delimiter\nat all")),
+            (std::vector<std::string>{"no delimiter\nat all"}));
   TextReadOptions opt;
   opt.doc_delimiter = "---";
-  EXPECT_EQ(docs_of(put("c.txt", "x\n---\ny\n<|endoftext|>\n"), opt), (std::vector<std::string>{"x", "y\n<|endoftext|>"}));
+  EXPECT_EQ(docs_of(put("c.txt", "x\n---\ny\n<|endoftext|>\n"), opt),
+            (std::vector<std::string>{"x", "y\n<|endoftext|>"}));
   EXPECT_TRUE(docs_of(put("d.txt", "")).empty());
 }
 
 TEST_F(Prepare, JsonlTakesTheField) {
-  const auto p = put("a.jsonl", "{\"text\": \"a\\nb\", \"id\": 1}\n\n   \n{\"body\": \"x\", \"text\": \"c\"}\n{\"text\": \"\"}\n"
-                                "{\"text\": \"bad \xff byte\"}");
+  const auto p =
+      put("a.jsonl",
+          "{\"text\": \"a\\nb\", \"id\": 1}\n\n   \n{\"body\": \"x\", \"text\": \"c\"}\n{\"text\": \"\"}\n"
+          "{\"text\": \"bad \xff byte\"}");
   EXPECT_EQ(docs_of(p), (std::vector<std::string>{"a\nb", "c", "bad \xEF\xBF\xBD byte"}));
   TextReadOptions opt;
   opt.text_field = "body";
@@ -137,8 +144,10 @@ TEST_F(Prepare, JsonlTakesTheField) {
 
 TEST_F(Prepare, BadLinesNameFileAndLine) {
   const auto p = put("bad.jsonl", "{\"text\": \"ok\"}\n{\"text\": 5}\n");
-  EXPECT_NE(error_of([&] { docs_of(p); }).find("bad.jsonl:2: field \"text\" is not a string"), std::string::npos);
-  const auto q = put("bad2.jsonl", "{\"text\": \"ok\"}\n\nnot json\n[1]\n{\"other\": \"x\"}\n{\"text\": \"fine\"}\n");
+  EXPECT_NE(error_of([&] { docs_of(p); }).find("bad.jsonl:2: field \"text\" is not a string"),
+            std::string::npos);
+  const auto q =
+      put("bad2.jsonl", "{\"text\": \"ok\"}\n\nnot json\n[1]\n{\"other\": \"x\"}\n{\"text\": \"fine\"}\n");
   EXPECT_NE(error_of([&] { docs_of(q); }).find("bad2.jsonl:3: not valid JSON"), std::string::npos);
   TextReadOptions opt;
   opt.skip_bad_lines = true;
@@ -149,17 +158,22 @@ TEST_F(Prepare, BadLinesNameFileAndLine) {
 
 TEST_F(Prepare, CompressedInputsAndDamage) {
   std::string text;
-  for (int i = 0; i < 20000; ++i) text += "line " + std::to_string(i) + (i % 100 == 99 ? "\n<|endoftext|>\n" : "\n");
+  for (int i = 0; i < 20000; ++i)
+    text += "line " + std::to_string(i) + (i % 100 == 99 ? "\n<|endoftext|>\n" : "\n");
   const auto plain = docs_of(put("p.txt", text));
   ASSERT_EQ(plain.size(), 200u);
   EXPECT_EQ(docs_of(put("g.txt.gz", gzip(text))), plain);
-  EXPECT_EQ(docs_of(put("gg.txt.gz", gzip(text.substr(0, 5000)) + gzip(text.substr(5000)))), plain);  // 2 members
+  EXPECT_EQ(docs_of(put("gg.txt.gz", gzip(text.substr(0, 5000)) + gzip(text.substr(5000)))),
+            plain);  // 2 members
   EXPECT_EQ(docs_of(put("z.txt.zst", zstd(text))), plain);
   EXPECT_EQ(docs_of(put("zz.txt.zst", zstd(text.substr(0, 5000)) + zstd(text.substr(5000)))), plain);
   const std::string g = gzip(text), z = zstd(text);
-  EXPECT_NE(error_of([&] { docs_of(put("t.txt.gz", g.substr(0, g.size() / 2))); }).find("t.txt.gz: truncated gzip"),
-            std::string::npos);
-  EXPECT_NE(error_of([&] { docs_of(put("t.txt.zst", z.substr(0, z.size() / 2))); }).find("t.txt.zst: truncated zstd"),
+  EXPECT_NE(
+      error_of([&] { docs_of(put("t.txt.gz", g.substr(0, g.size() / 2))); }).find("t.txt.gz: truncated gzip"),
+      std::string::npos);
+  EXPECT_NE(error_of([&] {
+              docs_of(put("t.txt.zst", z.substr(0, z.size() / 2)));
+            }).find("t.txt.zst: truncated zstd"),
             std::string::npos);
   EXPECT_NE(error_of([&] { docs_of(put("n.txt.gz", "not gzip at all")); }).find("n.txt.gz: corrupt gzip"),
             std::string::npos);
@@ -180,9 +194,13 @@ TEST_F(Prepare, DiscoveryIsSortedAndStrict) {
   EXPECT_EQ(s[0].compression, Compression::Zstd);
   EXPECT_EQ(s[1].key, "b.txt");
   put("d/c.csv", "x");
-  EXPECT_NE(error_of([&] { discover_text_sources({(dir / "in" / "d").string()}); }).find("c.csv: unknown input type"),
+  EXPECT_NE(error_of([&] {
+              discover_text_sources({(dir / "in" / "d").string()});
+            }).find("c.csv: unknown input type"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { discover_text_sources({(dir / "nothere.txt").string()}); }).find("nothere.txt: cannot open"),
+  EXPECT_NE(error_of([&] {
+              discover_text_sources({(dir / "nothere.txt").string()});
+            }).find("nothere.txt: cannot open"),
             std::string::npos);
 }
 
@@ -251,7 +269,7 @@ TEST_F(Prepare, ResumeKeepsFinishedUnits) {
   o.threads = 2;
   o.shard_tokens = 2000;
   o.unit_bytes = 1000;
-  begin_corpus_dir(out, false);
+  begin_corpus_dir(out, false, kRequest);
   {
     CorpusBuilder b(o, discover_text_sources({(dir / "in").string()}), bytes_tok, val_rule_for_fraction(0.1));
     ASSERT_GE(b.units().size(), 3u);
@@ -272,7 +290,71 @@ TEST_F(Prepare, ResumeKeepsFinishedUnits) {
   // The same corpus as an uninterrupted run.
   build((dir / "full").string(), 1);
   EXPECT_EQ(after, files_of(dir / "full"));
-  EXPECT_TRUE(begin_corpus_dir(out, false));  // complete now: a rerun has nothing to do
+  EXPECT_TRUE(begin_corpus_dir(out, false, kRequest));  // complete now: a rerun has nothing to do
+}
+
+// A shard damaged between an interrupted run and its resume is not kept: its unit is made again,
+// and the corpus equals an uninterrupted run's.
+TEST_F(Prepare, ResumeRedoesAUnitWhoseShardWasDamaged) {
+  make_inputs();
+  const std::string out = (dir / "d").string();
+  CorpusOptions o;
+  o.out_dir = out;
+  o.threads = 1;
+  o.shard_tokens = 2000;
+  o.unit_bytes = 1000;
+  begin_corpus_dir(out, false, kRequest);
+  {
+    CorpusBuilder b(o, discover_text_sources({(dir / "in").string()}), bytes_tok, val_rule_for_fraction(0.1));
+    b.build({0, 1}, [](const BuildProgress&) {});
+  }
+  const std::string shard = out + "/train-00000-00000.kvs";
+  ASSERT_TRUE(fs::exists(shard));
+  {
+    std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('Z');
+  }
+  BuildStats stats;
+  build(out, 1, &stats);
+  EXPECT_EQ(stats.kept_units, 1u) << "the unit with the damaged shard must be made again";
+  build((dir / "full").string(), 1);
+  EXPECT_EQ(files_of(out), files_of(dir / "full"));
+}
+
+// kervan writes only into a folder it made, and never takes a corpus made for another request as
+// the result of this one.
+TEST_F(Prepare, OutputFolderOwnership) {
+  const fs::path theirs = dir / "theirs";
+  fs::create_directories(theirs);
+  std::ofstream(theirs / "train-00000-00000.kvs") << "the user's own file";
+  std::ofstream(theirs / "notes.tmp") << "also theirs";
+  try {
+    begin_corpus_dir(theirs.string(), false, kRequest);
+    ADD_FAILURE() << "a folder with someone else's files was taken";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a kervan corpus"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(begin_corpus_dir(theirs.string(), true, kRequest), UserError)
+      << "--overwrite does not change that";
+  EXPECT_TRUE(fs::exists(theirs / "train-00000-00000.kvs"));
+  EXPECT_TRUE(fs::exists(theirs / "notes.tmp"));
+
+  std::ofstream(dir / "afile") << "x";
+  EXPECT_THROW(begin_corpus_dir((dir / "afile").string(), false, kRequest), UserError);
+
+  make_inputs();
+  const std::string out = (dir / "mine").string();
+  build(out, 1);
+  EXPECT_TRUE(begin_corpus_dir(out, false, kRequest));
+  try {
+    begin_corpus_dir(out, false, "another request");
+    ADD_FAILURE() << "a corpus made from other inputs was taken as complete";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("from other inputs or options"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(begin_corpus_dir(out, true, "another request")) << "--overwrite rebuilds it";
+  EXPECT_FALSE(fs::exists(out + "/manifest.json"));
 }
 
 }  // namespace

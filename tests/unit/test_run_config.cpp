@@ -57,6 +57,27 @@ TEST_F(RunConfigTest, LoadsPresetAndOverrides) {
   EXPECT_EQ(c.schedule().warmup_steps, 2);
 }
 
+TEST_F(RunConfigTest, FamiliesTakeTheirPresetsAndOwnKeys) {
+  RunConfig bert = load_run_config(write(kGood), {"model.arch=\"bert\"", "model.preset=\"bert-base\""});
+  EXPECT_EQ(bert.arch, "bert");
+  EXPECT_EQ(bert.model.n_layer, 12);
+  EXPECT_EQ(bert.model.vocab_size, 30522);
+  EXPECT_EQ(bert.model.max_seq_len, 512);
+  RunConfig t5 = load_run_config(
+      write(kGood), {"model.arch=\"t5\"", "model.preset=\"t5-small\"", "model.t5_ffn=\"gated-gelu\""});
+  EXPECT_EQ(t5.model.d_model, 512);
+  EXPECT_EQ(t5.model.max_seq_len, 64);  // no position table: train.seq_len
+  EXPECT_EQ(t5.t5_ffn, "gated-gelu");
+  EXPECT_NE(error_of(kGood, {"model.t5_ffn=\"relu\""}).find("model.t5_ffn applies to T5 only"),
+            std::string::npos);
+  EXPECT_NE(error_of(kGood, {"model.arch=\"bert\""})
+                .find("model.preset 'gpt2-tiny' is a gpt preset, but model.arch is \"bert\""),
+            std::string::npos);
+  EXPECT_NE(error_of(kGood, {"model.arch=\"bert\"", "model.preset=\"bert-tiny\"", "train.seq_len=3"})
+                .find("train.seq_len must be >= 4 for bert"),
+            std::string::npos);
+}
+
 TEST_F(RunConfigTest, ShapeKeysWithoutPreset) {
   std::string text = kGood;
   text.replace(text.find("preset = \"gpt2-tiny\""), 20,
@@ -151,6 +172,33 @@ TEST(ConfigKeys, ReadmeTableMatchesTheKeyList) {
   EXPECT_EQ(text.substr(begin, end - begin), config_keys_markdown())
       << "configs/README.md and launcher/config_keys.cpp differ: run `build/kervan config keys` and paste "
          "the table";
+}
+
+TEST_F(RunConfigTest, CheckpointKeys) {
+  const RunConfig d = load_run_config(write(kGood), {});
+  EXPECT_TRUE(d.checkpoint.dir.empty());
+  EXPECT_TRUE(d.checkpoint.async);
+  EXPECT_EQ(d.checkpoint.resume, "auto");
+  EXPECT_EQ(d.checkpoint.keep_last, 3);
+  const RunConfig c =
+      load_run_config(write(kGood), {"checkpoint.dir=ck", "checkpoint.async=false", "checkpoint.strict=true",
+                                     "checkpoint.every=5", "checkpoint.keep_every=100",
+                                     "checkpoint.on_failure=continue", "checkpoint.resume=none"});
+  EXPECT_EQ(c.checkpoint.dir, "ck");
+  EXPECT_FALSE(c.checkpoint.async);
+  EXPECT_TRUE(c.checkpoint.strict);
+  EXPECT_EQ(c.checkpoint.every, 5);
+  EXPECT_EQ(c.checkpoint.keep_every, 100);
+  EXPECT_EQ(c.checkpoint.on_failure, "continue");
+  EXPECT_EQ(c.checkpoint.resume, "none");
+  EXPECT_EQ(error_of(kGood, {"checkpoint.async=1"}),
+            "--set checkpoint.async: checkpoint.async must be true or false");
+  EXPECT_EQ(error_of(kGood, {"checkpoint.keep_last=0"}),
+            "--set checkpoint.keep_last: checkpoint.keep_last must be >= 1 and <= 1e+09, got 0");
+  EXPECT_EQ(error_of(kGood, {"checkpoint.on_failure=maybe"}),
+            "--set checkpoint.on_failure: checkpoint.on_failure must be stop or continue, got 'maybe'");
+  EXPECT_NE(exact_value(*find_config_key("checkpoint.async"), c),
+            exact_value(*find_config_key("checkpoint.async"), d));
 }
 
 // Every key is read: a config that sets each one to a valid value loads and reports where it came from.

@@ -1,0 +1,67 @@
+#include "launcher/job.h"
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace kervan {
+
+// The node group's only collectives wait for its first rank to verify the corpus, which for a
+// large one takes far longer than a training collective may.
+constexpr double kVerifyTimeoutS = 6 * 3600;
+
+Job start_job(const RunConfig& cfg) {
+  Job job;
+  if (launched_by_mpi()) job.mpi = std::make_unique<MpiRuntime>();
+  const int rank = job.mpi ? job.mpi->world_rank() : 0, size = job.mpi ? job.mpi->world_size() : 1;
+  try {
+    job.grid = ProcessGrid::make(rank, size, static_cast<int>(cfg.parallel.tp));
+  } catch (const UserError& e) {
+    throw UserError(cfg.file + ": " + e.what());
+  }
+  const double timeout = cfg.parallel.collective_timeout_s;
+  if (job.mpi) {
+    job.world = job.mpi->group(0, "world", timeout);
+    job.dp = job.mpi->group(job.grid.tp_rank, "data-parallel", timeout);
+    job.tp = job.mpi->group(job.grid.dp_rank, "tensor-parallel", timeout);
+    job.node = job.mpi->node_group(kVerifyTimeoutS);
+  } else {
+    job.world = std::make_unique<SoloCommunicator>();
+    job.dp = std::make_unique<SoloCommunicator>();
+    job.tp = std::make_unique<SoloCommunicator>();
+    job.node = std::make_unique<SoloCommunicator>();
+  }
+  return job;
+}
+
+void check_same_config(const RunConfig& cfg, Job& job, Backend& be) {
+  const uint64_t h = stream_key(0, cfg.canonical());
+  Tensor mine = be.empty({2}, DType::I32), all = be.empty({2 * job.world->size()}, DType::I32);
+  const int32_t parts[2] = {static_cast<int32_t>(h), static_cast<int32_t>(h >> 32)};
+  be.copy_from_host(mine, parts);
+  job.world->all_gather(all, mine);
+  const std::vector<int32_t> p = be.to_host<int32_t>(all);
+  for (int r = 1; r < job.world->size(); ++r)
+    if (p[2 * r] != p[0] || p[2 * r + 1] != p[1])
+      throw UserError(cfg.file + ": the resolved config of rank " + std::to_string(r) +
+                      " differs from rank 0's (every rank must get the same file, --set flags and data)");
+}
+
+float mean_over(Communicator& group, Backend& be, double value) {
+  Tensor t = be.empty({1}, DType::F32);
+  const float v = static_cast<float>(value);
+  be.copy_from_host(t, &v);
+  group.all_reduce(t, ReduceOp::Avg);
+  return be.item<float>(t);
+}
+
+std::vector<double> sum_over(Communicator& group, Backend& be, const std::vector<double>& values) {
+  if (group.size() == 1 || values.empty()) return values;
+  Tensor t = be.empty({static_cast<int64_t>(values.size())}, DType::F64);
+  be.copy_from_host(t, values.data());
+  group.all_reduce(t, ReduceOp::Sum);
+  std::vector<double> out(values.size());
+  be.copy_to_host(out.data(), t);
+  return out;
+}
+
+}  // namespace kervan

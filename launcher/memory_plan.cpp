@@ -1,0 +1,103 @@
+#include "launcher/memory_plan.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/model/gpt.h"
+#include "parallel/communicator.h"
+
+namespace kervan {
+
+namespace {
+
+// Resident size of kervan before its tensors: the binary and its libraries (OpenBLAS, Open MPI,
+// libgomp), thread stacks and allocator slack, measured at start-up on the machines of
+// bench/RESULTS.md (a few tens of MB) and rounded up.
+constexpr int64_t kRuntimeBytes = 100'000'000;
+
+double gb(int64_t bytes) {
+  return static_cast<double>(bytes) / 1e9;
+}
+
+// One number from a "key value" text file such as /proc/meminfo or memory.stat; -1 when absent.
+int64_t field_of(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string k;
+    int64_t v = -1;
+    if (words >> k >> v && (k == key || k == key + ":")) return v;
+  }
+  return -1;
+}
+
+int64_t number_in(const std::string& path) {
+  std::ifstream in(path);
+  int64_t v = -1;
+  return in >> v ? v : -1;  // "max" (no limit) reads as no number
+}
+
+}  // namespace
+
+std::string MemoryPlan::describe() const {
+  return fmt::format(
+      "weights {:.2f} GB, gradients {:.2f} GB, optimizer {:.2f} GB, activations {:.2f} GB, runtime "
+      "{:.2f} GB: {:.2f} GB in all",
+      gb(weights), gb(gradients), gb(optimizer), gb(activations), gb(runtime), gb(total()));
+}
+
+std::optional<MemoryPlan> plan_memory(const RunConfig& config, int tp, int dp) {
+  if (config.arch != "gpt") return std::nullopt;
+  const GPTConfig& m = config.model;
+  const int64_t C = m.d_model, f = sizeof(float);
+  // This rank's parameters: the split ones (embedding rows, q|k|v and MLP columns, projection
+  // rows) divided by tp, the replicated ones (LayerNorms, wpe, projection biases) whole.
+  const int64_t split = m.padded_vocab() * C + m.n_layer * (3 * C * C + 3 * C + C * C + 8 * C * C + 4 * C);
+  const int64_t replicated = m.max_seq_len * C + m.n_layer * (4 * C + 2 * C) + 2 * C;
+  const int64_t params = split / tp + replicated;
+  MemoryPlan p;
+  p.weights = params * f;
+  const bool zero1 = config.parallel.zero == 1 && dp > 1;
+  const int64_t chunk = chunk_of(params, dp, 0).count;
+  p.gradients = (params + (zero1 ? chunk : 0)) * f;
+  p.optimizer = 2 * (zero1 ? chunk : params) * f;
+  const int64_t B = config.train.micro_batch, T = config.train.seq_len;
+  p.activations = GPT::activation_bytes(m, tp, B, T);
+  // Data parallelism gathers every replica's token-embedding rows (GradientAllReducer).
+  if (dp > 1 && !zero1 && tp == 1) p.activations += static_cast<int64_t>(dp) * B * T * (C * f + 4);
+  p.runtime = kRuntimeBytes + 2 * B * T * 4;  // and the batch's host tokens
+  return p;
+}
+
+int64_t available_memory_bytes() {
+  int64_t best = -1;
+  const int64_t avail_kb = field_of("/proc/meminfo", "MemAvailable");
+  if (avail_kb >= 0) best = avail_kb * 1024;
+  // cgroup v2: the limit of this process's group, less what it already uses.
+  std::ifstream cg("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(cg, line)) {
+    if (!line.starts_with("0::")) continue;
+    const std::string dir = "/sys/fs/cgroup" + line.substr(3);
+    const int64_t limit = number_in(dir + "/memory.max"), used = number_in(dir + "/memory.current");
+    if (limit > 0 && used >= 0 && (best < 0 || limit - used < best))
+      best = std::max<int64_t>(limit - used, 0);
+  }
+  return best;
+}
+
+void require_memory_fits(const MemoryPlan& plan, int ranks_on_node, int64_t available,
+                         const std::string& file) {
+  if (available < 0 || plan.total() * ranks_on_node <= available) return;
+  throw UserError(fmt::format(
+      "{}: this run needs {:.2f} GB per rank ({}) x {} ranks on this node, but {:.2f} GB is available; "
+      "lower train.micro_batch or train.seq_len (activations grow with both), split the model with "
+      "parallel.tp, shard the optimizer with parallel.zero = 1, or use a smaller model",
+      file, gb(plan.total()), plan.describe(), ranks_on_node, gb(available)));
+}
+
+}  // namespace kervan
