@@ -1,6 +1,5 @@
 #include "launcher/prepare.h"
 
-#include <mpi.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -12,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/rng.h"
@@ -23,6 +23,7 @@
 #include "datasets/tokenizer/tokenizer_files.h"
 #include "launcher/progress.h"
 #include "parallel/mpi_runtime.h"
+#include "parallel/shared_outcome.h"
 
 namespace kervan {
 
@@ -116,10 +117,15 @@ PrepareCommand::PrepareCommand(CLI::App& app) {
   cmd_->add_flag("--skip-bad-lines", skip_bad_lines_,
                  "Skip (and count) .jsonl lines without text instead of failing");
   cmd_->add_option("--seed", seed_, "Seed of the validation split (0)");
-  cmd_->add_flag("--overwrite", overwrite_, "Rebuild a corpus that is already complete in --out");
+  cmd_->add_flag("--overwrite", overwrite_,
+                 "Rebuild a corpus that is already complete in --out (or replace an existing .bin --out)");
   cmd_->add_flag("--from-llmc", from_llmc_, "Inputs are llm.c token files (.bin): one train shard each");
   cmd_->add_option("--vocab-size", vocab_size_, "--from-llmc: vocabulary size (50257)");
   eot_opt_ = cmd_->add_option("--eot-id", eot_id_, "--from-llmc: end-of-text token (default vocab size - 1)");
+  cmd_->add_option("--timeout-s", timeout_s_,
+                   "Under mpirun: how long a rank waits for the others at a collective before the job "
+                   "ends with an error naming the missing ranks (1800)")
+      ->check(CLI::Range(1.0, 1e7));
   cmd_->add_option("inputs", inputs_, "Input files or folders")->required();
   auto* coordinator =
       cmd_->add_option("--coordinator", coordinator_,
@@ -149,7 +155,8 @@ int PrepareCommand::run(const std::string& command_line) const {
       throw UserError("--out " + out_ +
                       ": a .bin output is the legacy llm.c token file, which needs --tokenizer bytes "
                       "(give a folder for a kervan corpus)");
-    return run_prepare_bytes(inputs_, out_);
+    refuse_outputs_over_inputs();
+    return run_prepare_bytes(inputs_, out_, overwrite_);
   }
   return run_corpus(command_line);
 }
@@ -212,8 +219,15 @@ std::string PrepareCommand::corpus_request(const std::vector<TextSource>& source
 int PrepareCommand::run_corpus(const std::string& command_line) const {
   if (!coordinator_.empty()) return run_leased(command_line);
   const auto t0 = std::chrono::steady_clock::now();
+  // Under mpirun the ranks meet at three collectives, each bounded by --timeout-s (a stopped or
+  // dead rank ends the job with an error naming it instead of hanging it).
   std::unique_ptr<MpiRuntime> mpi;
-  if (launched_by_mpi()) mpi = std::make_unique<MpiRuntime>();
+  std::unique_ptr<Communicator> world;
+  const std::unique_ptr<Backend> be = make_cpu_backend();
+  if (launched_by_mpi()) {
+    mpi = std::make_unique<MpiRuntime>();
+    world = mpi->group(0, "prepare", timeout_s_);
+  }
   const int rank = mpi ? mpi->world_rank() : 0, ranks = mpi ? mpi->world_size() : 1;
 
   const DocumentTokenizer tokenizer = DocumentTokenizer::load(tokenizer_);
@@ -223,8 +237,18 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
   refuse_outputs_over_inputs();
   const std::string request = corpus_request(sources, tokenizer.identity());
   // One process looks at the output folder (and cleans it); the others wait for its verdict.
-  int complete = rank == 0 ? begin_corpus_dir(out_, overwrite_, request) : 0;
-  if (mpi) MPI_Bcast(&complete, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  bool complete = false;
+  if (world) {
+    run_on_root_and_share_outcome(*world, *be,
+                                  [&] { complete = begin_corpus_dir(out_, overwrite_, request); });
+    Tensor flag = be->empty({1}, DType::I32);
+    const int32_t mine = complete ? 1 : 0;
+    be->copy_from_host(flag, &mine);
+    world->broadcast_async(flag, 0)->wait();
+    complete = be->item<int32_t>(flag) != 0;
+  } else {
+    complete = begin_corpus_dir(out_, overwrite_, request);
+  }
   if (complete) {
     if (rank == 0) log_already_complete(out_);
     return 0;
@@ -251,28 +275,41 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
     spdlog::info("{}kept {} shards ({} work units) from an earlier run", label, stats.kept_shards,
                  stats.kept_units);
   // Input bytes tokenized and shards kept, over all ranks; rank 0 waits here for every rank's units.
-  uint64_t mine_counts[2] = {stats.bytes, stats.kept_shards},
-           all_counts[2] = {stats.bytes, stats.kept_shards};
-  if (mpi) {
+  double all_counts[2] = {static_cast<double>(stats.bytes), static_cast<double>(stats.kept_shards)};
+  if (world) {
     spdlog::info("{}{} documents, {} tokens, {:.1f} MB in {:.1f} s", label, stats.documents, stats.tokens,
                  stats.bytes / 1e6, seconds_since(t0));
-    MPI_Reduce(mine_counts, all_counts, 2, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+    Tensor counts = be->empty({2}, DType::F64);  // exact for counts below 2^53
+    be->copy_from_host(counts, all_counts);
+    world->all_reduce(counts, ReduceOp::Sum);
+    be->copy_to_host(all_counts, counts);
   }
 
-  if (rank == 0) {
+  // Rank 0 writes the manifest; its failure is every rank's (each exits with the same error).
+  const auto finish = [&] {
     CorpusManifest m = builder.manifest(command_line);
     m.request = request;
     check_corpus_contents(m, val);
     finish_corpus_dir(out_, m);
-    log_corpus_summary(m, seconds_since(t0), all_counts[0], all_counts[1]);
-  }
-  if (mpi) MPI_Barrier(MPI_COMM_WORLD);  // the manifest is written (or rank 0 failed and ended the job)
+    log_corpus_summary(m, seconds_since(t0), static_cast<uint64_t>(all_counts[0]),
+                       static_cast<uint64_t>(all_counts[1]));
+  };
+  if (world)
+    run_on_root_and_share_outcome(*world, *be, finish);
+  else
+    finish();
   return 0;
 }
 
-int run_prepare_bytes(const std::vector<std::string>& inputs, const std::string& out) {
+int run_prepare_bytes(const std::vector<std::string>& inputs, const std::string& out, bool overwrite) {
+  std::error_code ec;
+  if (std::filesystem::exists(out, ec) && !overwrite)
+    throw UserError(out +
+                    ": --out exists; kervan does not replace a file it did not write unless asked "
+                    "(--overwrite replaces it)");
   std::vector<uint16_t> tokens;
   for (const std::string& path : inputs) {
+    require_file(path, "input file (a .bin output takes files, not folders)");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw UserError(path + ": cannot open input file");
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -47,6 +47,7 @@ class PrepareCommand {
   std::string out_, tokenizer_ = "gpt2", text_field_ = "text", delimiter_ = "<|endoftext|>";
   std::vector<std::string> inputs_;
   int threads_ = 0;
+  double timeout_s_ = 1800;
   double val_fraction_ = 0.005;
   uint64_t val_documents_ = 0, shard_tokens_ = 100'000'000, seed_ = 0, vocab_size_ = 50257, eot_id_ = 0;
   bool skip_bad_lines_ = false, overwrite_ = false, from_llmc_ = false;
@@ -60,6 +61,7 @@ void log_corpus_summary(const CorpusManifest& m, double seconds, uint64_t built_
 
 // `kervan prepare --tokenizer bytes --out X.bin FILE...`: the legacy llm.c token file (one token
 // per byte, vocabulary 256), written atomically.
-int run_prepare_bytes(const std::vector<std::string>& inputs, const std::string& out);
+// An existing `out` is refused unless `overwrite`.
+int run_prepare_bytes(const std::vector<std::string>& inputs, const std::string& out, bool overwrite);
 
 }  // namespace kervan

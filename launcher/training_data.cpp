@@ -89,9 +89,15 @@ TrainingData open_training_data(const RunConfig& cfg, const std::vector<std::str
       if (!s.tokens->is_corpus() || !s.tokens->has_split("val")) continue;
       std::vector<DataLoader::Source> one;
       one.push_back({open(paths[i], "val"), 1.0});
-      out.val.push_back(
-          {s.tokens->path(), s.weight,
-           batches(std::make_unique<DataLoader>(std::move(one), window, 0, /*shuffle=*/false), 0)});
+      std::unique_ptr<DataLoader> loader;
+      try {
+        loader = std::make_unique<DataLoader>(std::move(one), window, 0, /*shuffle=*/false);
+      } catch (const UserError& e) {
+        throw UserError(
+            std::string("the validation split ('val') of ") + e.what() +
+            " (prepare a larger one with --val-documents or --val-fraction, or set train.eval_every = 0)");
+      }
+      out.val.push_back({s.tokens->path(), s.weight, batches(std::move(loader), 0)});
       total += s.weight;
     }
     if (out.val.empty())

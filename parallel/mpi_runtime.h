@@ -1,6 +1,9 @@
 #pragma once
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "parallel/communicator.h"
 
@@ -15,6 +18,13 @@ bool launched_by_mpi();
 // other ranks from the caller's thread), MPI_Finalize at the end. When the object is destroyed
 // by an exception, MPI is left running: MPI_Finalize could wait forever for ranks stuck in a
 // collective, so the handler ends the job with abort_job instead.
+//
+// Every wait at start-up is bounded: MPI_Init_thread and a first barrier wait for all ranks, and
+// a rank that never starts would leave the others there forever, so after
+// KERVAN_STARTUP_TIMEOUT_S seconds (300) this rank says so and exits 4. A rank whose launcher
+// (mpirun, its daemon or slurmstepd) dies is orphaned: it sends itself SIGTERM (training stops at
+// the next step boundary and saves), and ends with exit 4 if it is still running
+// KERVAN_ORPHAN_GRACE_S seconds (600) later.
 class MpiRuntime {
  public:
   MpiRuntime();
@@ -37,7 +47,13 @@ class MpiRuntime {
   [[noreturn]] static void abort_job(const std::string& message, int exit_code);
 
  private:
+  void watch_parent();  // the orphan watch, on its own thread
+
   int rank_ = 0, size_ = 1;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread parent_watch_;
 };
 
 }  // namespace kervan

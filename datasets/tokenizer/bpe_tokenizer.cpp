@@ -127,7 +127,14 @@ BpeTokenizer BpeTokenizer::from_files(const std::string& encoder_json, const std
   FlatStringMap bytes_to_id(reader.entries.size());
   t.ranks_ = FlatStringMap(reader.entries.size());
   std::string bytes;
+  // Ids number the tokens from 0, with room for a few gaps; an id far beyond the count (2^31 for
+  // 50,000 tokens) is a damaged file, and would size the id tables by it.
+  const uint64_t id_limit = 4 * static_cast<uint64_t>(reader.entries.size()) + 65536;
   for (auto& [key, id] : reader.entries) {
+    if (id >= id_limit)
+      throw UserError(encoder_json + ": id " + std::to_string(id) + " of token '" + key +
+                      "' is far beyond the " + std::to_string(reader.entries.size()) +
+                      " tokens of the file (ids number the tokens from 0)");
     if (id >= t.id_bytes_.size()) {
       t.id_bytes_.resize(id + 1);
       t.id_known_.resize(id + 1, 0);
