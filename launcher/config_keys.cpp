@@ -71,7 +71,7 @@ std::vector<ConfigKey> make_keys() {
        [](C& c) -> ConfigField { return &c.recurrent.carry_state; }},
       {"data.path",
        "string or list",
-       "required",
+       "required (unless data.coordinator)",
        "a kervan corpus folder (made by `kervan prepare`; its `train` split is read) or an llm.c `.bin` "
        "token "
        "file; a list blends several",
@@ -88,6 +88,28 @@ std::vector<ConfigKey> make_keys() {
       {"data.whole_word_masking", "int", "",
        "BERT only: 1 predicts whole words (every piece of a chosen word), 0 single tokens",
        [](C& c) -> ConfigField { return &c.data.whole_word_masking; }, range(0, 1)},
+      {"data.coordinator", "string", "none",
+       "`HOST:PORT` of a `kervan coordinator`: the corpora come from it (fetched into `data.cache_dir`, "
+       "verified, prefetched) instead of from disk, and `data.path` names served corpora (default: all, in "
+       "the coordinator's order); losses equal reading the folders",
+       [](C& c) -> ConfigField { return &c.data.coordinator; }},
+      {"data.coordinator_job", "string", "", "the job id the coordinator serves (its `--job`)",
+       [](C& c) -> ConfigField { return &c.data.coordinator_job; }},
+      {"data.coordinator_timeout_s", "float", "",
+       "how long an unreachable coordinator is retried (with back-off) before the run stops, naming it",
+       [](C& c) -> ConfigField { return &c.data.coordinator_timeout_s; }, above_below(0, 1e7), false},
+      {"data.cache_dir",
+       "string",
+       "`~/.cache/kervan/tokens`",
+       "where a process keeps the token data it fetched from the coordinator (a folder per job and rank, "
+       "emptied at start)",
+       [](C& c) -> ConfigField { return &c.data.cache_dir; },
+       {},
+       false},
+      {"data.cache_gb", "float", "", "the most token data a process keeps in `data.cache_dir` (GB)",
+       [](C& c) -> ConfigField { return &c.data.cache_gb; }, above_below(0, 1e6), false},
+      {"data.read_ahead", "int", "", "batches fetched from the coordinator ahead of training",
+       [](C& c) -> ConfigField { return &c.data.read_ahead; }, range(0, 1 << 20), false},
       {"train.steps", "int", "required", "optimizer steps",
        [](C& c) -> ConfigField { return &c.train.steps; }, range(1, 1e12)},
       {"train.micro_batch", "int", "required", "sequences per process per micro-step",
@@ -147,6 +169,10 @@ std::vector<ConfigKey> make_keys() {
        [](C& c) -> ConfigField { return &c.parallel.zero; }, range(0, 1)},
       {"parallel.bucket_mb", "float", "", "data-parallel gradient all-reduce bucket size",
        [](C& c) -> ConfigField { return &c.parallel.bucket_mb; }, above_below(0, 1e6)},
+      {"parallel.coordinator", "string", "none",
+       "`embedded`: rank 0 runs a coordinator on a background thread serving `data.path`, and every rank "
+       "reads through it (journal, token and address under `data.cache_dir`)",
+       [](C& c) -> ConfigField { return &c.parallel.coordinator; }},
       {"parallel.collective_timeout_s", "float", "",
        "a collective that takes longer ends the job, naming the ranks that did not arrive",
        [](C& c) -> ConfigField { return &c.parallel.collective_timeout_s; }, above_below(0, 1e7), false},

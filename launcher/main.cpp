@@ -13,10 +13,12 @@
 #include "launcher/bench_cmd.h"
 #include "launcher/ckpt_cmd.h"
 #include "launcher/config_keys.h"
+#include "launcher/coordinator_cmd.h"
 #include "launcher/corpus_cmd.h"
 #include "launcher/finetune.h"
 #include "launcher/prepare.h"
 #include "launcher/run_config.h"
+#include "launcher/status_cmd.h"
 #include "launcher/tokenizer_cmd.h"
 #include "launcher/train.h"
 #include "launcher/version.h"
@@ -90,11 +92,13 @@ int main(int argc, char** argv) {
   auto* config_keys_cmd =
       config->add_subcommand("keys", "Every config key as a markdown table (configs/README.md)");
 
-  PrepareCommand prepare(app);  // kervan prepare
-  CorpusCommand corpus(app);    // kervan corpus verify|cat
-  CkptCommand ckpt(app);        // kervan ckpt inspect|verify|export|import
+  PrepareCommand prepare(app);          // kervan prepare
+  CorpusCommand corpus(app);            // kervan corpus verify|cat
+  CoordinatorCommand coordinator(app);  // kervan coordinator
+  StatusCommand status(app);            // kervan status
+  CkptCommand ckpt(app);                // kervan ckpt inspect|verify|export|import
 
-  BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train
+  BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train|checkpoint|coordinator
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
 
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty())
@@ -127,6 +131,10 @@ int main(int argc, char** argv) {
       rc = corpus.run();
     } else if (*config_keys_cmd) {
       std::fputs(config_keys_markdown().c_str(), stdout);
+    } else if (coordinator.selected()) {
+      rc = coordinator.run();
+    } else if (status.selected()) {
+      rc = status.run();
     } else if (ckpt.selected()) {
       rc = ckpt.run();
     } else if (tokenizer_cmd.selected()) {

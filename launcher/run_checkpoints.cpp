@@ -182,6 +182,7 @@ void RunCheckpoints::after_step(TrainStep& train_step, TrainProgress& progress, 
   try {
     saver_->wait();  // the previous save, still in flight
     last_good_ = last_saved_;
+    good_consumed_ = saved_consumed_;
   } catch (...) {
     handle_failure(std::current_exception());
   }
@@ -189,6 +190,7 @@ void RunCheckpoints::after_step(TrainStep& train_step, TrainProgress& progress, 
   train_step.state(state);
   progress.state(state);
   last_saved_ = progress.step;
+  saved_consumed_ = progress.consumed_samples;
   try {
     saver_->save(progress.step, state);
   } catch (...) {  // a synchronous save
@@ -209,10 +211,26 @@ std::string RunCheckpoints::finish() {
   try {
     saver_->wait();
     last_good_ = last_saved_;
+    good_consumed_ = saved_consumed_;
   } catch (...) {
     handle_failure(std::current_exception());
   }
   return last_good_ >= 0 ? step_folder(config_.checkpoint.dir, last_good_) : "";
+}
+
+std::optional<CommittedCheckpoint> RunCheckpoints::take_committed() {
+  if (!saver_ || world_.rank() != 0) return std::nullopt;
+  if (last_saved_ > last_good_ && !saver_->in_flight()) {  // rank 0's save ends with the commit
+    if (const std::exception_ptr failure = saver_->take_failure()) {
+      handle_failure(failure);
+    } else {
+      last_good_ = last_saved_;
+      good_consumed_ = saved_consumed_;
+    }
+  }
+  if (last_good_ < 0 || last_good_ == last_taken_) return std::nullopt;
+  last_taken_ = last_good_;
+  return CommittedCheckpoint{last_good_, good_consumed_, step_folder(config_.checkpoint.dir, last_good_)};
 }
 
 }  // namespace kervan

@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,13 @@
 #include "parallel/train_step.h"
 
 namespace kervan {
+
+// A checkpoint known to be committed, with the data position it holds.
+struct CommittedCheckpoint {
+  int64_t step = 0;
+  int64_t consumed_samples = 0;
+  std::string folder;
+};
 
 // What `kervan train` does with checkpoints (the checkpoint.* keys): find the folder usable at
 // start-up, resume or start from given weights, save at the right steps, and report failures.
@@ -48,6 +56,10 @@ class RunCheckpoints {
   std::string finish();
 
   bool enabled() const { return saver_ != nullptr; }
+  // Rank 0: the newest checkpoint committed since the last call, once (a background save counts
+  // when it has finished without failure; a failure is handled like check_failures'). Other ranks
+  // (whose saver does not commit) and runs without checkpoint.dir: none.
+  std::optional<CommittedCheckpoint> take_committed();
 
  private:
   // Applies checkpoint.on_failure to a failed save.
@@ -61,8 +73,10 @@ class RunCheckpoints {
   Backend& backend_;
   std::unique_ptr<DirLock> lock_;  // rank 0
   std::unique_ptr<CheckpointSaver> saver_;
-  int64_t last_saved_ = -1;  // the last save started
-  int64_t last_good_ = -1;   // the last save known to have succeeded
+  int64_t last_saved_ = -1;                         // the last save started
+  int64_t last_good_ = -1;                          // the last save known to have succeeded
+  int64_t saved_consumed_ = 0, good_consumed_ = 0;  // consumed_samples of those two
+  int64_t last_taken_ = -1;                         // what take_committed() last returned
 };
 
 }  // namespace kervan

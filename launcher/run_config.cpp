@@ -188,7 +188,8 @@ void check_command_keys(const TomlReader& r, const RunConfig& c, Command command
     throw UserError(r.where("checkpoint.init_from") +
                     ": kervan finetune starts from a checkpoint's weights with finetune.init_from, not "
                     "checkpoint.init_from");
-  for (const char* key : {"data.path", "data.weights", "data.whole_word_masking", "sample.tokens"})
+  for (const char* key : {"data.path", "data.weights", "data.whole_word_masking", "sample.tokens",
+                          "data.coordinator", "parallel.coordinator"})
     if (given(key))
       throw UserError(r.where(key) + ": " + key +
                       " is read by kervan train, not kervan finetune (which reads " + "finetune.train)");
@@ -319,10 +320,24 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (t.seq_len > c.model.max_seq_len)
     throw UserError(r.where("train.seq_len") + ": train.seq_len (" + std::to_string(t.seq_len) +
                     ") exceeds model.max_seq_len (" + std::to_string(c.model.max_seq_len) + ")");
-  if (command == Command::Train && c.data.paths.empty()) throw UserError(path + ": data.path is required");
+  if (command == Command::Train && c.data.paths.empty() && c.data.coordinator.empty())
+    throw UserError(path + ": data.path is required (or data.coordinator)");
+  if (!c.parallel.coordinator.empty() && c.parallel.coordinator != "embedded")
+    throw UserError(r.where("parallel.coordinator") +
+                    ": parallel.coordinator must be \"embedded\" or unset, not \"" + c.parallel.coordinator +
+                    "\"");
+  if (!c.parallel.coordinator.empty() && !c.data.coordinator.empty())
+    throw UserError(r.where("parallel.coordinator") +
+                    ": parallel.coordinator = \"embedded\" serves data.path itself; "
+                    "data.coordinator names another coordinator (set one of them)");
+  if (!c.data.coordinator.empty() && c.data.coordinator.find(':') == std::string::npos)
+    throw UserError(r.where("data.coordinator") + ": data.coordinator \"" + c.data.coordinator +
+                    "\" is not HOST:PORT");
   for (const std::string& p : c.data.paths)
     if (p.empty()) throw UserError(r.where("data.path") + ": data.path is required (an entry is empty)");
-  if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size())
+  // (With data.coordinator and no data.path, the served corpora are counted when they are known.)
+  if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size() &&
+      !(c.data.paths.empty() && !c.data.coordinator.empty()))
     throw UserError(r.where("data.weights") + ": data.weights needs one weight per data.path (" +
                     std::to_string(c.data.paths.size()) + "), got " + std::to_string(c.data.weights.size()));
   if (t.warmup_steps > t.steps)

@@ -36,7 +36,15 @@ struct RunConfig {
     // How to encode the sample prompt and show samples: "gpt2", a tokenizer folder, "bytes" or
     // "none" (ids); empty: the corpus's own tokenizer ("none" for llm.c files).
     std::string tokenizer;
-    int64_t whole_word_masking = 0;  // BERT: 1 masks whole words
+    // Read the corpora from a coordinator (HOST:PORT) instead of disk; data.path then names
+    // served corpora (empty: every one it serves).
+    std::string coordinator;
+    std::string coordinator_job = "default";
+    double coordinator_timeout_s = 60;  // retry an unreachable coordinator this long
+    std::string cache_dir;              // empty: ${XDG_CACHE_HOME:-~/.cache}/kervan/tokens
+    double cache_gb = 10;               // bound of this process's token cache
+    int64_t read_ahead = 8;             // batches fetched ahead of training
+    int64_t whole_word_masking = 0;     // BERT: 1 masks whole words
   } data;
 
   struct Train {
@@ -63,6 +71,7 @@ struct RunConfig {
     float bucket_mb = 25.0f;              // data-parallel all-reduce bucket size
     float collective_timeout_s = 600.0f;  // a collective slower than this ends the job
     int64_t zero = 0;                     // 1: ZeRO-1, optimizer state sharded over DP
+    std::string coordinator;              // "embedded": rank 0 serves data.path to every rank
   } parallel;
 
   struct Log {

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/model/generate.h"
 #include "core/rng.h"
+#include "launcher/coordinated_data.h"
 #include "launcher/gemm_peak.h"
 #include "launcher/job.h"
 #include "launcher/memory_plan.h"
@@ -66,10 +67,35 @@ std::string describe_model(const RunConfig& cfg) {
                      cfg.model.vocab_size, cfg.model.padded_vocab(), extra, model_params(cfg) / 1e6);
 }
 
+// Not a signal: the coordinator asked the job to stop (`kervan status --stop`, a dead worker).
+constexpr int kStopByCoordinator = 1000;
+
+// The stop signal any rank has received (0: none; kStopByCoordinator when a rank heard the
+// coordinator ask for a stop and no rank a signal), the same on every rank: they all stop at the
+// same step boundary.
+int agreed_stop_signal(const StopSignals& signals, CoordinatedData* coordinated, Communicator& world,
+                       Backend& be) {
+  int received = signals.received();
+  if (received == 0 && coordinated && coordinated->session().stop_requested()) received = kStopByCoordinator;
+  if (world.size() == 1) return received;
+  Tensor t = be.empty({1}, DType::F32);
+  const float mine = static_cast<float>(received);
+  be.copy_from_host(t, &mine);
+  world.all_reduce(t, ReduceOp::Max);
+  return static_cast<int>(be.item<float>(t));
+}
+
+// Rank 0 journals each checkpoint's data position with the coordinator once the checkpoint is
+// committed (so `kervan status` shows what a restart resumes from).
+void commit_data_positions(RunCheckpoints& checkpoints, CoordinatedData& coordinated) {
+  if (const std::optional<CommittedCheckpoint> c = checkpoints.take_committed())
+    coordinated.session().commit_position(c->step, c->consumed_samples, c->folder);
+}
+
 }  // namespace
 
 TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingData& data,
-                          const StopSignals& signals) {
+                          const StopSignals& signals, CoordinatedData* coordinated) {
   const auto& t = cfg.train;
   // The checkpoint folder is checked (locked, writable on every rank) before anything is built.
   const WriterLayout layout{
@@ -124,11 +150,14 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   std::vector<double> weights;
   const DataLoader& loader = data.train->loader();
   for (int d = 0; d < loader.num_sources(); ++d) {
-    sources.push_back(loader.source(d).path());
+    // Through a coordinator the data.path entries name the sources (an embedded coordinator's are
+    // the folders themselves), not the address they came from this time.
+    sources.push_back(coordinated ? coordinated->paths()[d] : loader.source(d).path());
     weights.push_back(loader.weight(d));
   }
   TrainProgress progress(cfg, sources, weights);
   const bool resumed = checkpoints.start(model, train_step, progress);
+  if (coordinated && job.leader()) coordinated->compare_committed(resumed, progress.step);
   if (resumed && progress.step >= t.steps)
     spdlog::info("the checkpoint is at step {}, train.steps = {}: nothing left to train", progress.step,
                  t.steps);
@@ -218,13 +247,20 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
 
     progress.step = step + 1;
     progress.consumed_samples += samples_per_step;
+    if (coordinated) coordinated->session().progress(progress.step, progress.consumed_samples, tps);
     checkpoints.check_failures();
-    const int stop = agreed_stop_signal(signals, *job.world, be);
+    const int stop = agreed_stop_signal(signals, coordinated, *job.world, be);
     checkpoints.after_step(train_step, progress, /*now=*/stop != 0 || progress.step == t.steps);
+    if (coordinated) commit_data_positions(checkpoints, *coordinated);
     if (stop) {
       const std::string saved = checkpoints.finish();
+      if (coordinated) commit_data_positions(checkpoints, *coordinated);
       if (job.leader())
-        spdlog::info("stopped by {} after step {}: {}", signal_name(stop), progress.step,
+        spdlog::info("stopped by {} after step {}: {}",
+                     stop == kStopByCoordinator
+                         ? "the coordinator (" + coordinated->session().stop_reason() + ")"
+                         : std::string(signal_name(stop)),
+                     progress.step,
                      saved.empty() ? std::string("nothing saved (no checkpoint.dir)")
                                    : "checkpoint saved to " + saved);
       out.stopped = true;
@@ -232,6 +268,7 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
     }
   }
   const std::string saved = checkpoints.finish();
+  if (coordinated) commit_data_positions(checkpoints, *coordinated);
   if (!saved.empty()) spdlog::info("last checkpoint: {}", saved);
   return out;
 }
@@ -244,10 +281,18 @@ int run_train(const RunConfig& cfg) {
   auto be = make_cpu_backend();
   check_same_config(cfg, job, *be);
 
-  // Every shard is read and checksummed once per node: the node's first rank verifies in full, the
-  // others trust its verdict (the same files) and check only headers and sizes.
+  // Through a coordinator (which verified every shard), or from the folders: every shard is read
+  // and checksummed once per node, the node's first rank in full, the others trusting its verdict
+  // (the same files) and checking only headers and sizes.
+  std::unique_ptr<CoordinatedData> coordinated;
+  if (!cfg.data.coordinator.empty() || !cfg.parallel.coordinator.empty())
+    coordinated = std::make_unique<CoordinatedData>(cfg, job.grid, job.node->size() == job.world->size(),
+                                                    *job.world, *be);
   std::optional<TrainingData> verified;
-  run_on_root_and_share_outcome(*job.node, *be, [&] { verified = open_training_data(cfg, Verify::Full); });
+  if (coordinated)
+    verified = open_training_data(cfg, coordinated->paths(), coordinated->opener());
+  else
+    run_on_root_and_share_outcome(*job.node, *be, [&] { verified = open_training_data(cfg, Verify::Full); });
   TrainingData data = verified ? std::move(*verified) : open_training_data(cfg, Verify::HeaderOnly);
   // The sample prompt is checked now, on every rank, rather than after training.
   const TextCodec codec(cfg.sample.tokens > 0 ? data.tokenizer : "none");
@@ -258,7 +303,7 @@ int run_train(const RunConfig& cfg) {
       throw UserError(cfg.file + ": sample.prompt encodes to token " + std::to_string(id) +
                       ", outside model.vocab_size (" + std::to_string(cfg.model.vocab_size) + ")");
 
-  TrainedModel trained = train_on_job(cfg, job, *be, data, signals);
+  TrainedModel trained = train_on_job(cfg, job, *be, data, signals, coordinated.get());
   if (trained.exit_code != 0) return trained.exit_code;
   // Sampling runs on the first data-parallel replica; all its tensor-parallel ranks take part
   // (the logits are gathered over the vocabulary shards); the leader prints.

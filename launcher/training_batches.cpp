@@ -27,8 +27,11 @@ TrainingBatches::TrainingBatches(const RunConfig& c, std::unique_ptr<DataLoader>
 }
 
 void TrainingBatches::fill(int64_t first_sample, int64_t batch, ExampleBatch& out) {
-  if (mlm_) return mlm_->fill_batch(first_sample, batch, out);
-  if (spans_) return spans_->fill_batch(first_sample, batch, out);
+  if (mlm_ || spans_) {
+    loader_->fetch(first_sample, batch);  // served sources: the batch in one go, the next ones ahead
+    if (mlm_) return mlm_->fill_batch(first_sample, batch, out);
+    return spans_->fill_batch(first_sample, batch, out);
+  }
   const int64_t T = loader_->seq_len();
   out = ExampleBatch{};
   out.B = batch;
