@@ -7,6 +7,7 @@
 #   bench/compare_torch.sh [--rounds R] [--kervan PATH] -- <model/batch args>
 #   bench/compare_torch.sh -- --preset gpt2-small --batch 4 --seq 64 --threads 2 --steps 10
 #   bench/compare_torch.sh -- --arch bert --preset bert-base --batch 4 --seq 128 --threads 2 --steps 5
+#   bench/compare_torch.sh -- --arch lstm --preset lstm-tiny --batch 16 --seq 128 --threads 2 --steps 5
 set -euo pipefail
 
 PY=/usr/bin/python3
@@ -40,6 +41,8 @@ torch_args=()
 for ((i = 0; i < ${#args[@]}; i++)); do
   if [[ ${args[i]} == --arch ]]; then
     peer="torch_${args[i + 1]:?--arch needs a value}.py"
+    # The recurrent families share one peer, which takes --arch itself.
+    [[ ${args[i + 1]} =~ ^(rnn|lstm|gru)$ ]] && { peer=torch_recurrent.py; torch_args+=(--arch "${args[i + 1]}"); }
     i=$((i + 1))
   else
     torch_args+=("${args[i]}")

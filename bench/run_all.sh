@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks behind bench/RESULTS.md, in one go (about 25 minutes on 2 cores).
+# The benchmarks behind bench/RESULTS.md, in one go (about 30 minutes on 2 cores).
 # Needs PyTorch for the peer: scripts/install-deps.sh --torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,3 +33,5 @@ trap 'rm -rf "$corpus" "$ckpt"' EXIT
 "$kervan" bench checkpoint --preset gpt2-small --dir "$ckpt/small" --threads 2
 "$kervan" bench checkpoint --preset gpt2-medium --dir "$ckpt/medium" --threads 2 --steps 2
 mpirun -np 2 "$kervan" bench checkpoint --preset gpt2-small --dir "$ckpt/collective" --threads 1 --collective
+# Coordinator (issue 11): memory, streaming vs TCP, simulated workers.
+bench/coordinator.sh

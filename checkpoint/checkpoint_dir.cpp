@@ -80,6 +80,24 @@ void delete_checkpoint(const std::string& dir, int64_t step) {
   if (ec) throw EnvironmentError("remove", "'" + trash + "'", ec.message());
 }
 
+void claim_checkpoint_dir(const std::string& dir, const std::string& what) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw UserError(what + ": cannot create '" + dir + "': " + ec.message());
+  if (!fs::is_directory(dir, ec)) throw UserError(what + ": '" + dir + "' is not a folder");
+  const std::string marker = dir + "/" + kOwnerFile;
+  if (fs::exists(marker, ec)) return;
+  std::string foreign;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    foreign = e.path().filename().string();
+    break;
+  }
+  if (!foreign.empty() && committed_steps(dir).empty())
+    throw UserError(what + ": '" + dir + "' holds files kervan did not write (" + foreign +
+                    "); give a new or empty folder (kervan never deletes or replaces what is not its own)");
+  write_durably(marker, "This folder holds kervan checkpoints (docs/checkpoint-format.md).\n");
+}
+
 int remove_stale_parts(const std::string& dir) {
   std::vector<fs::path> stale;
   std::error_code ec;

@@ -52,6 +52,12 @@ class DirLock {
   int fd_ = -1;
 };
 
+// Makes `dir` kervan's checkpoint folder, or refuses it: it may be new (created), empty, or one
+// kervan has used before (its marker file, or committed checkpoints); a folder holding anything
+// else is a UserError naming `what` and a file, so that retention, clean-up and the lock never touch
+// files kervan did not write. Writes the marker.
+void claim_checkpoint_dir(const std::string& dir, const std::string& what);
+
 // Checks that this process can create files in `dir` (which must exist): a UserError naming it and
 // `what` otherwise.
 void check_writable(const std::string& dir, const std::string& what, int rank);

@@ -19,6 +19,8 @@ inline constexpr int kCheckpointFormatVersion = 1;
 inline constexpr const char* kManifestFile = "manifest.json";
 inline constexpr const char* kLatestFile = "latest";
 inline constexpr const char* kLockFile = "lock";
+// Marks a folder as kervan's checkpoint folder (written when kervan first uses it).
+inline constexpr const char* kOwnerFile = ".kervan-checkpoints";
 inline constexpr const char* kTmpSuffix = ".tmp";
 // Checkpoints being deleted by retention are renamed to this prefix first, so a kill mid-delete
 // never leaves something that looks like a checkpoint.

@@ -11,6 +11,7 @@
 #include "checkpoint/saver.h"
 #include "core/error.h"
 #include "core/model/gpt.h"
+#include "core/paths.h"
 
 namespace kervan {
 
@@ -110,9 +111,8 @@ Gpt2Weights read_checkpoint_weights(const CheckpointReader& checkpoint, Backend&
 }
 
 void write_weights_checkpoint(const std::string& dir, const Gpt2Weights& weights, Backend& backend) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw UserError(dir + ": cannot create: " + ec.message());
+  claim_checkpoint_dir(dir, "ckpt import");
+  const DirLock lock(dir, "ckpt import");
   if (!committed_steps(dir).empty())
     throw UserError(dir + ": already holds checkpoints; import into an empty folder");
   GPT model(weights.config, backend, 1, 1);
@@ -157,7 +157,12 @@ void write_hf_gpt2(const std::string& folder, const Gpt2Weights& w) {
                        {"bos_token_id", c.vocab_size - 1},
                        {"eos_token_id", c.vocab_size - 1},
                        {"torch_dtype", "float32"}};
-  std::ofstream(folder + "/config.json") << config.dump(2) << "\n";
+  {
+    std::ofstream out(folder + "/config.json");
+    out << config.dump(2) << "\n";
+    out.close();
+    if (!out) throw EnvironmentError("write", "'" + folder + "/config.json'", std::strerror(errno));
+  }
   std::map<std::string, HostTensor> hf;
   for (const auto& [name, t] : w.tensors) {
     if (name == "wte" || name == "wpe") {
@@ -171,6 +176,9 @@ void write_hf_gpt2(const std::string& folder, const Gpt2Weights& w) {
 
 Gpt2Weights read_hf_gpt2(const std::string& folder) {
   const std::string config_path = folder + "/config.json", weights_path = folder + "/model.safetensors";
+  require_dir(folder, "Hugging Face model folder");
+  require_file(config_path, "Hugging Face config");
+  require_file(weights_path, "Hugging Face weights");
   std::ifstream in(config_path);
   if (!in) throw UserError(config_path + ": cannot read: " + std::strerror(errno));
   json config;
@@ -246,6 +254,7 @@ void write_llmc_gpt2(const std::string& path, const Gpt2Weights& w) {
 }
 
 Gpt2Weights read_llmc_gpt2(const std::string& path) {
+  require_file(path, "llm.c model file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError(path + ": cannot read: " + std::strerror(errno));
   std::vector<int32_t> h(kLlmcHeaderInts);

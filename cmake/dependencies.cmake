@@ -28,6 +28,9 @@ endif()
 
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
+# Abseil comes with gRPC (Debian: libabsl-dev); the coordinator sets one of its switches
+# (coordinator/process_tuning.h).
+find_package(absl CONFIG REQUIRED)
 
 find_package(CLI11 CONFIG REQUIRED)
 find_package(tomlplusplus CONFIG REQUIRED)

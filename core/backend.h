@@ -22,6 +22,10 @@ struct AdamWStep {
 // (T5 v1.0), tanh (BERT's pooler).
 enum class Activation { GeluTanh, GeluErf, Relu, Tanh };
 
+// Recurrent cells (core/layers/recurrent.h has the equations). Gates are laid out as PyTorch's:
+// LSTM i|f|g|o, GRU r|z|n, each block H columns wide.
+enum class RecurrentCell { Rnn, Lstm, Gru };
+
 // Columns [col, col + width) of every row of a [B, T, W] tensor: how attention reads q, k and v
 // out of fused projections (the fused q|k|v [B, T, 3C]: blocks at 0, C and 2C, width C).
 struct ColumnBlock {
@@ -162,6 +166,25 @@ class Backend {
   virtual void vocab_parallel_cross_entropy_backward(Tensor& dlogits, const Tensor& logits, const Tensor& mx,
                                                      const Tensor& sum, const Tensor& targets, int64_t col0,
                                                      int64_t valid, float dloss) = 0;
+
+  // ---- recurrent cells (one time step of B rows; G gates: RNN 1, LSTM 4, GRU 3)
+  // After the step's two GEMMs, xg [B, G*H] = x W_ih^T + b_ih and hg [B, G*H] = h_prev W_hh^T
+  // (no bias): the fused gate kernel writes h [B, H], for the LSTM the cell state c [B, H]
+  // (c_prev [B, H] is read; c and c_prev are ignored by the other cells), and `saved`
+  // [B, 4H] what backward needs (LSTM: the activated gates i|f|g|o; GRU: r|z|n and
+  // hn = h_prev W_hn^T + b_hn; RNN: nothing, `saved` is ignored).
+  virtual void recurrent_step_forward(RecurrentCell cell, Tensor& h, Tensor& c, Tensor& saved,
+                                      const Tensor& xg, const Tensor& hg, const Tensor& b_hh,
+                                      const Tensor& h_prev, const Tensor& c_prev) = 0;
+  // Backward of one step. On entry dh [B, H] is d(loss)/d(h) from the later steps and dy [B, H]
+  // the gradient reaching h from above at this step; LSTM: dc [B, H] d(loss)/d(c) from the later
+  // steps. Writes dgx [B, G*H] = d(loss)/d(xg) and dgh [B, G*H] = d(loss)/d(hg + b_hh) (for RNN
+  // and LSTM the two are equal and dgh may be dgx itself). On exit dh holds the part of
+  // d(loss)/d(h_prev) that does not pass through W_hh (GRU: z * dh_total; RNN, LSTM: 0), so the
+  // caller adds dgh W_hh; LSTM: dc holds d(loss)/d(c_prev).
+  virtual void recurrent_step_backward(RecurrentCell cell, Tensor& dgx, Tensor& dgh, Tensor& dh, Tensor& dc,
+                                       const Tensor& dy, const Tensor& saved, const Tensor& h,
+                                       const Tensor& h_prev, const Tensor& c, const Tensor& c_prev) = 0;
 
   // ---- optimizer
   virtual void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,

@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
@@ -25,6 +27,7 @@ std::string kind_of(const struct stat& st) {
 void require(const std::string& path, const std::string& what, bool file_ok, bool dir_ok) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) throw UserError(path + ": cannot open " + what + ": " + std::strerror(errno));
     std::error_code ec;
     if (fs::is_symlink(fs::symlink_status(path, ec)))
       throw UserError(path + ": " + what + " is a broken symbolic link (or a loop of them)");

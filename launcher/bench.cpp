@@ -48,7 +48,7 @@ RunConfig bench_config(const BenchTrainOptions& o) {
     c.model = preset_shape(o.arch, o.preset);
   } else {
     c.model.n_layer = static_cast<int>(o.layers);
-    c.model.n_head = static_cast<int>(o.heads);
+    c.model.n_head = is_recurrent_arch(o.arch) ? 1 : static_cast<int>(o.heads);
     c.model.d_model = o.d_model;
     c.model.vocab_size = o.vocab;
   }

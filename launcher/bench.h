@@ -6,7 +6,7 @@
 namespace kervan {
 
 struct BenchTrainOptions {
-  std::string arch = "gpt";     // the family: gpt, bert, t5
+  std::string arch = "gpt";     // the family: gpt, bert, t5, rnn, lstm, gru
   std::string t5_ffn = "relu";  // T5: relu or gated-gelu
   std::string preset;
   int64_t layers = 0, heads = 0, d_model = 0, vocab = 0;
@@ -20,6 +20,19 @@ struct BenchLoaderOptions {
   std::vector<std::string> paths;  // corpus folders or llm.c files
   std::vector<double> weights;     // blend weights (empty: by tokens)
   int64_t batch = 8, seq = 1024, batches = 2000, first_sample = 0;
+};
+
+struct BenchCoordinatorOptions {
+  int workers = 1000;                            // simulated workers, one connection each
+  double seconds = 5;                            // per load run
+  double corpus_mb = 256;                        // synthetic corpus streamed in (b)
+  int rounds = 3;                                // of (b), alternating gRPC and TCP; medians
+  uint64_t manifest_tokens = 1'000'000'000'000;  // (c): a 1 TB-token corpus
+  uint64_t shard_tokens = 100'000'000;           // (c): kervan prepare's default shard size
+  std::string only;                              // "rpc", "stream" or "memory"; empty: all three
+  // rpc only: load a coordinator running elsewhere (serving a corpus; token from $KERVAN_TOKEN)
+  // instead of one in this process, so that its CPU time can be told from the clients'.
+  std::string coordinator;
 };
 
 struct BenchCheckpointOptions {
@@ -42,6 +55,10 @@ int run_bench_train(const BenchTrainOptions& opt);
 int run_bench_allreduce(int64_t min_bytes, int64_t max_bytes, int reps);
 // `kervan bench loader`: batches/s of the training data loader; one JSON line.
 int run_bench_loader(const BenchLoaderOptions& opt);
+// `kervan bench coordinator`: simulated workers against an in-process coordinator, token-data
+// streaming against a plain TCP copy, and the memory of a huge manifest; JSON lines
+// (launcher/bench_coordinator.cpp).
+int run_bench_coordinator(const BenchCoordinatorOptions& opt);
 // `kervan bench checkpoint`: one JSON line. In one process: a synchronous save (with optimizer
 // state) and a load (with and without verification) of --preset, each next to a plain sequential
 // write or read of the same bytes in the same run (reads from the disk: the files' pages are

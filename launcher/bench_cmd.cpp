@@ -40,8 +40,8 @@ BenchCommand::BenchCommand(CLI::App& app) {
 
   train_ = cmd_->add_subcommand("train", "Train on random tokens and report speed");
   auto& bt = train_opt_;
-  train_->add_option("--arch", bt.arch, "Model family: gpt, bert or t5")
-      ->check(CLI::IsMember({"gpt", "bert", "t5"}));
+  train_->add_option("--arch", bt.arch, "Model family: gpt, bert, t5, rnn, lstm or gru")
+      ->check(CLI::IsMember({"gpt", "bert", "t5", "rnn", "lstm", "gru"}));
   train_->add_option("--t5-ffn", bt.t5_ffn, "T5 feed-forward: relu or gated-gelu")
       ->check(CLI::IsMember({"relu", "gated-gelu"}));
   auto* preset = train_->add_option("--preset", bt.preset, "Model preset (of --arch's family)");
@@ -80,6 +80,27 @@ BenchCommand::BenchCommand(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   checkpoint_->add_flag("--collective", bc.collective,
                         "Under mpirun: one file per rank vs one collective parallel-HDF5 file");
+
+  coordinator_ =
+      cmd_->add_subcommand("coordinator", "Coordinator: RPCs/s and latency, streaming MB/s, memory");
+  auto& bco = coordinator_opt_;
+  coordinator_->add_option("--workers", bco.workers, "Simulated workers (one connection each)")
+      ->check(CLI::Range(1, 100000));
+  coordinator_->add_option("--seconds", bco.seconds, "Seconds per load run")->check(CLI::Range(0.1, 3600.0));
+  coordinator_->add_option("--corpus-mb", bco.corpus_mb, "Synthetic corpus to stream (MB)")
+      ->check(CLI::Range(1.0, 1e6));
+  coordinator_->add_option("--rounds", bco.rounds, "Streaming rounds (gRPC and TCP alternating; medians)")
+      ->check(CLI::Range(1, 1000));
+  coordinator_
+      ->add_option("--manifest-tokens", bco.manifest_tokens,
+                   "Memory: tokens of the synthetic manifest (1e12)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 60));
+  coordinator_->add_option("--shard-tokens", bco.shard_tokens, "Memory: tokens per shard (1e8)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 60));
+  coordinator_->add_option("--only", bco.only, "rpc, stream or memory")
+      ->check(CLI::IsMember({"rpc", "stream", "memory"}));
+  coordinator_->add_option("--coordinator", bco.coordinator,
+                           "rpc: load this coordinator (HOST:PORT) instead of one in-process");
 }
 
 int BenchCommand::run() const {
@@ -98,6 +119,7 @@ int BenchCommand::run() const {
     return run_bench_loader(loader_opt_);
   }
   if (checkpoint_->parsed()) return run_bench_checkpoint(checkpoint_opt_);
+  if (coordinator_->parsed()) return run_bench_coordinator(coordinator_opt_);
   const BenchTrainOptions& bt = train_opt_;
   if (bt.preset.empty() && (bt.layers <= 0 || bt.heads <= 0 || bt.d_model <= 0 || bt.vocab <= 0))
     throw UserError("bench train: give --preset or all of --layers --heads --d-model --vocab");

@@ -1,6 +1,10 @@
 #include "launcher/ckpt_cmd.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +14,7 @@
 #include "checkpoint/verify.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/error.h"
+#include "core/paths.h"
 
 namespace kervan {
 
@@ -70,6 +75,33 @@ bool CkptCommand::selected() const {
   return inspect_->parsed() || verify_->parsed() || export_->parsed() || import_->parsed();
 }
 
+namespace {
+
+// Runs `write(aside)` with a fresh name beside `out`, then renames it to `out`: an export appears
+// complete or not at all, and never replaces anything (kervan does not overwrite what it did not
+// write), nor lands inside the checkpoint it reads.
+void write_export(const std::string& out, const std::string& checkpoint_dir,
+                  const std::function<void(const std::string&)>& write) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(out, ec)))
+    throw UserError(out +
+                    ": exists; ckpt export writes a new file or folder (remove it, or choose another name)");
+  refuse_output_over_input(out, "the export", {checkpoint_dir});
+  const fs::path parent = fs::path(out).parent_path();
+  require_dir(parent.empty() ? "." : parent.string(), "folder of the export");
+  const std::string aside = out + ".kervan-export-" + std::to_string(getpid());
+  try {
+    write(aside);
+    fs::rename(aside, out);
+  } catch (...) {
+    fs::remove_all(aside, ec);
+    throw;
+  }
+}
+
+}  // namespace
+
 int CkptCommand::run() const {
   if (inspect_->parsed()) return inspect();
   if (verify_->parsed()) return verify();
@@ -77,11 +109,12 @@ int CkptCommand::run() const {
   if (export_->parsed()) {
     const CheckpointReader checkpoint(resolve_checkpoint_folder(dir_, "ckpt export"));
     const Gpt2Weights w = read_checkpoint_weights(checkpoint, *be);
-    if (format_ == "hf") {
-      write_hf_gpt2(out_, w);
-    } else {
-      write_llmc_gpt2(out_, w);
-    }
+    write_export(out_, dir_, [&](const std::string& aside) {
+      if (format_ == "hf")
+        write_hf_gpt2(aside, w);
+      else
+        write_llmc_gpt2(aside, w);
+    });
     std::printf("exported %s (step %lld) to %s\n", checkpoint.folder().c_str(),
                 static_cast<long long>(checkpoint.manifest().step), out_.c_str());
     return 0;

@@ -31,33 +31,47 @@ std::vector<ConfigKey> make_keys() {
   using C = RunConfig;
   return {
       {"model.arch", "string", "",
-       "the model family: `gpt`, `bert` (masked-LM pretraining, docs/bert.md) or `t5` (span corruption, "
-       "docs/t5.md)",
+       "the model family: `gpt`, `bert` (masked-LM pretraining, docs/bert.md), `t5` (span corruption, "
+       "docs/t5.md), or the recurrent `rnn`, `lstm`, `gru` (docs/recurrent.md)",
        [](C& c) -> ConfigField { return &c.arch; }},
       {"model.preset", "string", "none",
        "`gpt2-tiny`, `gpt2-small`, `gpt2-medium`, `gpt2-large`, `gpt2-xl`; `bert-tiny`, `bert-mini`, "
-       "`bert-base`, `bert-large`; `t5-tiny`, `t5-small`, `t5-base` (of the family model.arch names); the "
-       "shape keys below override it",
+       "`bert-base`, `bert-large`; `t5-tiny`, `t5-small`, `t5-base`; `rnn-tiny`, `lstm-tiny`, `gru-tiny`, "
+       "`rnn-small`, `lstm-small`, `gru-small` (of the family model.arch names); the shape keys below "
+       "override it",
        [](C& c) -> ConfigField { return &c.preset; }},
-      {"model.n_layer", "int", "preset", "transformer blocks",
+      {"model.n_layer", "int", "preset", "transformer blocks (recurrent families: recurrent layers)",
        [](C& c) -> ConfigField { return &c.model.n_layer; }, range(1, 4096)},
-      {"model.n_head", "int", "preset", "attention heads; must divide model.d_model",
+      {"model.n_head", "int", "preset",
+       "attention heads; must divide model.d_model (not for the recurrent families)",
        [](C& c) -> ConfigField { return &c.model.n_head; }, range(1, 4096)},
-      {"model.d_model", "int", "preset", "model width", [](C& c) -> ConfigField { return &c.model.d_model; },
-       range(1, 1 << 20)},
+      {"model.d_model", "int", "preset", "model width (recurrent families: hidden units of every layer)",
+       [](C& c) -> ConfigField { return &c.model.d_model; }, range(1, 1 << 20)},
       {"model.vocab_size", "int", "preset",
        "vocabulary (padded internally to a multiple of 128; padding is never predicted)",
        [](C& c) -> ConfigField { return &c.model.vocab_size; }, range(1, kMaxInt32 - 127)},
       {"model.max_seq_len", "int", "preset, else train.seq_len",
-       "rows of the position table (GPT, BERT; T5 has relative positions instead)",
+       "rows of the position table (GPT, BERT; T5 has relative positions instead, the recurrent families "
+       "none)",
        [](C& c) -> ConfigField { return &c.model.max_seq_len; }, range(1, 1 << 24)},
       {"model.t5_ffn", "string", "",
        "T5 only: `relu` (T5 v1.0: ReLU feed-forward, LM head tied to the shared embedding) or `gated-gelu` "
        "(v1.1: gated GELU feed-forward, an LM head of its own)",
        [](C& c) -> ConfigField { return &c.t5_ffn; }},
+      {"model.tied", "bool", "",
+       "rnn, lstm, gru only: the output layer is the token embedding (false: a matrix of its own)",
+       [](C& c) -> ConfigField { return &c.recurrent.tied; }},
+      {"model.residual", "bool", "",
+       "rnn, lstm, gru only: each layer adds its input to its output (x + layer(x))",
+       [](C& c) -> ConfigField { return &c.recurrent.residual; }},
+      {"model.carry_state", "bool", "",
+       "rnn, lstm, gru only: each batch row reads consecutive windows of its own stretch of the corpus "
+       "and starts from the hidden state the previous window left (truncated backpropagation through "
+       "time); needs one data.path and train.grad_accum = 1",
+       [](C& c) -> ConfigField { return &c.recurrent.carry_state; }},
       {"data.path",
        "string or list",
-       "required",
+       "required (unless data.coordinator)",
        "a kervan corpus folder (made by `kervan prepare`; its `train` split is read) or an llm.c `.bin` "
        "token "
        "file; a list blends several",
@@ -74,6 +88,28 @@ std::vector<ConfigKey> make_keys() {
       {"data.whole_word_masking", "int", "",
        "BERT only: 1 predicts whole words (every piece of a chosen word), 0 single tokens",
        [](C& c) -> ConfigField { return &c.data.whole_word_masking; }, range(0, 1)},
+      {"data.coordinator", "string", "none",
+       "`HOST:PORT` of a `kervan coordinator`: the corpora come from it (fetched into `data.cache_dir`, "
+       "verified, prefetched) instead of from disk, and `data.path` names served corpora (default: all, in "
+       "the coordinator's order); losses equal reading the folders",
+       [](C& c) -> ConfigField { return &c.data.coordinator; }},
+      {"data.coordinator_job", "string", "", "the job id the coordinator serves (its `--job`)",
+       [](C& c) -> ConfigField { return &c.data.coordinator_job; }},
+      {"data.coordinator_timeout_s", "float", "",
+       "how long an unreachable coordinator is retried (with back-off) before the run stops, naming it",
+       [](C& c) -> ConfigField { return &c.data.coordinator_timeout_s; }, above_below(0, 1e7), false},
+      {"data.cache_dir",
+       "string",
+       "`~/.cache/kervan/tokens`",
+       "where a process keeps the token data it fetched from the coordinator (a folder per job and rank, "
+       "emptied at start)",
+       [](C& c) -> ConfigField { return &c.data.cache_dir; },
+       {},
+       false},
+      {"data.cache_gb", "float", "", "the most token data a process keeps in `data.cache_dir` (GB)",
+       [](C& c) -> ConfigField { return &c.data.cache_gb; }, above_below(0, 1e6), false},
+      {"data.read_ahead", "int", "", "batches fetched from the coordinator ahead of training",
+       [](C& c) -> ConfigField { return &c.data.read_ahead; }, range(0, 1 << 20), false},
       {"train.steps", "int", "required", "optimizer steps",
        [](C& c) -> ConfigField { return &c.train.steps; }, range(1, 1e12)},
       {"train.micro_batch", "int", "required", "sequences per process per micro-step",
@@ -137,6 +173,10 @@ std::vector<ConfigKey> make_keys() {
        [](C& c) -> ConfigField { return &c.parallel.zero; }, range(0, 1)},
       {"parallel.bucket_mb", "float", "", "data-parallel gradient all-reduce bucket size",
        [](C& c) -> ConfigField { return &c.parallel.bucket_mb; }, above_below(0, 1e6)},
+      {"parallel.coordinator", "string", "none",
+       "`embedded`: rank 0 runs a coordinator on a background thread serving `data.path`, and every rank "
+       "reads through it (journal, token and address under `data.cache_dir`)",
+       [](C& c) -> ConfigField { return &c.parallel.coordinator; }},
       {"parallel.collective_timeout_s", "float", "",
        "a collective that takes longer ends the job, naming the ranks that did not arrive",
        [](C& c) -> ConfigField { return &c.parallel.collective_timeout_s; }, above_below(0, 1e7), false},
@@ -161,10 +201,11 @@ std::vector<ConfigKey> make_keys() {
       {"finetune.labels", "list of strings", "the training file's, sorted",
        "classify: the label set; a label outside it is an error",
        [](C& c) -> ConfigField { return &c.finetune.labels; }},
-      {"finetune.pretrain", "string", "none",
-       "a `kervan train` config of the same model to pretrain with first, in this process; fine-tuning "
-       "starts from its weights (the new head from its initialisation)",
-       [](C& c) -> ConfigField { return &c.finetune.pretrain; }},
+      {"finetune.init_from", "string", "none",
+       "start from the model weights of this checkpoint (a step folder, or a checkpoint folder: its newest), "
+       "e.g. one `kervan train` saved, of the same family and shape; the new classification head starts from "
+       "its initialisation, the optimizer fresh (a resumed fine-tuning run reads its own checkpoint instead)",
+       [](C& c) -> ConfigField { return &c.finetune.init_from; }},
       {"finetune.max_target_len", "int", "", "text2text: target tokens (T5's decoder length)",
        [](C& c) -> ConfigField { return &c.finetune.max_target_len; }, range(2, 1 << 16)},
       {"finetune.show", "int", "", "text2text: generated validation outputs shown after training",

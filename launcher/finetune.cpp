@@ -6,11 +6,10 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "checkpoint/failpoint.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
@@ -21,10 +20,14 @@
 #include "datasets/loader/index_permutation.h"
 #include "launcher/finetune_data.h"
 #include "launcher/job.h"
+#include "launcher/metrics_file.h"
 #include "launcher/model_setup.h"
+#include "launcher/run_checkpoints.h"
+#include "launcher/stop_signals.h"
 #include "launcher/text_codec.h"
-#include "launcher/train.h"
+#include "launcher/train_progress.h"
 #include "launcher/training_batches.h"
+#include "parallel/tensor_parallel.h"
 #include "parallel/train_step.h"
 
 namespace kervan {
@@ -57,48 +60,6 @@ TaskData read_task_data(const RunConfig& c, const TextCodec& codec, bool skip_ba
     spdlog::info("labels: {}", labels);
   }
   return d;
-}
-
-// The pretraining config must describe the same model as the fine-tuning one.
-void check_same_model(const RunConfig& pre, const RunConfig& c) {
-  auto differ = [&](const std::string& what, const std::string& a, const std::string& b) {
-    throw UserError(c.file + ": finetune.pretrain (" + pre.file + ") trains a model with " + what + " " + a +
-                    ", but this model has " + b);
-  };
-  if (pre.arch != c.arch) differ("model.arch", "\"" + pre.arch + "\"", "\"" + c.arch + "\"");
-  const GPTConfig &a = pre.model, &b = c.model;
-  for (const auto& [key, x, y] : {std::tuple{"model.n_layer", int64_t{a.n_layer}, int64_t{b.n_layer}},
-                                  std::tuple{"model.n_head", int64_t{a.n_head}, int64_t{b.n_head}},
-                                  std::tuple{"model.d_model", a.d_model, b.d_model},
-                                  std::tuple{"model.vocab_size", a.vocab_size, b.vocab_size},
-                                  std::tuple{"parallel.tp", pre.parallel.tp, c.parallel.tp}})
-    if (x != y) differ(key, std::to_string(x), std::to_string(y));
-  if (c.arch != "t5" && a.max_seq_len != b.max_seq_len)
-    differ("model.max_seq_len", std::to_string(a.max_seq_len), std::to_string(b.max_seq_len));
-  if (c.arch == "t5" && pre.t5_ffn != c.t5_ffn) differ("model.t5_ffn", pre.t5_ffn, c.t5_ffn);
-}
-
-// Copies every tensor of the source model's state that `target` has too (same name and slice: both
-// models live on this rank's layout); the target's own tensors (the new head) keep their
-// initialisation, the source's own (its LM head) are dropped. Returns the names of the new ones.
-std::vector<std::string> start_from(Model& source, Model& target, Backend& be) {
-  if (source.family() != target.family())
-    throw UserError("a " + target.family() + " model cannot start from the weights of a " + source.family() +
-                    " model");
-  StateDict from, into;
-  source.state(from);
-  target.state(into);
-  std::vector<std::string> fresh;
-  for (const StateTensor& t : into.tensors) {
-    const StateTensor* s = from.find(t.name, t.slice);
-    if (!s) {
-      fresh.push_back(t.name);
-      continue;
-    }
-    Tensor dst = t.data;
-    be.copy(dst, s->data);
-  }
-  return fresh;
 }
 
 // The sample order of fine-tuning: a fresh permutation of the examples every epoch, keyed by the
@@ -246,6 +207,7 @@ void report(const Evaluation& ev, const TaskData& data, const RunConfig& c, int6
 }  // namespace
 
 int run_finetune(const RunConfig& cfg, bool skip_bad_lines) {
+  const StopSignals signals;  // from now on a signal stops the run at a step boundary (after a save)
   const auto& t = cfg.train;
   Job job = start_job(cfg);
   if (!job.leader()) spdlog::set_level(spdlog::level::warn);
@@ -263,23 +225,11 @@ int run_finetune(const RunConfig& cfg, bool skip_bad_lines) {
   const TaskData data = read_task_data(cfg, codec, skip_bad_lines);
   const bool classify = cfg.finetune.task == "classify";
 
-  // Pretraining first, in this process, when asked; its weights are where fine-tuning starts.
-  TrainedModel pretrained;
-  if (!cfg.finetune.pretrain.empty()) {
-    const RunConfig pre = load_run_config(cfg.finetune.pretrain, {});
-    check_same_model(pre, cfg);
-    TrainingData pre_data = open_training_data(pre);
-    if (pre_data.tokenizer != cfg.data.tokenizer)
-      throw UserError(cfg.file + ": finetune.pretrain's corpus was made with tokenizer '" +
-                      pre_data.tokenizer + "', but data.tokenizer is '" + cfg.data.tokenizer + "'");
-    spdlog::info("pretraining with {} first", pre.file);
-    {
-      const StopSignals signals;  // pretraining stops at a step boundary on a signal (and saves)
-      pretrained = train_on_job(pre, job, *be, pre_data, signals);
-    }
-    if (pretrained.exit_code != 0) return pretrained.exit_code;
-    if (pretrained.stopped) return kExitOk;
-  }
+  // The checkpoint folder is checked (locked, writable on every rank) before anything is built.
+  const WriterLayout layout{
+      job.grid.world_size, job.grid.dp,      job.grid.tp,     cfg.parallel.zero == 1 && job.grid.dp > 1,
+      job.grid.world_rank, job.grid.dp_rank, job.grid.tp_rank};
+  RunCheckpoints checkpoints(cfg, layout, *job.world, *be);
 
   CommunicatorTpGroup tp_group(*job.tp);
   std::unique_ptr<Model> model_ptr =
@@ -287,36 +237,38 @@ int run_finetune(const RunConfig& cfg, bool skip_bad_lines) {
                  classify ? static_cast<int64_t>(data.labels.size()) : 0);
   Model& model = *model_ptr;
   model.init_weights(static_cast<uint64_t>(t.seed));
-  if (pretrained.model) {
-    const std::vector<std::string> fresh = start_from(*pretrained.model, model, *be);
-    std::string names;
-    for (const std::string& n : fresh) names += (names.empty() ? "" : ", ") + n;
-    spdlog::info("fine-tuning starts from the pretrained weights{}", names.empty() ? "" : "; new: " + names);
-    pretrained.model.reset();
-  }
   TrainStep train_step(model, {t.beta1, t.beta2, t.eps, t.weight_decay},
                        {job.dp.get(), job.tp.get(), cfg.parallel.zero == 1,
                         static_cast<int64_t>(cfg.parallel.bucket_mb * 1e6)});
   const LrSchedule schedule = cfg.schedule();
   const int64_t dp = job.grid.dp, B = t.micro_batch, per_step = B * dp * t.grad_accum;
+
+  // A fine-tuning run resumes like a training run (its own checkpoints: the head, the optimizer,
+  // the position in the example order); otherwise it starts from finetune.init_from's weights,
+  // the classification head from its initialisation.
+  TrainProgress progress(cfg, {cfg.finetune.train}, {1.0});
+  const bool resumed = checkpoints.start(model, train_step, progress);
+  if (!resumed && !cfg.finetune.init_from.empty())
+    checkpoints.load_weights(cfg.finetune.init_from, "finetune.init_from", model, "model/cls.");
+  if (resumed && progress.step >= t.steps)
+    spdlog::info("the checkpoint is at step {}, train.steps = {}: nothing left to train", progress.step,
+                 t.steps);
   spdlog::info("fine-tuning {} ({}): {} steps of {} examples ({:.1f} epochs); {}", cfg.arch,
                cfg.finetune.task, t.steps, per_step,
                static_cast<double>(t.steps * per_step) / static_cast<double>(data.train.size()),
                job.grid.describe());
 
-  std::ofstream metrics;
+  MetricsFile metrics;
   if (job.leader() && !cfg.log.metrics_file.empty()) {
-    const auto dir = std::filesystem::path(cfg.log.metrics_file).parent_path();
-    std::error_code ec;
-    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-    metrics.open(cfg.log.metrics_file, std::ios::trunc);
-    if (!metrics)
-      throw UserError(cfg.file + ": log.metrics_file: cannot write '" + cfg.log.metrics_file + "'");
+    std::vector<std::string> inputs{cfg.file, cfg.finetune.train};
+    if (!cfg.finetune.val.empty()) inputs.push_back(cfg.finetune.val);
+    metrics = MetricsFile(cfg.log.metrics_file, inputs, progress.step);
   }
 
   ExampleOrder order(static_cast<int64_t>(data.train.size()), static_cast<uint64_t>(t.seed));
   std::vector<ExampleBatch> micro(t.grad_accum);
-  for (int64_t step = 0; step < t.steps; ++step) {
+  for (int64_t step = progress.step; step < t.steps; ++step) {
+    failpoint("train_step", step);  // the crash tests: SIGKILL here (checkpoint/failpoint.h)
     const auto t0 = std::chrono::steady_clock::now();
     // This rank's micro-batches of the step, and how many positions each predicts: the loss is
     // the mean over the whole global batch's predicted positions, whatever the layout.
@@ -325,8 +277,8 @@ int run_finetune(const RunConfig& cfg, bool skip_bad_lines) {
     for (int64_t m = 0; m < t.grad_accum; ++m) {
       std::vector<const FinetuneExample*> chunk;
       for (int64_t b = 0; b < B; ++b)
-        chunk.push_back(
-            &data.train[order.at(first_sample_of(step * per_step, m, dp, job.grid.dp_rank, B) + b)]);
+        chunk.push_back(&data.train[order.at(
+            first_sample_of(progress.consumed_samples, m, dp, job.grid.dp_rank, B) + b)]);
       make_finetune_batch(cfg, specials, chunk, micro[m]);
       mine += counts[m] = static_cast<double>(micro[m].predicted());
     }
@@ -355,7 +307,7 @@ int run_finetune(const RunConfig& cfg, bool skip_bad_lines) {
                         {"lr", lr},
                         {"grad_norm", norm},
                         {"ms_per_step", secs * 1e3},
-                        {"examples_seen", (step + 1) * per_step}};
+                        {"examples_seen", progress.consumed_samples + per_step}};
     if (step % cfg.log.every == 0 || step == t.steps - 1)
       spdlog::info("step {:>5}/{} | loss {:.4f} | {} predicted | lr {:.2e} | grad norm {:.3f} | {:.0f} ms",
                    step, t.steps, loss, static_cast<int64_t>(total), lr, norm, secs * 1e3);
@@ -363,13 +315,24 @@ int run_finetune(const RunConfig& cfg, bool skip_bad_lines) {
         t.eval_every > 0 ? (step + 1) % t.eval_every == 0 || step == t.steps - 1 : step == t.steps - 1;
     if (!data.val.empty() && eval_now)
       report(evaluate(model, data, cfg, specials, codec, job, *be), data, cfg, step, j);
-    if (metrics.is_open()) {
-      metrics << j.dump() << '\n' << std::flush;
-      if (!metrics)
-        throw EnvironmentError("write", "log.metrics_file '" + cfg.log.metrics_file + "'",
-                               std::strerror(errno));
+    if (metrics.is_open()) metrics.write_line(j.dump());
+
+    progress.step = step + 1;
+    progress.consumed_samples += per_step;
+    checkpoints.check_failures();
+    const int stop = agreed_stop_signal(signals, *job.world, *be);
+    checkpoints.after_step(train_step, progress, /*now=*/stop != 0 || progress.step == t.steps);
+    if (stop) {
+      const std::string saved = checkpoints.finish();
+      if (job.leader())
+        spdlog::info("stopped by {} after step {}: {}", signal_name(stop), progress.step,
+                     saved.empty() ? std::string("nothing saved (no checkpoint.dir)")
+                                   : "checkpoint saved to " + saved);
+      return kExitOk;
     }
   }
+  const std::string saved = checkpoints.finish();
+  if (!saved.empty()) spdlog::info("last checkpoint: {}", saved);
   job.world->barrier();
   return 0;
 }

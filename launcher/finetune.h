@@ -10,9 +10,10 @@ namespace kervan {
 //              validation: loss, accuracy, per-class precision and recall;
 //   text2text: T5 (encoder input, decoder target) or GPT (the target as the continuation of the
 //              input); validation: loss and exact match of greedy generations, a few shown.
-// The model starts from its initialisation, or from the weights of a model pretrained first in
-// the same process by the `kervan train` config finetune.pretrain (its LM head is dropped; the new
-// head starts from its initialisation). Returns the exit code.
+// The model starts from its initialisation, or from the model weights of a checkpoint of the same
+// family and shape (finetune.init_from: e.g. one saved by `kervan train`; its LM head is not read,
+// the new classification head starts from its initialisation). Checkpoints, resume and stop
+// signals work as in `kervan train` (checkpoint.*). Returns the exit code.
 int run_finetune(const RunConfig& config, bool skip_bad_lines);
 
 }  // namespace kervan

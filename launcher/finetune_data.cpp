@@ -6,10 +6,12 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/paths.h"
 
 namespace kervan {
 
 FinetuneFile read_finetune_file(const std::string& path, const std::string& task, bool skip_bad_lines) {
+  require_file(path, "fine-tuning file");
   std::ifstream in(path);
   if (!in) throw UserError(path + ": cannot open the fine-tuning file");
   const bool classify = task == "classify";

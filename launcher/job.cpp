@@ -64,4 +64,13 @@ std::vector<double> sum_over(Communicator& group, Backend& be, const std::vector
   return out;
 }
 
+int agreed_stop_signal(const StopSignals& signals, Communicator& world, Backend& be) {
+  if (world.size() == 1) return signals.received();
+  Tensor t = be.empty({1}, DType::F32);
+  const float mine = static_cast<float>(signals.received());
+  be.copy_from_host(t, &mine);
+  world.all_reduce(t, ReduceOp::Max);
+  return static_cast<int>(be.item<float>(t));
+}
+
 }  // namespace kervan

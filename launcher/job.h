@@ -3,6 +3,7 @@
 
 #include "core/backend.h"
 #include "launcher/run_config.h"
+#include "launcher/stop_signals.h"
 #include "parallel/communicator.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
@@ -29,5 +30,9 @@ void check_same_config(const RunConfig& cfg, Job& job, Backend& be);
 float mean_over(Communicator& group, Backend& be, double value);
 // The sum of `values` over the ranks of `group`, element by element, in double.
 std::vector<double> sum_over(Communicator& group, Backend& be, const std::vector<double>& values);
+
+// The stop signal any rank of `world` has received (0: none), the same on every rank: they all
+// stop at the same step boundary.
+int agreed_stop_signal(const StopSignals& signals, Communicator& world, Backend& be);
 
 }  // namespace kervan

@@ -6,12 +6,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "core/error.h"
 #include "launcher/bench_cmd.h"
 #include "launcher/ckpt_cmd.h"
 #include "launcher/config_keys.h"
+#include "launcher/coordinator_cmd.h"
 #include "launcher/corpus_cmd.h"
 #include "launcher/dry_run.h"
 #include "launcher/finetune.h"
@@ -19,6 +21,7 @@
 #include "launcher/prepare.h"
 #include "launcher/run_config.h"
 #include "launcher/sample_cmd.h"
+#include "launcher/status_cmd.h"
 #include "launcher/tokenizer_cmd.h"
 #include "launcher/train.h"
 #include "launcher/version.h"
@@ -107,13 +110,15 @@ int main(int argc, char** argv) {
   auto* config_keys_cmd =
       config->add_subcommand("keys", "Every config key as a markdown table (configs/README.md)");
 
-  PrepareCommand prepare(app);  // kervan prepare
-  CorpusCommand corpus(app);    // kervan corpus verify|cat
-  CkptCommand ckpt(app);        // kervan ckpt inspect|verify|export|import
-  PlotCommand plot(app);        // kervan plot
-  SampleCommand sample(app);    // kervan sample
+  PrepareCommand prepare(app);          // kervan prepare
+  CorpusCommand corpus(app);            // kervan corpus verify|cat
+  CoordinatorCommand coordinator(app);  // kervan coordinator
+  StatusCommand status(app);            // kervan status
+  CkptCommand ckpt(app);                // kervan ckpt inspect|verify|export|import
+  PlotCommand plot(app);                // kervan plot
+  SampleCommand sample(app);            // kervan sample
 
-  BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train
+  BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train|checkpoint|coordinator
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
 
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty())
@@ -158,6 +163,10 @@ int main(int argc, char** argv) {
       rc = plot.run();
     } else if (sample.selected()) {
       rc = sample.run();
+    } else if (coordinator.selected()) {
+      rc = coordinator.run();
+    } else if (status.selected()) {
+      rc = status.run();
     } else if (ckpt.selected()) {
       rc = ckpt.run();
     } else if (tokenizer_cmd.selected()) {
@@ -170,6 +179,9 @@ int main(int argc, char** argv) {
     return fail(e.what(), kExitUser);
   } catch (const EnvironmentError& e) {
     return fail(e.what(), kExitEnvironment);
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the operating system refuses (a name too long, a loop, no permission): the user's.
+    return fail(e.path1().string() + ": " + e.code().message(), kExitUser);
   } catch (const std::bad_alloc&) {
     return fail(
         "out of memory (a smaller train.micro_batch or train.seq_len, parallel.tp or parallel.zero = 1 "

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/model/bert.h"
 #include "core/model/gpt.h"
+#include "core/model/recurrent.h"
 #include "core/model/t5.h"
 
 namespace kervan {
@@ -15,6 +16,8 @@ std::string family_of_preset(const std::string& name) {
     if (n == name) return "bert";
   for (const std::string& n : t5_preset_names())
     if (n == name) return "t5";
+  for (const std::string& n : recurrent_preset_names())
+    if (n == name) return n.substr(0, n.find('-'));  // "lstm-tiny" -> "lstm"
   return "";
 }
 }  // namespace
@@ -32,6 +35,10 @@ GPTConfig preset_shape(const std::string& arch, const std::string& name) {
     const T5Config t = t5_preset(name);
     return {t.n_layer, t.n_head, t.d_model, t.vocab_size, 0};
   }
+  if (is_recurrent_arch(arch)) {
+    const RecurrentConfig r = recurrent_preset(name);
+    return {r.n_layer, 1, r.d_model, r.vocab_size, 0};
+  }
   return gpt_preset(name);
 }
 
@@ -44,7 +51,14 @@ T5Config t5_config(const RunConfig& c) {
           parse_t5_ffn(c.t5_ffn)};
 }
 
+RecurrentConfig recurrent_config(const RunConfig& c) {
+  return {parse_recurrent_cell(c.arch), c.model.n_layer,  c.model.d_model,
+          c.model.vocab_size,           c.recurrent.tied, c.recurrent.residual,
+          c.recurrent.carry_state};
+}
+
 int64_t model_params(const RunConfig& c) {
+  if (is_recurrent_arch(c.arch)) return recurrent_config(c).num_params();
   if (c.arch == "bert") return bert_config(c).num_params();
   if (c.arch == "t5") return t5_config(c).num_params();
   return c.model.num_params();
@@ -68,6 +82,11 @@ double flops_per_token(const RunConfig& c, double predicted_per_token, double de
     const double encoder = t.n_layer * (6 * C * I + ffn), decoder = t.n_layer * (6 * C * I + ffn);
     return 6.0 * (encoder + decoder_per_token * (decoder + V * C));
   }
+  if (is_recurrent_arch(c.arch)) {
+    // Every token goes through every layer and the output layer; the embedding lookup is no FLOPs.
+    const RecurrentConfig r = recurrent_config(c);
+    return 6.0 * static_cast<double>(r.num_params() - (r.tied ? 0 : V * C));
+  }
   return 6.0 * static_cast<double>(c.model.num_params());
 }
 
@@ -79,6 +98,10 @@ std::unique_ptr<Model> make_model(const RunConfig& c, Backend& be, int64_t max_b
     if (c.arch == "t5") {
       KERVAN_CHECK(num_classes == 0, "T5 has no classification head");
       return std::make_unique<T5>(t5_config(c), be, max_batch, T, max_decoder_seq, tp);
+    }
+    if (is_recurrent_arch(c.arch)) {
+      KERVAN_CHECK(num_classes == 0, "recurrent models have no classification head");
+      return std::make_unique<RecurrentLM>(recurrent_config(c), be, max_batch, T, tp);
     }
     return std::make_unique<GPT>(c.model, be, max_batch, T, tp, num_classes);
   } catch (const UserError& e) {

@@ -6,6 +6,7 @@
 #include "core/model/bert_config.h"
 #include "core/model/gpt_config.h"
 #include "core/model/model.h"
+#include "core/model/recurrent_config.h"
 #include "core/model/t5_config.h"
 #include "core/tp_group.h"
 #include "launcher/run_config.h"
@@ -21,6 +22,8 @@ GPTConfig preset_shape(const std::string& arch, const std::string& name);
 // published T5 v1.0 preset).
 BertConfig bert_config(const RunConfig& c);
 T5Config t5_config(const RunConfig& c);
+// model.arch = rnn | lstm | gru: the shape keys and model.tied / residual / carry_state.
+RecurrentConfig recurrent_config(const RunConfig& c);
 // Parameters of the whole model, for the log.
 int64_t model_params(const RunConfig& c);
 // Training FLOPs per input token, for MFU: 6 x the parameters each token goes through (GPT: all of

@@ -33,7 +33,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void log_summary(const CorpusManifest& m, double seconds, uint64_t built_bytes, size_t kept_shards) {
+}  // namespace
+
+void log_corpus_summary(const CorpusManifest& m, double seconds, uint64_t built_bytes, size_t kept_shards) {
   const uint64_t train = m.split_tokens("train"), val = m.split_tokens("val"), input_bytes = m.source_bytes();
   const auto count = [&](const char* split) {
     return m.splits.contains(split) ? m.splits.at(split).size() : 0;
@@ -47,6 +49,22 @@ void log_summary(const CorpusManifest& m, double seconds, uint64_t built_bytes, 
       m.skipped_lines() ? fmt::format("; skipped {} bad lines", m.skipped_lines()) : "",
       kept_shards ? fmt::format("; kept {} shards from an earlier run", kept_shards) : "");
 }
+
+// A corpus without documents is an error; empty input files and an empty validation split are
+// worth a warning.
+void check_corpus_contents(const CorpusManifest& m, const ValRule& val) {
+  if (m.documents() == 0)
+    throw UserError("the input holds no documents (" + std::to_string(m.sources.size()) +
+                    " files, all empty)");
+  size_t empty = 0;
+  for (const SourceEntry& s : m.sources)
+    if (s.documents == 0 && empty++ < 10) spdlog::warn("{}: no documents", s.path);
+  if (empty > 10) spdlog::warn("... {} input files without documents in all", empty);
+  if (!val.none && m.split_tokens("val") == 0)
+    spdlog::warn("the validation split is empty (the input is small)");
+}
+
+namespace {
 
 void log_already_complete(const std::string& dir) {
   spdlog::info(
@@ -66,20 +84,6 @@ std::string request_checksum(nlohmann::json options, const std::vector<std::stri
   }
   options["inputs"] = std::move(inputs);
   return checksum_hex(stream_key(0, options.dump()));
-}
-
-// A corpus without documents is an error; empty input files and an empty validation split are
-// worth a warning.
-void check_contents(const CorpusManifest& m, const ValRule& val) {
-  if (m.documents() == 0)
-    throw UserError("the input holds no documents (" + std::to_string(m.sources.size()) +
-                    " files, all empty)");
-  size_t empty = 0;
-  for (const SourceEntry& s : m.sources)
-    if (s.documents == 0 && empty++ < 10) spdlog::warn("{}: no documents", s.path);
-  if (empty > 10) spdlog::warn("... {} input files without documents in all", empty);
-  if (!val.none && m.split_tokens("val") == 0)
-    spdlog::warn("the validation split is empty (the input is small)");
 }
 
 // Under mpirun each rank makes every ranks-th work unit.
@@ -123,6 +127,17 @@ PrepareCommand::PrepareCommand(CLI::App& app) {
                    "ends with an error naming the missing ranks (1800)")
       ->check(CLI::Range(1.0, 1e7));
   cmd_->add_option("inputs", inputs_, "Input files or folders")->required();
+  auto* coordinator =
+      cmd_->add_option("--coordinator", coordinator_,
+                       "Lease work units from this coordinator (HOST:PORT) instead of splitting "
+                       "them by MPI rank; start any number of such processes");
+  cmd_->add_option("--job", job_id_, "--coordinator: the job id (default)")->needs(coordinator);
+  cmd_->add_option("--token-file", token_file_,
+                   "--coordinator: the shared secret's file (default $KERVAN_TOKEN)")
+      ->needs(coordinator);
+  cmd_->add_option("--coordinator-timeout-s", coordinator_timeout_s_,
+                   "--coordinator: how long to retry an unreachable coordinator (60)")
+      ->needs(coordinator);
 }
 
 void PrepareCommand::refuse_outputs_over_inputs() const {
@@ -164,7 +179,7 @@ int PrepareCommand::run_from_llmc(const std::string& command_line) const {
   }
   const auto t0 = std::chrono::steady_clock::now();
   const CorpusManifest m = wrap_llmc_files(inputs_, out_, id, command_line, request);
-  log_summary(m, seconds_since(t0), m.source_bytes(), 0);
+  log_corpus_summary(m, seconds_since(t0), m.source_bytes(), 0);
   return 0;
 }
 
@@ -186,7 +201,23 @@ ValRule PrepareCommand::val_rule(const std::vector<TextSource>& sources, const T
   return val_rule_for_count(sources, read, seed_, val_documents_);
 }
 
+std::string PrepareCommand::corpus_request(const std::vector<TextSource>& sources,
+                                           const TokenizerIdentity& tok) const {
+  std::vector<std::string> files;
+  for (const TextSource& s : sources) files.push_back(s.path);
+  return request_checksum({{"tokenizer", {tok.name, tok.vocab_size, tok.eot_id, tok.sha256}},
+                           {"delimiter", delimiter_},
+                           {"text_field", text_field_},
+                           {"skip_bad_lines", skip_bad_lines_},
+                           {"val", val_documents_opt_->count() ? nlohmann::json{"documents", val_documents_}
+                                                               : nlohmann::json{"fraction", val_fraction_}},
+                           {"seed", seed_},
+                           {"shard_tokens", shard_tokens_}},
+                          files);
+}
+
 int PrepareCommand::run_corpus(const std::string& command_line) const {
+  if (!coordinator_.empty()) return run_leased(command_line);
   const auto t0 = std::chrono::steady_clock::now();
   // Under mpirun the ranks meet at three collectives, each bounded by --timeout-s (a stopped or
   // dead rank ends the job with an error naming it instead of hanging it).
@@ -204,19 +235,7 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
   if (sources.empty()) throw UserError("no .txt or .jsonl files in the inputs");
 
   refuse_outputs_over_inputs();
-  std::vector<std::string> files;
-  for (const TextSource& s : sources) files.push_back(s.path);
-  const TokenizerIdentity& tok = tokenizer.identity();
-  const std::string request =
-      request_checksum({{"tokenizer", {tok.name, tok.vocab_size, tok.eot_id, tok.sha256}},
-                        {"delimiter", delimiter_},
-                        {"text_field", text_field_},
-                        {"skip_bad_lines", skip_bad_lines_},
-                        {"val", val_documents_opt_->count() ? nlohmann::json{"documents", val_documents_}
-                                                            : nlohmann::json{"fraction", val_fraction_}},
-                        {"seed", seed_},
-                        {"shard_tokens", shard_tokens_}},
-                       files);
+  const std::string request = corpus_request(sources, tokenizer.identity());
   // One process looks at the output folder (and cleans it); the others wait for its verdict.
   bool complete = false;
   if (world) {
@@ -270,10 +289,10 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
   const auto finish = [&] {
     CorpusManifest m = builder.manifest(command_line);
     m.request = request;
-    check_contents(m, val);
+    check_corpus_contents(m, val);
     finish_corpus_dir(out_, m);
-    log_summary(m, seconds_since(t0), static_cast<uint64_t>(all_counts[0]),
-                static_cast<uint64_t>(all_counts[1]));
+    log_corpus_summary(m, seconds_since(t0), static_cast<uint64_t>(all_counts[0]),
+                       static_cast<uint64_t>(all_counts[1]));
   };
   if (world)
     run_on_root_and_share_outcome(*world, *be, finish);
@@ -291,6 +310,11 @@ int run_prepare_bytes(const std::vector<std::string>& inputs, const std::string&
   std::vector<uint16_t> tokens;
   for (const std::string& path : inputs) {
     require_file(path, "input file (a .bin output takes files, not folders)");
+    for (const char* ext : {".gz", ".zst", ".jsonl"})
+      if (path.ends_with(ext))
+        throw UserError(path + ": a .bin output takes plain text, one token per byte; a " + std::string(ext) +
+                        " file would be stored as its raw bytes (give a folder as --out for a kervan corpus, "
+                        "which reads it)");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw UserError(path + ": cannot open input file");
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <variant>
 
 #include "checkpoint/durable_io.h"
 #include "checkpoint/format.h"
@@ -18,6 +19,7 @@ RunCheckpoints::RunCheckpoints(const RunConfig& config, const WriterLayout& layo
   const auto& ck = config.checkpoint;
   if (ck.dir.empty()) return;
   if (world.rank() == 0) {
+    claim_checkpoint_dir(ck.dir, "checkpoint.dir");
     lock_ = std::make_unique<DirLock>(ck.dir, "checkpoint.dir");
     if (const int n = remove_stale_parts(ck.dir))
       spdlog::info("checkpoint.dir: removed {} unfinished save(s) left by an earlier job", n);
@@ -27,6 +29,41 @@ RunCheckpoints::RunCheckpoints(const RunConfig& config, const WriterLayout& layo
   CommitOptions commit{layout.world_size, config.parallel.collective_timeout_s, ck.keep_last, ck.keep_every};
   saver_ = std::make_unique<CheckpointSaver>(SaverOptions{ck.dir, ck.async, commit}, layout, backend);
 }
+
+namespace {
+
+// The model a checkpoint holds (its model_config/* values, written by TrainProgress) against the
+// one `config` describes: another family or shape is a UserError naming it. A checkpoint without
+// these values (none written by kervan) is left to the tensor checks.
+void check_same_model(const CheckpointReader& checkpoint, const RunConfig& config, const std::string& key) {
+  const auto& values = checkpoint.manifest().values;
+  const auto text = [&](const std::string& name) -> const std::string* {
+    const auto it = values.find("model_config/" + name);
+    return it == values.end() ? nullptr : std::get_if<std::string>(&it->second);
+  };
+  const std::string where = config.file + ": " + key + " " + checkpoint.folder();
+  const std::string* family = text("family");
+  if (!family) return;
+  if (*family != config.arch)
+    throw UserError(where + " holds a " + *family + " model, but model.arch is \"" + config.arch +
+                    "\": a checkpoint starts only a model of its own family");
+  const GPTConfig& m = config.model;
+  std::vector<std::pair<std::string, int64_t>> shape{
+      {"n_layer", m.n_layer}, {"n_head", m.n_head}, {"d_model", m.d_model}, {"vocab_size", m.vocab_size}};
+  if (config.arch != "t5") shape.emplace_back("max_seq_len", m.max_seq_len);  // T5 has no position table
+  for (const auto& [name, want] : shape) {
+    const auto it = values.find("model_config/" + name);
+    const int64_t* saved = it == values.end() ? nullptr : std::get_if<int64_t>(&it->second);
+    if (saved && *saved != want)
+      throw UserError(where + " holds a " + *family + " model with model." + name + " = " +
+                      std::to_string(*saved) + ", but this config has " + std::to_string(want));
+  }
+  if (const std::string* ffn = text("t5_ffn"); ffn && *ffn != config.t5_ffn)
+    throw UserError(where + " holds a t5 model with model.t5_ffn = \"" + *ffn + "\", but this config has \"" +
+                    config.t5_ffn + "\"");
+}
+
+}  // namespace
 
 bool RunCheckpoints::start(Model& model, TrainStep& train_step, TrainProgress& progress) {
   const auto& ck = config_.checkpoint;
@@ -49,20 +86,39 @@ bool RunCheckpoints::start(Model& model, TrainStep& train_step, TrainProgress& p
     resume_from(*from, train_step, progress, ck.resume == "auto");
     return true;
   }
-  if (!ck.init_from.empty()) {
-    const auto weights = open_verified(ck.init_from, "checkpoint.init_from", world_, backend_);
-    StateDict state;
-    model.state(state);
-    weights->read_tensors(state, backend_);
-    model.load_state(state);
-    spdlog::info("starting from the model weights of {} (checkpoint.init_from), fresh optimizer, step 0",
-                 weights->folder());
-  }
+  if (!ck.init_from.empty()) load_weights(ck.init_from, "checkpoint.init_from", model);
   return false;
+}
+
+std::vector<std::string> RunCheckpoints::load_weights(const std::string& path, const std::string& key,
+                                                      Model& model, const std::string& fresh_prefix) {
+  const auto weights = open_verified(path, key, world_, backend_);
+  check_same_model(*weights, config_, key);
+  StateDict state, present;
+  model.state(state);
+  std::vector<std::string> fresh;
+  for (StateTensor& t : state.tensors) {
+    if (weights->has(t.name)) {
+      present.tensors.push_back(t);
+    } else if (!fresh_prefix.empty() && t.name.starts_with(fresh_prefix)) {
+      if (fresh.empty() || fresh.back() != t.name) fresh.push_back(t.name);
+    } else {
+      throw UserError(config_.file + ": " + key + " " + weights->folder() + " has no tensor " + t.name +
+                      ": it holds another model than this config's");
+    }
+  }
+  weights->read_tensors(present, backend_);
+  model.load_state(state);
+  std::string names;
+  for (const std::string& n : fresh) names += (names.empty() ? "" : ", ") + n;
+  spdlog::info("starting from the model weights of {} ({}), fresh optimizer, step 0{}", weights->folder(),
+               key, names.empty() ? "" : "; new, from their initialisation: " + names);
+  return fresh;
 }
 
 void RunCheckpoints::resume_from(const CheckpointReader& checkpoint, TrainStep& train_step,
                                  TrainProgress& progress, bool fell_back) {
+  check_same_model(checkpoint, config_, "checkpoint.resume");
   StateDict state;
   train_step.state(state);
   for (const StateTensor& t : state.tensors)
@@ -126,6 +182,7 @@ void RunCheckpoints::after_step(TrainStep& train_step, TrainProgress& progress, 
   try {
     saver_->wait();  // the previous save, still in flight
     last_good_ = last_saved_;
+    good_consumed_ = saved_consumed_;
   } catch (...) {
     handle_failure(std::current_exception());
   }
@@ -133,6 +190,7 @@ void RunCheckpoints::after_step(TrainStep& train_step, TrainProgress& progress, 
   train_step.state(state);
   progress.state(state);
   last_saved_ = progress.step;
+  saved_consumed_ = progress.consumed_samples;
   try {
     saver_->save(progress.step, state);
   } catch (...) {  // a synchronous save
@@ -153,10 +211,26 @@ std::string RunCheckpoints::finish() {
   try {
     saver_->wait();
     last_good_ = last_saved_;
+    good_consumed_ = saved_consumed_;
   } catch (...) {
     handle_failure(std::current_exception());
   }
   return last_good_ >= 0 ? step_folder(config_.checkpoint.dir, last_good_) : "";
+}
+
+std::optional<CommittedCheckpoint> RunCheckpoints::take_committed() {
+  if (!saver_ || world_.rank() != 0) return std::nullopt;
+  if (last_saved_ > last_good_ && !saver_->in_flight()) {  // rank 0's save ends with the commit
+    if (const std::exception_ptr failure = saver_->take_failure()) {
+      handle_failure(failure);
+    } else {
+      last_good_ = last_saved_;
+      good_consumed_ = saved_consumed_;
+    }
+  }
+  if (last_good_ < 0 || last_good_ == last_taken_) return std::nullopt;
+  last_taken_ = last_good_;
+  return CommittedCheckpoint{last_good_, good_consumed_, step_folder(config_.checkpoint.dir, last_good_)};
 }
 
 }  // namespace kervan

@@ -1,7 +1,9 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "checkpoint/checkpoint_dir.h"
 #include "checkpoint/manifest.h"
@@ -12,6 +14,13 @@
 #include "parallel/train_step.h"
 
 namespace kervan {
+
+// A checkpoint known to be committed, with the data position it holds.
+struct CommittedCheckpoint {
+  int64_t step = 0;
+  int64_t consumed_samples = 0;
+  std::string folder;
+};
 
 // What `kervan train` does with checkpoints (the checkpoint.* keys): find the folder usable at
 // start-up, resume or start from given weights, save at the right steps, and report failures.
@@ -27,6 +36,15 @@ class RunCheckpoints {
   // Returns whether it resumed.
   bool start(Model& model, TrainStep& train_step, TrainProgress& progress);
 
+  // Collective. Loads the model weights of the checkpoint at `path` (the config key `key` names it
+  // in errors) into `model`, whatever layout wrote them. The checkpoint must hold a model of the
+  // config's family and shape (a mismatch is a UserError naming the family or the model.* key);
+  // a tensor of the model that the checkpoint lacks is an error too, unless its name starts with
+  // `fresh_prefix` (fine-tuning's new head): such tensors keep their initialisation and are
+  // returned. The checkpoint's own tensors that the model lacks (an LM head) are not read.
+  std::vector<std::string> load_weights(const std::string& path, const std::string& key, Model& model,
+                                        const std::string& fresh_prefix = "");
+
   // After an optimizer step (progress.step counts it): saves when checkpoint.every is due, or
   // when `now` (the last step, a stop signal). Nothing without checkpoint.dir.
   void after_step(TrainStep& train_step, TrainProgress& progress, bool now);
@@ -38,6 +56,10 @@ class RunCheckpoints {
   std::string finish();
 
   bool enabled() const { return saver_ != nullptr; }
+  // Rank 0: the newest checkpoint committed since the last call, once (a background save counts
+  // when it has finished without failure; a failure is handled like check_failures'). Other ranks
+  // (whose saver does not commit) and runs without checkpoint.dir: none.
+  std::optional<CommittedCheckpoint> take_committed();
 
  private:
   // Applies checkpoint.on_failure to a failed save.
@@ -51,8 +73,10 @@ class RunCheckpoints {
   Backend& backend_;
   std::unique_ptr<DirLock> lock_;  // rank 0
   std::unique_ptr<CheckpointSaver> saver_;
-  int64_t last_saved_ = -1;  // the last save started
-  int64_t last_good_ = -1;   // the last save known to have succeeded
+  int64_t last_saved_ = -1;                         // the last save started
+  int64_t last_good_ = -1;                          // the last save known to have succeeded
+  int64_t saved_consumed_ = 0, good_consumed_ = 0;  // consumed_samples of those two
+  int64_t last_taken_ = -1;                         // what take_committed() last returned
 };
 
 }  // namespace kervan

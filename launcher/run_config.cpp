@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/model/recurrent_config.h"
 #include "core/paths.h"
 #include "launcher/config_keys.h"
 #include "launcher/model_setup.h"
@@ -95,6 +96,8 @@ class TomlReader {
   void assign(const ConfigKey& k, const toml::node& n, std::string& out) const {
     const auto v = n.value_exact<std::string>();
     if (!v) type_error(k, "a string");
+    // A NUL would cut a path short where the operating system reads it (\u0000 is valid TOML).
+    if (v->find('\0') != std::string::npos) type_error(k, "a string without NUL characters");
     out = *v;
   }
   // A list, or a single value taken as a list of one.
@@ -103,7 +106,8 @@ class TomlReader {
     if (!n.is_array()) return out.push_back(std::string{}), assign(k, n, out.back());
     for (const toml::node& item : *n.as_array()) {
       const auto v = item.value_exact<std::string>();
-      if (!v) type_error(k, "a string or a list of strings");
+      if (!v || v->find('\0') != std::string::npos)
+        type_error(k, "a string or a list of strings, without NUL characters");
       out.push_back(*v);
     }
   }
@@ -130,16 +134,39 @@ void check_family_keys(const TomlReader& r, const RunConfig& c) {
                       c.arch + "\"");
   };
   only("model.t5_ffn", "t5", "T5");
+  const bool recurrent = is_recurrent_arch(c.arch);
+  for (const char* key : {"model.tied", "model.residual", "model.carry_state"})
+    if (given(key) && !recurrent)
+      throw UserError(r.where(key) + ": " + key +
+                      " applies to the recurrent families (rnn, lstm, gru) only, and "
+                      "model.arch is \"" +
+                      c.arch + "\"");
+  for (const char* key : {"model.n_head", "model.max_seq_len"})
+    if (given(key) && recurrent)
+      throw UserError(r.where(key) + ": " + key + " does not apply to model.arch = \"" + c.arch +
+                      "\" (no attention heads, no position table)");
+  if (recurrent && c.recurrent.carry_state) {
+    if (c.train.grad_accum != 1)
+      throw UserError(r.where("train.grad_accum") +
+                      ": model.carry_state = true needs train.grad_accum = 1 (each batch row carries its "
+                      "state into the same row of the next step)");
+    if (c.data.paths.size() > 1)
+      throw UserError(
+          r.where("data.path") +
+          ": model.carry_state = true reads one corpus as consecutive windows per row; a blend of " +
+          std::to_string(c.data.paths.size()) + " data.path sources cannot keep them consecutive");
+  }
   only("data.whole_word_masking", "bert", "BERT");
   if (c.arch == "t5" && given("model.max_seq_len"))
     throw UserError(
         r.where("model.max_seq_len") +
         ": model.max_seq_len does not apply to T5, which has no position table (relative position "
         "buckets instead)");
-  if (c.arch != "gpt" && c.sample.tokens > 0)
+  if (c.arch != "gpt" && !recurrent && c.sample.tokens > 0)
     throw UserError(r.where("sample.tokens") +
-                    ": sample.tokens: only GPT generates text after training (model.arch is \"" + c.arch +
-                    "\")");
+                    ": sample.tokens: only GPT and the recurrent families generate text after training "
+                    "(model.arch is \"" +
+                    c.arch + "\")");
   try {
     parse_t5_ffn(c.t5_ffn);
   } catch (const UserError& e) {
@@ -157,10 +184,18 @@ void check_command_keys(const TomlReader& r, const RunConfig& c, Command command
         throw UserError(r.where(key) + ": " + key + " is read by kervan finetune, not kervan train");
     return;
   }
-  for (const char* key : {"data.path", "data.weights", "data.whole_word_masking", "sample.tokens"})
+  if (given("checkpoint.init_from"))
+    throw UserError(r.where("checkpoint.init_from") +
+                    ": kervan finetune starts from a checkpoint's weights with finetune.init_from, not "
+                    "checkpoint.init_from");
+  for (const char* key : {"data.path", "data.weights", "data.whole_word_masking", "sample.tokens",
+                          "data.coordinator", "parallel.coordinator"})
     if (given(key))
       throw UserError(r.where(key) + ": " + key +
                       " is read by kervan train, not kervan finetune (which reads " + "finetune.train)");
+  if (is_recurrent_arch(c.arch))
+    throw UserError(r.where("model.arch") + ": kervan finetune takes GPT, BERT or T5; model.arch is \"" +
+                    c.arch + "\" (the recurrent families pretrain with kervan train)");
   const auto& f = c.finetune;
   if (f.task != "classify" && f.task != "text2text")
     throw UserError(r.where("finetune.task") +
@@ -245,8 +280,9 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   // The family, then its preset: the shape keys read after it override its values.
   const ConfigKey& arch = *find_config_key("model.arch");
   r.read(arch, c);
-  if (c.arch != "gpt" && c.arch != "bert" && c.arch != "t5")
-    throw UserError(r.where("model.arch") + ": model.arch must be \"gpt\", \"bert\" or \"t5\", got \"" +
+  if (c.arch != "gpt" && c.arch != "bert" && c.arch != "t5" && !is_recurrent_arch(c.arch))
+    throw UserError(r.where("model.arch") +
+                    ": model.arch must be \"gpt\", \"bert\", \"t5\", \"rnn\", \"lstm\" or \"gru\", got \"" +
                     c.arch + "\"");
   const ConfigKey& preset = *find_config_key("model.preset");
   if (r.read(preset, c)) {
@@ -264,7 +300,9 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   check_family_keys(r, c);
   auto& t = c.train;
   if (!given("train.min_lr")) t.min_lr = t.lr / 10;
-  const bool has_max_seq = (!c.preset.empty() && c.arch != "t5") || given("model.max_seq_len");
+  const bool has_max_seq =
+      (!c.preset.empty() && c.arch != "t5" && !is_recurrent_arch(c.arch)) || given("model.max_seq_len");
+  if (is_recurrent_arch(c.arch)) c.model.n_head = 1;  // no heads: the shared shape check passes
 
   // Checks across keys (each key's own range was checked where it was read), naming the key.
   for (const char* key : {"train.steps", "train.micro_batch", "train.seq_len"})
@@ -282,10 +320,24 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   if (t.seq_len > c.model.max_seq_len)
     throw UserError(r.where("train.seq_len") + ": train.seq_len (" + std::to_string(t.seq_len) +
                     ") exceeds model.max_seq_len (" + std::to_string(c.model.max_seq_len) + ")");
-  if (command == Command::Train && c.data.paths.empty()) throw UserError(path + ": data.path is required");
+  if (command == Command::Train && c.data.paths.empty() && c.data.coordinator.empty())
+    throw UserError(path + ": data.path is required (or data.coordinator)");
+  if (!c.parallel.coordinator.empty() && c.parallel.coordinator != "embedded")
+    throw UserError(r.where("parallel.coordinator") +
+                    ": parallel.coordinator must be \"embedded\" or unset, not \"" + c.parallel.coordinator +
+                    "\"");
+  if (!c.parallel.coordinator.empty() && !c.data.coordinator.empty())
+    throw UserError(r.where("parallel.coordinator") +
+                    ": parallel.coordinator = \"embedded\" serves data.path itself; "
+                    "data.coordinator names another coordinator (set one of them)");
+  if (!c.data.coordinator.empty() && c.data.coordinator.find(':') == std::string::npos)
+    throw UserError(r.where("data.coordinator") + ": data.coordinator \"" + c.data.coordinator +
+                    "\" is not HOST:PORT");
   for (const std::string& p : c.data.paths)
     if (p.empty()) throw UserError(r.where("data.path") + ": data.path is required (an entry is empty)");
-  if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size())
+  // (With data.coordinator and no data.path, the served corpora are counted when they are known.)
+  if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size() &&
+      !(c.data.paths.empty() && !c.data.coordinator.empty()))
     throw UserError(r.where("data.weights") + ": data.weights needs one weight per data.path (" +
                     std::to_string(c.data.paths.size()) + "), got " + std::to_string(c.data.weights.size()));
   if (t.warmup_steps > t.steps)

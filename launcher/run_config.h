@@ -16,12 +16,18 @@ struct RunConfig {
   std::string file;  // the config file, for messages
   // Where each key's value came from: "file" or "--set"; keys absent here have their default.
   std::map<std::string, std::string> origin;
-  std::string arch = "gpt";  // model.arch: the family, "gpt" | "bert" | "t5"
+  std::string arch = "gpt";  // model.arch: the family, "gpt" | "bert" | "t5" | "rnn" | "lstm" | "gru"
   std::string preset;
   // The shape keys every family shares (n_layer, n_head, d_model, vocab_size, max_seq_len; T5 has
   // no position table); launcher/model_setup.h turns them into the family's config.
   GPTConfig model;
   std::string t5_ffn = "relu";  // model.t5_ffn: "relu" (T5 v1.0) | "gated-gelu" (v1.1)
+  // The recurrent families' keys (core/model/recurrent.h).
+  struct Recurrent {
+    bool tied = true;          // model.tied
+    bool residual = false;     // model.residual
+    bool carry_state = false;  // model.carry_state
+  } recurrent;
 
   struct Data {
     // kervan corpus folders (their train split) or llm.c .bin files; several are blended
@@ -30,7 +36,15 @@ struct RunConfig {
     // How to encode the sample prompt and show samples: "gpt2", a tokenizer folder, "bytes" or
     // "none" (ids); empty: the corpus's own tokenizer ("none" for llm.c files).
     std::string tokenizer;
-    int64_t whole_word_masking = 0;  // BERT: 1 masks whole words
+    // Read the corpora from a coordinator (HOST:PORT) instead of disk; data.path then names
+    // served corpora (empty: every one it serves).
+    std::string coordinator;
+    std::string coordinator_job = "default";
+    double coordinator_timeout_s = 60;  // retry an unreachable coordinator this long
+    std::string cache_dir;              // empty: ${XDG_CACHE_HOME:-~/.cache}/kervan/tokens
+    double cache_gb = 10;               // bound of this process's token cache
+    int64_t read_ahead = 8;             // batches fetched ahead of training
+    int64_t whole_word_masking = 0;     // BERT: 1 masks whole words
   } data;
 
   struct Train {
@@ -58,6 +72,7 @@ struct RunConfig {
     float bucket_mb = 25.0f;              // data-parallel all-reduce bucket size
     float collective_timeout_s = 600.0f;  // a collective slower than this ends the job
     int64_t zero = 0;                     // 1: ZeRO-1, optimizer state sharded over DP
+    std::string coordinator;              // "embedded": rank 0 serves data.path to every rank
   } parallel;
 
   struct Log {
@@ -91,7 +106,7 @@ struct RunConfig {
     std::string task;                 // "classify" | "text2text"
     std::string train, val;           // JSON-lines files
     std::vector<std::string> labels;  // classify: the label set (empty: the training file's)
-    std::string pretrain;             // a `kervan train` config to pretrain with first
+    std::string init_from;            // a checkpoint whose model weights start the run
     int64_t max_target_len = 32;      // text2text: target tokens
     int64_t show = 3;                 // text2text: generated validation outputs shown
   } finetune;

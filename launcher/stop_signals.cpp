@@ -15,7 +15,7 @@ extern "C" void on_stop_signal(int sig) {
   if (g_received == 0) g_received = sig;
 }
 
-constexpr int kSignals[] = {SIGTERM, SIGINT, SIGUSR1};
+constexpr int kSignals[] = {SIGTERM, SIGINT, SIGUSR1, SIGHUP};
 struct sigaction g_previous[3];
 
 }  // namespace
@@ -45,6 +45,8 @@ const char* signal_name(int signal) {
       return "SIGINT";
     case SIGUSR1:
       return "SIGUSR1";
+    case SIGHUP:
+      return "SIGHUP";
   }
   return "a signal";
 }

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "datasets/tokenizer/tokenizer_files.h"
 #include "launcher/tokenizer_train.h"
 
@@ -17,6 +18,7 @@ namespace {
 
 // The whole of FILE, or of stdin for "-".
 std::string read_input(const std::string& path) {
+  if (path != "-") require_file(path, "input file");
   FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
   if (!f) throw UserError(path + ": cannot open input file: " + std::strerror(errno));
   std::string data;
@@ -137,6 +139,7 @@ TokenizerCommand::TokenizerCommand(CLI::App& app) {
 
 int TokenizerCommand::run() const {
   if (*train_) return run_tokenizer_train({inputs_, out_, vocab_size_, train_threads_, min_frequency_});
+  if (input_ != "-") require_file(input_, "input file");  // before the (slower) tokenizer load
   const BpeTokenizer tok = load_bpe_tokenizer(tokenizer_);
   if (*encode_) return run_encode(tok, input_, allow_special_, threads_);
   if (*decode_) return run_decode(tok, input_);

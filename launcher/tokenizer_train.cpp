@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "datasets/tokenizer/bpe_trainer.h"
 #include "datasets/tokenizer/bpe_word_counts.h"
 #include "datasets/tokenizer/gpt2_vocab_writer.h"
@@ -27,6 +28,11 @@ void check_inputs(const std::vector<std::string>& inputs) {
   namespace fs = std::filesystem;
   for (const std::string& path : inputs) {
     if (fs::is_directory(path)) throw UserError(path + ": is a folder, expected a text file");
+    require_file(path, "input file");
+    for (const char* ext : {".gz", ".zst", ".jsonl", ".bin", ".kvs"})
+      if (path.ends_with(ext))
+        throw UserError(path + ": tokenizer train reads plain text; a " + std::string(ext) +
+                        " file would be learned as raw bytes (decompress it, or extract its text)");
     FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) throw UserError(path + ": cannot open input file: " + std::strerror(errno));
     std::fclose(f);

@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/model/generate.h"
 #include "core/rng.h"
+#include "launcher/coordinated_data.h"
 #include "launcher/dry_run.h"
 #include "launcher/gemm_peak.h"
 #include "launcher/job.h"
@@ -59,6 +60,14 @@ float evaluate(Model& model, TrainingBatches& val, const RunConfig& cfg, const J
 }
 
 std::string describe_model(const RunConfig& cfg) {
+  if (is_recurrent_arch(cfg.arch)) {
+    const RecurrentConfig r = recurrent_config(cfg);
+    return fmt::format(
+        "{}{}: {} layers of {} units{}, {} output layer, vocab {} (padded {}){}, {:.2f}M parameters",
+        cfg.arch, cfg.preset.empty() ? "" : " (" + cfg.preset + ")", r.n_layer, r.d_model,
+        r.residual ? " (residual)" : "", r.tied ? "tied" : "untied", r.vocab_size, r.padded_vocab(),
+        r.carry_state ? ", hidden state carried across windows" : "", r.num_params() / 1e6);
+  }
   std::string extra = cfg.arch == "t5" ? fmt::format(", {} feed-forward", cfg.t5_ffn) : "";
   return fmt::format("{}{}: {} layers{}, {} heads, d_model {}, vocab {} (padded {}){}, {:.2f}M parameters",
                      cfg.arch, cfg.preset.empty() ? "" : " (" + cfg.preset + ")", cfg.model.n_layer,
@@ -66,12 +75,19 @@ std::string describe_model(const RunConfig& cfg) {
                      cfg.model.vocab_size, cfg.model.padded_vocab(), extra, model_params(cfg) / 1e6);
 }
 
-// The stop signal any rank has received (0: none), the same on every rank: they all stop at the
+// Not a signal: the coordinator asked the job to stop (`kervan status --stop`, a dead worker).
+constexpr int kStopByCoordinator = 1000;
+
+// The stop signal any rank has received (0: none; kStopByCoordinator when a rank heard the
+// coordinator ask for a stop and no rank a signal), the same on every rank: they all stop at the
 // same step boundary.
-int agreed_stop_signal(const StopSignals& signals, Communicator& world, Backend& be) {
-  if (world.size() == 1) return signals.received();
+int agreed_stop_signal(const StopSignals& signals, CoordinatedData* coordinated, Communicator& world,
+                       Backend& be) {
+  int received = signals.received();
+  if (received == 0 && coordinated && coordinated->session().stop_requested()) received = kStopByCoordinator;
+  if (world.size() == 1) return received;
   Tensor t = be.empty({1}, DType::F32);
-  const float mine = static_cast<float>(signals.received());
+  const float mine = static_cast<float>(received);
   be.copy_from_host(t, &mine);
   world.all_reduce(t, ReduceOp::Max);
   return static_cast<int>(be.item<float>(t));
@@ -120,6 +136,13 @@ void print_sample(Model& model, const Job& job, const RunConfig& cfg, const Text
   std::fflush(stdout);
 }
 
+// Rank 0 journals each checkpoint's data position with the coordinator once the checkpoint is
+// committed (so `kervan status` shows what a restart resumes from).
+void commit_data_positions(RunCheckpoints& checkpoints, CoordinatedData& coordinated) {
+  if (const std::optional<CommittedCheckpoint> c = checkpoints.take_committed())
+    coordinated.session().commit_position(c->step, c->consumed_samples, c->folder);
+}
+
 }  // namespace
 
 LossSpikes::LossSpikes(size_t window) : window_(window) {}
@@ -140,7 +163,8 @@ std::optional<double> LossSpikes::add(double loss) {
 }
 
 TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingData& data,
-                          const StopSignals& signals, const TrainingSampler* sampler) {
+                          const StopSignals& signals, CoordinatedData* coordinated,
+                          const TrainingSampler* sampler) {
   const auto& t = cfg.train;
   // The checkpoint folder is checked (locked, writable on every rank) before anything is built.
   const WriterLayout layout{
@@ -159,6 +183,9 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   out.model = make_model(cfg, be, t.micro_batch, job.grid.tp > 1 ? out.tp_group.get() : nullptr,
                          data.train->decoder_seq());
   Model& model = *out.model;
+  model.set_replica(job.grid.dp_rank, job.grid.dp);
+  const bool carry = is_recurrent_arch(cfg.arch) && cfg.recurrent.carry_state;
+  if (carry) data.train->carry_lanes(t.micro_batch * job.grid.dp, cfg.file);
   // Same global values on every rank and in every (DP, TP) layout (counter-based, global indices).
   model.init_weights(static_cast<uint64_t>(t.seed));
   TrainStep train_step(model, {t.beta1, t.beta2, t.eps, t.weight_decay},
@@ -170,7 +197,10 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   const int64_t samples_per_step = B * dp * t.grad_accum;
   const int64_t tokens_per_step = samples_per_step * t.seq_len;
   spdlog::info("model: {}", describe_model(cfg));
-  if (cfg.arch != "gpt")
+  if (carry)
+    spdlog::info("carried state: {} rows each read consecutive windows of their own stretch of the corpus",
+                 t.micro_batch * job.grid.dp);
+  if (cfg.arch == "bert" || cfg.arch == "t5")
     spdlog::info("objective: {}; special tokens after the tokenizer's {} ids",
                  cfg.arch == "bert"
                      ? (cfg.data.whole_word_masking ? "masked LM, whole words" : "masked LM")
@@ -189,11 +219,14 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   std::vector<double> weights;
   const DataLoader& loader = data.train->loader();
   for (int d = 0; d < loader.num_sources(); ++d) {
-    sources.push_back(loader.source(d).path());
+    // Through a coordinator the data.path entries name the sources (an embedded coordinator's are
+    // the folders themselves), not the address they came from this time.
+    sources.push_back(coordinated ? coordinated->paths()[d] : loader.source(d).path());
     weights.push_back(loader.weight(d));
   }
   TrainProgress progress(cfg, sources, weights);
   const bool resumed = checkpoints.start(model, train_step, progress);
+  if (coordinated && job.leader()) coordinated->compare_committed(resumed, progress.step);
   if (resumed && progress.step >= t.steps)
     spdlog::info("the checkpoint is at step {}, train.steps = {}: nothing left to train", progress.step,
                  t.steps);
@@ -222,8 +255,12 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
     model.params().zero_grad(be);
     double loss = 0.0, predicted = 0.0;
     for (int64_t micro = 0; micro < t.grad_accum; ++micro) {
-      data.train->fill(first_sample_of(consumed_samples, micro, dp, job.grid.dp_rank, B), B, ex);
-      loss += model.forward(batch_view(ex)) / t.grad_accum;
+      const int64_t first = first_sample_of(consumed_samples, micro, dp, job.grid.dp_rank, B);
+      data.train->fill(first, B, ex);
+      Batch batch = batch_view(ex);
+      batch.carry_state = carry;
+      batch.reset_state = carry && data.train->stream_starts(first);
+      loss += model.forward(batch) / t.grad_accum;
       predicted += static_cast<double>(model.predicted_positions());
       if (micro == t.grad_accum - 1) train_step.before_last_backward();
       const bool poison = micro == 0 && std::find(poisoned.begin(), poisoned.end(), step) != poisoned.end();
@@ -314,6 +351,7 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
     progress.step = step + 1;
     progress.consumed_samples += samples_per_step;
     if (!bad) good_step = progress.step, good_consumed = progress.consumed_samples;
+    if (coordinated) coordinated->session().progress(progress.step, progress.consumed_samples, tps);
     checkpoints.check_failures();
     if (bad_in_a_row >= t.max_bad_steps) {
       // The weights and the optimizer have not changed since the last good step: saved with that
@@ -333,18 +371,24 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
       out.exit_code = kExitNumerical;
       return out;
     }
-    const int stop = agreed_stop_signal(signals, *job.world, be);
+    const int stop = agreed_stop_signal(signals, coordinated, *job.world, be);
     // No periodic save inside a run of bad steps: the last good state is saved if they go on.
     if (bad_in_a_row == 0 || stop != 0 || progress.step == t.steps)
       checkpoints.after_step(train_step, progress, /*now=*/stop != 0 || progress.step == t.steps);
+    if (coordinated) commit_data_positions(checkpoints, *coordinated);
     if (sampler && cfg.sample.every > 0 && progress.step % cfg.sample.every == 0 && progress.step < t.steps)
       (*sampler)(model, fmt::format("sample at step {}", progress.step));
     if (const char* ms = std::getenv("KERVAN_TEST_STEP_DELAY_MS"))  // the Slurm test: time to signal
       std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(ms)));
     if (stop) {
       const std::string saved = checkpoints.finish();
+      if (coordinated) commit_data_positions(checkpoints, *coordinated);
       if (job.leader())
-        spdlog::info("stopped by {} after step {}: {}", signal_name(stop), progress.step,
+        spdlog::info("stopped by {} after step {}: {}",
+                     stop == kStopByCoordinator
+                         ? "the coordinator (" + coordinated->session().stop_reason() + ")"
+                         : std::string(signal_name(stop)),
+                     progress.step,
                      saved.empty() ? std::string("nothing saved (no checkpoint.dir)")
                                    : "checkpoint saved to " + saved);
       out.stopped = true;
@@ -352,6 +396,7 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
     }
   }
   const std::string saved = checkpoints.finish();
+  if (coordinated) commit_data_positions(checkpoints, *coordinated);
   if (!saved.empty()) spdlog::info("last checkpoint: {}", saved);
   return out;
 }
@@ -387,10 +432,18 @@ int run_train(const RunConfig& cfg) {
   auto be = make_cpu_backend();
   check_same_config(cfg, job, *be);
 
-  // Every shard is read and checksummed once per node: the node's first rank verifies in full, the
-  // others trust its verdict (the same files) and check only headers and sizes.
+  // Through a coordinator (which verified every shard), or from the folders: every shard is read
+  // and checksummed once per node, the node's first rank in full, the others trusting its verdict
+  // (the same files) and checking only headers and sizes.
+  std::unique_ptr<CoordinatedData> coordinated;
+  if (!cfg.data.coordinator.empty() || !cfg.parallel.coordinator.empty())
+    coordinated = std::make_unique<CoordinatedData>(cfg, job.grid, job.node->size() == job.world->size(),
+                                                    *job.world, *be);
   std::optional<TrainingData> verified;
-  run_on_root_and_share_outcome(*job.node, *be, [&] { verified = open_training_data(cfg, Verify::Full); });
+  if (coordinated)
+    verified = open_training_data(cfg, coordinated->paths(), coordinated->opener());
+  else
+    run_on_root_and_share_outcome(*job.node, *be, [&] { verified = open_training_data(cfg, Verify::Full); });
   TrainingData data = verified ? std::move(*verified) : open_training_data(cfg, Verify::HeaderOnly);
   // The sample prompt is checked now, on every rank, rather than after training.
   const TextCodec codec(cfg.sample.tokens > 0 ? data.tokenizer : "none");
@@ -404,7 +457,7 @@ int run_train(const RunConfig& cfg) {
   const TrainingSampler sampler = [&](Model& model, const std::string& title) {
     print_sample(model, job, cfg, codec, prompt, title);
   };
-  TrainedModel trained = train_on_job(cfg, job, *be, data, signals, &sampler);
+  TrainedModel trained = train_on_job(cfg, job, *be, data, signals, coordinated.get(), &sampler);
   // What the memory plan is measured against (tests/e2e/train_plan.sh).
   spdlog::info("peak resident memory of this rank: {:.3f} GB (VmHWM)", peak_resident_bytes() / 1e9);
   if (trained.exit_code != 0) return trained.exit_code;

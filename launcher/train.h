@@ -15,6 +15,8 @@
 
 namespace kervan {
 
+class CoordinatedData;
+
 // `kervan train`: the whole command (job, training, sampling). Returns the process exit code.
 int run_train(const RunConfig& config);
 
@@ -54,9 +56,11 @@ class LossSpikes {
 // The training of `kervan train` on a started job and its opened data (open_training_data): builds
 // model.arch's model and trains it with its objective for train.steps, logging and evaluating as
 // configured; checkpoints and resumes per checkpoint.*, and stops at a step boundary (after a
-// save) when any rank has received one of `signals`. Fine-tuning calls it to pretrain in the same
-// process.
+// save) when any rank has received one of `signals`, or `coordinated`'s coordinator asks for a
+// stop. With `coordinated` (the data came through a coordinator), every rank reports its progress
+// to it and rank 0 commits each checkpoint's data position there.
 TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingData& data,
-                          const StopSignals& signals, const TrainingSampler* sampler = nullptr);
+                          const StopSignals& signals, CoordinatedData* coordinated = nullptr,
+                          const TrainingSampler* sampler = nullptr);
 
 }  // namespace kervan

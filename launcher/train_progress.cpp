@@ -17,6 +17,8 @@ void TrainProgress::state(StateDict& out) {
   out.values["data/seq_len"] = config_.train.seq_len;
   out.values["run/config"] = config_.canonical();
   put_gpt_config(out.values, config_.model);
+  out.values["model_config/family"] = config_.arch;  // the shape keys are the same for every family
+  if (config_.arch == "t5") out.values["model_config/t5_ffn"] = config_.t5_ffn;
 }
 
 void TrainProgress::load_state(const StateDict& in) {

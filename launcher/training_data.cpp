@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/model/recurrent_config.h"
 #include "launcher/word_flags.h"
 
 namespace kervan {
@@ -11,7 +12,8 @@ namespace {
 
 // The family's special tokens after the corpora's tokenizer (GPT: none, any source).
 SpecialTokens family_specials(const RunConfig& cfg, const std::vector<DataLoader::Source>& sources) {
-  if (cfg.arch == "gpt") return SpecialTokens::make("gpt", cfg.model.vocab_size, -1, cfg.model.vocab_size);
+  if (cfg.arch == "gpt" || is_recurrent_arch(cfg.arch))
+    return SpecialTokens::make("gpt", cfg.model.vocab_size, -1, cfg.model.vocab_size);
   for (const auto& s : sources)
     if (!s.tokens->is_corpus())
       throw UserError(
@@ -31,10 +33,20 @@ SpecialTokens family_specials(const RunConfig& cfg, const std::vector<DataLoader
 }  // namespace
 
 TrainingData open_training_data(const RunConfig& cfg, Verify verify) {
+  return open_training_data(cfg, cfg.data.paths, [&](const std::string& path, const std::string& split) {
+    return std::make_unique<TokenSource>(path, split, cfg.model.vocab_size, verify);
+  });
+}
+
+TrainingData open_training_data(const RunConfig& cfg, const std::vector<std::string>& paths,
+                                const OpenSource& open) {
   const auto& d = cfg.data;
+  if (!d.weights.empty() && d.weights.size() != paths.size())
+    throw UserError(cfg.file + ": data.weights needs one weight per corpus the coordinator serves (" +
+                    std::to_string(paths.size()) + "), got " + std::to_string(d.weights.size()));
   std::vector<DataLoader::Source> sources;
-  for (size_t i = 0; i < d.paths.size(); ++i) {
-    auto tokens = std::make_unique<TokenSource>(d.paths[i], "train", cfg.model.vocab_size, verify);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    auto tokens = open(paths[i], "train");
     // Without weights, sources are drawn in proportion to their tokens (plain concatenation).
     const double weight = d.weights.empty() ? static_cast<double>(tokens->num_tokens()) : d.weights[i];
     sources.push_back({std::move(tokens), weight});
@@ -74,11 +86,11 @@ TrainingData open_training_data(const RunConfig& cfg, Verify verify) {
 
   if (cfg.train.eval_every > 0) {
     double total = 0;
-    for (const auto& s : sources) {
+    for (size_t i = 0; i < sources.size(); ++i) {
+      const DataLoader::Source& s = sources[i];
       if (!s.tokens->is_corpus() || !s.tokens->has_split("val")) continue;
       std::vector<DataLoader::Source> one;
-      one.push_back(
-          {std::make_unique<TokenSource>(s.tokens->path(), "val", cfg.model.vocab_size, verify), 1.0});
+      one.push_back({open(paths[i], "val"), 1.0});
       std::unique_ptr<DataLoader> loader;
       try {
         loader = std::make_unique<DataLoader>(std::move(one), window, 0, /*shuffle=*/false);
@@ -98,7 +110,9 @@ TrainingData open_training_data(const RunConfig& cfg, Verify verify) {
     for (ValidationSet& v : out.val) v.weight /= total;
   }
   const auto seed = static_cast<uint64_t>(cfg.train.seed);
-  out.train = batches(std::make_unique<DataLoader>(std::move(sources), window, seed), seed);
+  auto loader = std::make_unique<DataLoader>(std::move(sources), window, seed);
+  loader->set_read_ahead(d.read_ahead);  // only sources served over the network read ahead
+  out.train = batches(std::move(loader), seed);
   return out;
 }
 

@@ -68,6 +68,7 @@ bool launched_by_mpi() {
 
 MpiRuntime::MpiRuntime() {
   const double startup_s = seconds_from_env("KERVAN_STARTUP_TIMEOUT_S", 300);
+  const double grace_s = seconds_from_env("KERVAN_ORPHAN_GRACE_S", 600);
   {
     const Deadline deadline(
         startup_s,
@@ -93,7 +94,7 @@ MpiRuntime::MpiRuntime() {
   // end the rank by SIGPIPE before it could save. Writes fail with EPIPE instead, and the parent
   // watch stops the rank properly.
   std::signal(SIGPIPE, SIG_IGN);
-  parent_watch_ = std::thread([this] { watch_parent(); });
+  parent_watch_ = std::thread([this, grace_s] { watch_parent(grace_s); });
 }
 
 MpiRuntime::~MpiRuntime() {
@@ -108,9 +109,8 @@ MpiRuntime::~MpiRuntime() {
   g_active = false;
 }
 
-void MpiRuntime::watch_parent() {
+void MpiRuntime::watch_parent(double grace_s) {
   const pid_t parent = getppid();
-  const double grace_s = seconds_from_env("KERVAN_ORPHAN_GRACE_S", 600);
   std::unique_lock lock(mutex_);
   while (!wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
     if (getppid() == parent) continue;

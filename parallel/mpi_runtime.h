@@ -47,7 +47,7 @@ class MpiRuntime {
   [[noreturn]] static void abort_job(const std::string& message, int exit_code);
 
  private:
-  void watch_parent();  // the orphan watch, on its own thread
+  void watch_parent(double grace_s);  // the orphan watch, on its own thread
 
   int rank_ = 0, size_ = 1;
   std::mutex mutex_;

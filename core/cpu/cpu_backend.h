@@ -58,6 +58,13 @@ class CpuBackend final : public Backend {
                                              const Tensor& sum, const Tensor& targets, int64_t col0,
                                              int64_t valid, float dloss) override;
 
+  void recurrent_step_forward(RecurrentCell cell, Tensor& h, Tensor& c, Tensor& saved, const Tensor& xg,
+                              const Tensor& hg, const Tensor& b_hh, const Tensor& h_prev,
+                              const Tensor& c_prev) override;
+  void recurrent_step_backward(RecurrentCell cell, Tensor& dgx, Tensor& dgh, Tensor& dh, Tensor& dc,
+                               const Tensor& dy, const Tensor& saved, const Tensor& h, const Tensor& h_prev,
+                               const Tensor& c, const Tensor& c_prev) override;
+
   void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWStep& step) override;
 
   int num_threads() const override;

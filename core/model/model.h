@@ -24,6 +24,13 @@ struct Batch {
   const int32_t* lengths = nullptr;  // [B]
   int64_t T_dec = 0;
   const int32_t* decoder_tokens = nullptr;  // [B, T_dec] T5: the targets shifted right behind the start token
+  // Recurrent models with a carried hidden state (model.carry_state): row b continues the stream
+  // row b of the previous carried forward ended, so it starts from that forward's final state
+  // (zeros when reset_state, or before any carried forward) and leaves its own final state for the
+  // next. Without carry_state every row starts from zeros and the carried state is left alone
+  // (validation, generation).
+  bool carry_state = false;
+  bool reset_state = false;
 };
 
 // What the trainer, generation, the benchmarks and the tests drive, whatever the family (GPT
@@ -34,7 +41,7 @@ struct Batch {
 class Model : public Stateful {
  public:
   ~Model() override = default;
-  virtual std::string family() const = 0;  // "gpt", "bert", "t5"
+  virtual std::string family() const = 0;  // "gpt", "bert", "t5", "rnn", "lstm", "gru"
 
   // Parameters drawn from `seed`, the same global values under every parallel layout; gradients
   // zeroed.
@@ -81,6 +88,15 @@ class Model : public Stateful {
   // Under a classification head: the [M, num_classes] class scores of the last forward, one row
   // per labelled position in (b, t) order; empty for other heads.
   virtual std::vector<float> class_logits() { return {}; }
+
+  // Where this model's per-replica state sits among the data-parallel replicas (rank `dp_rank` of
+  // `dp_size`, each with its own rows of the global batch): a recurrent model's carried hidden
+  // state is saved as rows [dp_rank * B, (dp_rank + 1) * B) of one global tensor. Models without
+  // such state ignore it.
+  virtual void set_replica(int dp_rank, int dp_size) {
+    (void)dp_rank;
+    (void)dp_size;
+  }
 
  protected:
   // Reports parameters [first, last) of params() (declaration order) to the grad-ready hook.

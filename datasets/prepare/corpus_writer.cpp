@@ -269,6 +269,12 @@ void CorpusBuilder::finish_unit(size_t unit, UnitShardWriter& shards, BuildStats
     std::raise(SIGKILL);
 }
 
+uint64_t CorpusBuilder::plan_fingerprint() const {
+  std::string all;
+  for (size_t u = 0; u < units_.size(); ++u) all += fingerprint(u);
+  return XXH3_64bits(all.data(), all.size());
+}
+
 CorpusManifest CorpusBuilder::manifest(const std::string& created_by) const {
   CorpusManifest m;
   m.tokenizer = tokenizer_.identity();

@@ -79,6 +79,10 @@ class CorpusBuilder {
   // The manifest of the complete corpus from every unit's record (all units must be built).
   CorpusManifest manifest(const std::string& created_by) const;
 
+  // XXH3-64 of every unit's fingerprint: processes that build one corpus together (under a
+  // coordinator) check that they agree on it.
+  uint64_t plan_fingerprint() const;
+
  private:
   struct Batch;
   using BatchPipeline = OrderedPipeline<Batch>;

@@ -9,6 +9,7 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 source "$(dirname "$0")/lib.sh"
+fixtures=$(realpath "$(dirname "$0")/../fixtures")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 cases=0
 
@@ -69,6 +70,8 @@ mkfifo fifo
 mkdir -p folder && cp text.txt folder/
 : >empty.bin
 train=("$kervan" train --config "$work/c.toml")
+"${train[@]}" --set "checkpoint.dir=\"$work/ck\"" 2>/dev/null || fail "a run that saves a checkpoint"
+gzip -c text.txt >text.txt.gz
 
 # --- 1. data loss: kervan never truncates or deletes what it did not write ---------------------
 expect 2 "metrics file = the training data" "text.bin" "${train[@]}" --set "log.metrics_file=\"$work/text.bin\""
@@ -82,6 +85,14 @@ expect 2 "tokenizer train into a user's folder" "user" "$kervan" tokenizer train
 expect 4 "corpus cat to a full disk" "No space left on device" bash -c "'$kervan' corpus cat corpus >/dev/full"
 expect 2 "checkpoint.dir is a file" "text.txt" "${train[@]}" --set "checkpoint.dir=\"$work/text.txt\""
 expect 2 "init_from a user's folder" "user" "${train[@]}" --set "checkpoint.init_from=\"$work/user\""
+expect 2 "checkpoint.dir a user's folder" "holds files kervan did not write" "${train[@]}" \
+  --set "checkpoint.dir=\"$work/user\""
+expect 2 "ckpt import into a user's folder" "holds files kervan did not write" "$kervan" ckpt import --format hf \
+  "$fixtures/gpt2_tiny_hf" user
+expect 2 "ckpt export over the training data" "exists" "$kervan" ckpt export --format llmc ck text.bin
+expect 2 "ckpt export over the config" "exists" "$kervan" ckpt export --format hf ck c.toml
+expect 2 "ckpt export into the checkpoint" "ck" "$kervan" ckpt export --format llmc ck ck/step_00000003/m.bin
+expect 2 "ckpt export into a missing folder" "no-such-folder" "$kervan" ckpt export --format llmc ck no-such-folder/m.bin
 
 # --- 2. silently wrong results: every value is checked against its meaning ---------------------
 expect 2 "eps < 0" "train.eps" "${train[@]}" --set train.eps=-1e-8
@@ -114,6 +125,9 @@ expect 2 "a FIFO as data.path" "fifo" "${train[@]}" --set "data.path=\"$work/fif
 expect 2 "a FIFO as the config" "fifo" "$kervan" train --config fifo
 expect 2 "a FIFO as a prepare input" "fifo" "$kervan" prepare --tokenizer bytes --out scratch/x fifo
 expect 2 "/dev/zero as a prepare input" "/dev/zero" "$kervan" prepare --tokenizer bytes --out scratch/w /dev/zero
+expect 2 "a FIFO to tokenizer encode" "fifo" "$kervan" tokenizer encode fifo
+expect 2 "/dev/zero to tokenizer train" "/dev/zero" "$kervan" tokenizer train --vocab-size 300 --out scratch/t /dev/zero
+expect 2 "a FIFO to ckpt import" "fifo" "$kervan" ckpt import --format llmc fifo scratch/imported
 # A rank that never starts: the other waits KERVAN_STARTUP_TIMEOUT_S, then exits 4 naming it.
 cases=$((cases + 1))
 start=$(date +%s)
@@ -163,6 +177,12 @@ expect 2 "an output folder that cannot be made" "/proc/kervan-out: cannot create
   --out /proc/kervan-out text.txt
 expect 2 "a checkpoint folder that cannot be made" "/proc/kervan-ckpt" "${train[@]}" --set 'checkpoint.dir="/proc/kervan-ckpt"'
 expect 2 "an unknown command" "nosuch" "$kervan" nosuch
+expect 2 "a .gz into a .bin" "text.txt.gz" "$kervan" prepare --tokenizer bytes --out scratch/g.bin text.txt.gz
+expect 2 "a .gz to tokenizer train" "text.txt.gz" "$kervan" tokenizer train --vocab-size 300 --out scratch/t text.txt.gz
+expect 2 "a NUL in a path" "data.path" "${train[@]}" --set "data.path=\"$work/text.bin\u0000x\""
+expect 2 "a path component too long" "File name too long" "${train[@]}" --set "data.path=\"$work/$(printf 'x%.0s' {1..300})\""
+expect 2 "KERVAN_ORPHAN_GRACE_S not a number" "KERVAN_ORPHAN_GRACE_S" env KERVAN_ORPHAN_GRACE_S=abc \
+  mpirun -np 1 -x KERVAN_ORPHAN_GRACE_S "${train[@]}"
 expect 2 "ckpt verify of a folder that is not a checkpoint" "user" "$kervan" ckpt verify user
 expect 2 "ckpt inspect of a missing folder" "missing" "$kervan" ckpt inspect missing
 expect 2 "tokenizer encode with a missing tokenizer folder" "no-tok" "$kervan" tokenizer encode --tokenizer no-tok text.txt

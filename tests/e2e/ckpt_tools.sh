@@ -76,7 +76,7 @@ expect_error "other format version" "checkpoint format version 2" "$kervan" ckpt
 echo "not llm.c" >"$work/bad.bin"
 expect_error "not an llm.c file" "$work/bad.bin: not an llm.c GPT-2 model file" \
   "$kervan" ckpt import --format llmc "$work/bad.bin" "$work/d"
-expect_error "missing HF folder" "$work/nohf/config.json: cannot read" \
+expect_error "missing HF folder" "$work/nohf: cannot open Hugging Face model folder" \
   "$kervan" ckpt import --format hf "$work/nohf" "$work/d"
 "$kervan" ckpt verify "$work/b" >/dev/null || fail "a failed import touched the existing checkpoint"
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `kervan finetune` on small labelled sets of byte tokens. classify: BERT and GPT, from scratch,
 # reach a validation accuracy clearly above chance (>= 0.9 where chance is 0.5) on a two-class
-# task; BERT also after pretraining in the same process (finetune.pretrain), starting from the
-# pretrained weights with a new head. text2text: GPT learns to upper-case words (exact match >= 0.5),
-# T5 trains (its loss falls). DP=2 equals DP=1. Bad lines, labels outside the set, models of another
-# family and keys of the other command exit 2 with one message each.
+# task; BERT also from a masked-LM checkpoint of `kervan train` (finetune.init_from), which it
+# loads bit for bit with a new head; fine-tuning checkpoints resume bit for bit after SIGKILL.
+# text2text: GPT learns to upper-case words (exact match >= 0.5), T5 trains (its loss falls).
+# DP=2 equals DP=1. Bad lines, labels outside the set, checkpoints of another family or shape and
+# keys of the other command exit 2 with one message each.
 set -uo pipefail
 kervan=${1:?usage: finetune.sh path/to/kervan}
 work=$(mktemp -d)
@@ -63,7 +64,8 @@ grep -q '"val_precision":{"bad":' "$work/bert.jsonl" || fail "bert: no per-class
   --set log.metrics_file="\"$work/gpt.jsonl\"" >/dev/null 2>"$work/err" || fail "gpt classify: $(tail -3 "$work/err")"
 at_least "gpt accuracy" "$(accuracy "$work/gpt.jsonl")" 0.9
 
-# Pretraining first, in this process, on a corpus of the same tokenizer.
+# Pretraining with `kervan train` (masked LM, a checkpoint), then fine-tuning from its weights
+# (finetune.init_from): the new head is the only tensor not taken from the checkpoint.
 for i in $(seq 1 60); do echo "the river and the stone, a cloud over the tree number $i"; echo "<|endoftext|>"; done > "$work/c.txt"
 "$kervan" prepare --tokenizer bytes --val-fraction 0 --out "$work/C" "$work/c.txt" 2>/dev/null || fail prepare
 cat > "$work/pre.toml" <<TOML
@@ -82,12 +84,44 @@ micro_batch = 8
 seq_len = 32
 lr = 3e-3
 threads = 1
+[checkpoint]
+dir = "$work/pre.ckpt"
 TOML
-"$kervan" finetune --config "$work/cls.toml" --set finetune.pretrain="\"$work/pre.toml\"" \
-  --set log.metrics_file="\"$work/pre-bert.jsonl\"" >/dev/null 2>"$work/err" || fail "pretrain + finetune: $(tail -3 "$work/err")"
-grep -q "fine-tuning starts from the pretrained weights; new: model/cls.pooler.weight" "$work/err" ||
-  fail "pretrained weights were not taken: $(grep -i pretrain "$work/err" | tail -2)"
+"$kervan" train --config "$work/pre.toml" >/dev/null 2>"$work/err" || fail "pretrain: $(tail -3 "$work/err")"
+[[ $(cat "$work/pre.ckpt/latest" 2>/dev/null) == step_00000010 ]] || fail "pretraining saved no step_00000010"
+"$kervan" finetune --config "$work/cls.toml" --set finetune.init_from="\"$work/pre.ckpt\"" \
+  --set log.metrics_file="\"$work/pre-bert.jsonl\"" >/dev/null 2>"$work/err" || fail "finetune from the checkpoint: $(tail -3 "$work/err")"
+grep -q "starting from the model weights of $work/pre.ckpt/step_00000010 (finetune.init_from), fresh optimizer, step 0; new, from their initialisation: model/cls.pooler.weight, model/cls.pooler.bias, model/cls.classifier.weight, model/cls.classifier.bias" "$work/err" ||
+  fail "pretrained weights were not taken: $(grep -i "starting from" "$work/err" | tail -2)"
 at_least "pretrained bert accuracy" "$(accuracy "$work/pre-bert.jsonl")" 0.9
+
+# The weights arrive bit for bit: one step at a learning rate too small to move an fp32 weight
+# (1e-30), saved, holds every tensor of the pretrained encoder with the pretrained checksum.
+"$kervan" finetune --config "$work/cls.toml" --set finetune.init_from="\"$work/pre.ckpt/step_00000010\"" \
+  --set train.steps=1 --set train.lr=1e-30 --set train.warmup_steps=0 --set checkpoint.dir="\"$work/ft1.ckpt\"" \
+  >/dev/null 2>"$work/err" || fail "one-step finetune: $(tail -3 "$work/err")"
+python3 - "$work/pre.ckpt/step_00000010/manifest.json" "$work/ft1.ckpt/step_00000001/manifest.json" <<'PY' || fail "weights not loaded bit for bit"
+import json, sys
+pre, ft = ({t["name"]: t["xxh3"] for t in json.load(open(f))["tensors"] if t["name"].startswith("model/")} for f in sys.argv[1:])
+shared = [n for n in ft if n in pre]
+bad = [n for n in shared if pre[n] != ft[n]]
+new = sorted(n for n in ft if n not in pre)
+ok = len(shared) >= 20 and not bad and all(n.startswith("model/cls.") for n in new) and len(new) == 4
+print(f"{len(shared)} tensors shared, {len(bad)} differ: {bad[:3]}; new: {new}")
+sys.exit(0 if ok else 1)
+PY
+
+# Fine-tuning saves and resumes like training: killed before step 7 (checkpoints every 3 steps),
+# started again, it logs every step with the straight run's loss, bit for bit.
+ck=(--set finetune.init_from="\"$work/pre.ckpt\"" --set train.steps=10 --set checkpoint.every=3 --set checkpoint.async=false)
+"$kervan" finetune --config "$work/cls.toml" "${ck[@]}" --set checkpoint.dir="\"$work/fs.ckpt\"" \
+  --set log.metrics_file="\"$work/fs.jsonl\"" >/dev/null 2>&1 || fail "straight finetune"
+KERVAN_FAILPOINT=train_step@7 bash -c '"$@"; exit $?' - "$kervan" finetune --config "$work/cls.toml" "${ck[@]}" \
+  --set checkpoint.dir="\"$work/fk.ckpt\"" --set log.metrics_file="\"$work/fk.jsonl\"" >/dev/null 2>&1
+"$kervan" finetune --config "$work/cls.toml" "${ck[@]}" --set checkpoint.dir="\"$work/fk.ckpt\"" \
+  --set log.metrics_file="\"$work/fk.jsonl\"" >/dev/null 2>"$work/err" || fail "resumed finetune: $(tail -3 "$work/err")"
+grep -q "resumed from $work/fk.ckpt/step_00000006: step 6" "$work/err" || fail "finetune did not resume: $(grep -i resum "$work/err")"
+losses_match "finetune resume" "$work/fs.jsonl" "$work/fk.jsonl" 0 9 0
 
 # DP=2 equals one process (the same global batch of 16).
 "$kervan" finetune --config "$work/cls.toml" --set train.steps=6 --set log.metrics_file="\"$work/dp1.jsonl\"" >/dev/null 2>&1 ||
@@ -144,9 +178,16 @@ expect_error "a label outside the set" "$work/badlabel.jsonl:2: label 'maybe' is
   "$kervan" finetune --config "$work/cls.toml" --set finetune.val="\"$work/badlabel.jsonl\""
 expect_error "a label outside finetune.labels" "label 'good' is not one of the labels (bad, fine), finetune.labels" \
   "$kervan" finetune --config "$work/cls.toml" --set 'finetune.labels=["bad", "fine"]'
-sed 's/arch = "bert"/arch = "gpt"/; s/vocab_size = 261/vocab_size = 257/' "$work/pre.toml" > "$work/pre-gpt.toml"
-expect_error "pretraining of another family" "trains a model with model.arch \"gpt\", but this model has \"bert\"" \
-  "$kervan" finetune --config "$work/cls.toml" --set finetune.pretrain="\"$work/pre-gpt.toml\""
+"$kervan" train --config "$work/pre.toml" --set model.arch='"gpt"' --set model.vocab_size=257 --set train.steps=1 \
+  --set checkpoint.dir="\"$work/gpt.ckpt\"" >/dev/null 2>&1 || fail "gpt pretraining"
+expect_error "a checkpoint of another family" "finetune.init_from $work/gpt.ckpt/step_00000001 holds a gpt model, but model.arch is \"bert\"" \
+  "$kervan" finetune --config "$work/cls.toml" --set finetune.init_from="\"$work/gpt.ckpt\""
+expect_error "a checkpoint of another shape" "holds a bert model with model.n_layer = 2, but this config has 1" \
+  "$kervan" finetune --config "$work/cls.toml" --set model.n_layer=1 --set finetune.init_from="\"$work/pre.ckpt\""
+expect_error "no checkpoint there" "finetune.init_from: no such checkpoint '$work/nothing'" \
+  "$kervan" finetune --config "$work/cls.toml" --set finetune.init_from="\"$work/nothing\""
+expect_error "checkpoint.init_from in kervan finetune" "kervan finetune starts from a checkpoint's weights with finetune.init_from" \
+  "$kervan" finetune --config "$work/cls.toml" --set checkpoint.init_from="\"$work/pre.ckpt\""
 expect_error "no room for the special tokens" "model.vocab_size (258) has no room for BERT's 4 special tokens" \
   "$kervan" finetune --config "$work/cls.toml" --set model.vocab_size=258
 expect_error "classify with T5" "finetune.task = \"classify\" takes BERT or GPT" \
@@ -156,4 +197,4 @@ expect_error "finetune keys in kervan train" "finetune.task is read by kervan fi
 expect_error "data.path in kervan finetune" "data.path is read by kervan train, not kervan finetune" \
   "$kervan" finetune --config "$work/cls.toml" --set data.path="\"$work/C\""
 
-finish finetune "classify above chance (BERT, GPT, pretrained BERT), text2text learns, DP=2 matches, bad input exits 2"
+finish finetune "classify above chance (BERT, GPT, BERT from a checkpoint), init_from exact, resume exact, text2text learns, DP=2 matches, bad input exits 2"

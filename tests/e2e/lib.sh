@@ -3,15 +3,18 @@
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
-# expect_error NAME WANT command...: the command exits with code 2 and its stderr names WANT.
-expect_error() {
-  local name=$1 want=$2
-  shift 2
+# expect_exit CODE NAME WANT command...: the command exits with CODE and its stderr names WANT.
+expect_exit() {
+  local code=$1 name=$2 want=$3
+  shift 3
   "$@" >"$work/out" 2>"$work/err"
   local rc=$?
-  [[ $rc -eq 2 ]] || fail "$name: exit code $rc, expected 2 ($(tail -3 "$work/err"))"
+  [[ $rc -eq $code ]] || fail "$name: exit code $rc, expected $code ($(tail -3 "$work/err"))"
   grep -qF -- "$want" "$work/err" || fail "$name: stderr lacks '$want': $(tail -3 "$work/err")"
 }
+
+# expect_error NAME WANT command...: a user error (exit code 2) whose message names WANT.
+expect_error() { expect_exit 2 "$@"; }
 
 # losses FILE.jsonl: the loss of every step in a metrics file, one per line.
 losses() { grep -o '"loss":[^,]*' "$1" | cut -d: -f2; }

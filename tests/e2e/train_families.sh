@@ -76,13 +76,13 @@ expect_error "whole-word masking on T5" "data.whole_word_masking applies to BERT
   "$kervan" train --config "$work/t5.toml" --set data.whole_word_masking=1
 expect_error "preset of another family" "model.preset 'bert-base' is a bert preset, but model.arch is \"t5\"" \
   "$kervan" train --config "$work/t5.toml" --set model.preset='"bert-base"'
-expect_error "unknown family" "model.arch must be \"gpt\", \"bert\" or \"t5\", got \"rnn\"" \
-  "$kervan" train --config "$work/t5.toml" --set model.arch='"rnn"'
+expect_error "unknown family" "model.arch must be \"gpt\", \"bert\", \"t5\", \"rnn\", \"lstm\" or \"gru\", got \"mamba\"" \
+  "$kervan" train --config "$work/t5.toml" --set model.arch='"mamba"'
 expect_error "bad t5_ffn" "model.t5_ffn must be \"relu\" or \"gated-gelu\", got \"swish\"" \
   "$kervan" train --config "$work/t5.toml" --set model.t5_ffn='"swish"'
 expect_error "T5 positions" "model.max_seq_len does not apply to T5" \
   "$kervan" train --config "$work/t5.toml" --set model.max_seq_len=64
-expect_error "sampling BERT" "sample.tokens: only GPT generates text after training" \
+expect_error "sampling BERT" "sample.tokens: only GPT and the recurrent families generate text after training" \
   "$kervan" train --config "$work/bert.toml" --set sample.tokens=5
 expect_error "llm.c file for BERT" "an llm.c token file does not name its tokenizer" \
   "$kervan" train --config "$work/bert.toml" --set data.path="\"$work/a.bin\""

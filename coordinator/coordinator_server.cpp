@@ -1,0 +1,139 @@
+#include "coordinator/coordinator_server.h"
+
+#include <google/protobuf/stubs/logging.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "coordinator/process_tuning.h"
+#include "core/error.h"
+
+namespace kervan {
+
+namespace v1 = coordinator::v1;
+
+namespace {
+
+std::string read_pem(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  if (!in) throw UserError(path + ": cannot read the TLS " + what + " file");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::shared_ptr<grpc::ServerCredentials> server_credentials(const TlsServerFiles& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  if (tls.key.empty()) throw UserError("--tls-cert " + tls.cert + " needs --tls-key");
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({read_pem(tls.key, "key"), read_pem(tls.cert, "certificate")});
+  if (!tls.client_ca.empty()) {
+    ssl.pem_root_certs = read_pem(tls.client_ca, "client CA");
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+// "host:port" -> host part, for replacing port 0 with the bound port.
+std::string host_of(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  return colon == std::string::npos ? listen : listen.substr(0, colon);
+}
+
+// Protobuf logs every request that does not parse (invalid UTF-8 in a string field, say); a
+// client sending garbage must not be able to fill the coordinator's log, so those go to debug.
+void protobuf_log_to_debug(google::protobuf::LogLevel level, const char* file, int line,
+                           const std::string& message) {
+  if (level >= google::protobuf::LOGLEVEL_FATAL)
+    spdlog::critical("protobuf {}:{}: {}", file, line, message);
+  else
+    spdlog::debug("protobuf {}:{}: {}", file, line, message);
+}
+
+}  // namespace
+
+CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, SharedSecret secret)
+    : options_(options) {
+  google::protobuf::SetLogHandler(protobuf_log_to_debug);
+  tune_process_for_grpc();
+  if (options_.listen.find(':') == std::string::npos)
+    throw UserError("--listen " + options_.listen +
+                    ": expected HOST:PORT (e.g. 127.0.0.1:7150, 0.0.0.0:7150)");
+  if (options_.journal.empty())
+    throw UserError("the coordinator needs --journal FILE (its state survives it there)");
+  if (options_.job_id.empty() || options_.job_id.size() > 256)
+    throw UserError("--job must be 1 to 256 characters");
+  catalog_ = std::make_unique<CorpusCatalog>(options_.corpora);
+
+  const int64_t now = steady_now_ms();
+  state_ = std::make_unique<JobState>(options_.job_id, options_.timing, catalog_->train_tokens(), now);
+  v1::JournalHeader header;
+  header.set_job_id(options_.job_id);
+  header.set_corpus_fingerprint(catalog_->fingerprint());
+  journal_ = std::make_unique<Journal>(options_.journal, header,
+                                       [&](const Journal::Record& r) { state_->apply(r, now); });
+  if (journal_->replayed_records() > 0) {
+    state_->restarted(steady_now_ms());
+    spdlog::info("{}: replayed {} journal records", options_.journal, journal_->replayed_records());
+  }
+  service_ = std::make_unique<CoordinatorService>(*catalog_, std::move(secret), options_.job_id, *state_,
+                                                  state_mutex_, *journal_);
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options_.listen, server_credentials(options_.tls), &port);
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(options_.max_request_bytes);
+  // gRPC sets SO_REUSEPORT by default, which would let a second coordinator share the port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port == 0)
+    throw UserError("cannot listen on " + options_.listen +
+                    " (the port is in use, or the address is not one of "
+                    "this machine's)");
+  address_ = host_of(options_.listen) + ":" + std::to_string(port);
+  monitor_ = std::thread([this] { monitor_loop(); });
+}
+
+CoordinatorServer::~CoordinatorServer() {
+  {
+    std::lock_guard lock(monitor_mutex_);
+    stopping_ = true;
+  }
+  monitor_cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+  if (service_) service_->cancel_waits();
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server_.reset();
+  journal_.reset();  // writes what is queued
+}
+
+// Reports workers that stopped heartbeating (once each, with rank and host), asks the job to
+// stop when told to, and ends rendezvous waits that ran out.
+void CoordinatorServer::monitor_loop() {
+  const auto tick =
+      std::chrono::milliseconds(std::clamp<uint32_t>(options_.timing.dead_after_ms / 10, 20, 250));
+  std::unique_lock lock(monitor_mutex_);
+  while (!monitor_cv_.wait_for(lock, tick, [&] { return stopping_; })) {
+    service_->expire_waits(std::chrono::steady_clock::now());
+    std::lock_guard state_lock(state_mutex_);
+    const std::vector<JobState::DeadWorker> dead_now = state_->newly_dead(steady_now_ms());
+    // A whole job going silent at once is one event, not a thousand log lines.
+    constexpr size_t kNamed = 10;
+    for (size_t i = 0; i < std::min(dead_now.size(), kNamed); ++i)
+      spdlog::warn("dead: {}", dead_now[i].description);
+    if (dead_now.size() > kNamed)
+      spdlog::warn("dead: {} more workers (kervan status lists them)", dead_now.size() - kNamed);
+    for (const JobState::DeadWorker& dead : dead_now) {
+      if (!options_.stop_on_dead_worker || !dead.trains || state_->stop_requested()) continue;
+      Journal::Record record;
+      if (state_->plan_stop("a worker died: " + dead.description, &record).ok())
+        service_->commit_locked(record, nullptr);
+    }
+  }
+}
+
+}  // namespace kervan

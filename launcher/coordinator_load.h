@@ -1,0 +1,42 @@
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "coordinator/shared_secret.h"
+#include "proto/coordinator.pb.h"
+
+namespace kervan {
+
+// Simulated workers for `kervan bench coordinator`: each has its own connection, registers, then
+// heartbeats and fetches its batches' token windows the way a training worker does, for a while.
+struct LoadOptions {
+  std::string address;
+  int workers = 1000;
+  double seconds = 5;
+  // Per worker: a heartbeat every heartbeat_ms, and a fetch of `windows` windows of
+  // window_bytes (random places in the train split) every step_ms. Closed loop instead: each
+  // worker sends its next request as soon as the last one is answered, one heartbeat per ten
+  // fetches (the coordinator's capacity).
+  double heartbeat_ms = 1000, step_ms = 100;
+  int windows = 16;
+  uint64_t window_bytes = 2050;  // 1025 uint16 tokens: one sequence of seq_len 1024
+  bool closed_loop = false;
+};
+
+struct LoadResult {
+  int64_t heartbeats = 0, fetches = 0, errors = 0;
+  std::map<std::string, int64_t> error_codes;  // by gRPC status name
+  double seconds = 0;
+  double answered_per_s = 0;                  // calls answered within the timed window, per second
+  double p50_ms = 0, p99_ms = 0, max_ms = 0;  // over every call
+  double heartbeat_p99_ms = 0, fetch_p99_ms = 0;
+  double offered_per_s = 0;  // what the schedule asked for (open loop)
+};
+
+// Runs the load against the coordinator serving `manifest` (its first corpus's train split).
+LoadResult run_coordinator_load(const LoadOptions& options, const SharedSecret& secret,
+                                const coordinator::v1::ManifestResponse& manifest);
+
+}  // namespace kervan
