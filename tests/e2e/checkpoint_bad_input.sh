@@ -59,7 +59,7 @@ head -c 200 "$work/good/step_00000006/manifest.json" >"$d/step_00000006/manifest
 expect_error "resume from a damaged manifest" "$d/step_00000006/manifest.json: damaged" \
   train --set "checkpoint.resume=\"$d/step_00000006\"" --set "checkpoint.dir=\"$work/other2\""
 expect_error "another model shape" \
-  "tensor model/wte is [256, 32] in the checkpoint but [256, 64] in the model" train --set model.d_model=64
+  "holds a gpt model with model.d_model = 32, but this config has 64" train --set model.d_model=64
 expect_error "resume none over checkpoints" "checkpoint.resume = \"none\", but checkpoint.dir '$work/good' holds checkpoints" \
   train --set checkpoint.resume=none
 d=$(broken older)
