@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include "core/error.h"
@@ -70,7 +71,9 @@ v1::CorpusInfo corpus_info(const std::string& name, const CorpusManifest& manife
 
 CorpusCatalog::CorpusCatalog(const std::vector<CorpusSpec>& specs) {
   std::set<std::string> names;
-  XXH3_state_t* h = XXH3_createState();
+  // Freed also when a corpus is refused below (a UserError leaves the constructor).
+  const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), XXH3_freeState);
+  XXH3_state_t* h = state.get();
   XXH3_64bits_reset(h);
   for (const CorpusSpec& spec : specs) {
     if (!names.insert(spec.name).second)
@@ -98,7 +101,6 @@ CorpusCatalog::CorpusCatalog(const std::vector<CorpusSpec>& specs) {
     corpora_.push_back(std::move(c));
   }
   fingerprint_ = XXH3_64bits_digest(h);
-  XXH3_freeState(h);
   manifest_.set_max_fetch_bytes(kMaxFetchBytes);
   manifest_.set_max_fetch_ranges(kMaxFetchRanges);
   manifest_bytes_ = manifest_.SerializeAsString();
