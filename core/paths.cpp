@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <utility>
 
 #include "core/error.h"
 
@@ -88,6 +90,25 @@ void refuse_output_over_input(const std::string& output, const std::string& what
     if (inside(output, in))
       throw UserError(output + ": " + what + " lies inside the input folder " + in +
                       "; choose a path outside it");
+  }
+}
+
+void refuse_repeated_files(const std::vector<std::string>& files, const std::string& what,
+                           const std::vector<std::string>& given) {
+  std::map<std::pair<dev_t, ino_t>, std::string> seen;  // a file's identity -> how it was given
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& f = files[i];
+    const std::string how = i < given.size() ? given[i] : "as " + f;
+    struct stat st {};
+    if (!identity(f, st) || !S_ISREG(st.st_mode)) continue;  // (the caller says what is wrong with those)
+    const auto [it, first] = seen.emplace(std::make_pair(st.st_dev, st.st_ino), how);
+    if (first) continue;
+    std::error_code ec;
+    const std::string canonical = fs::canonical(f, ec).string();
+    throw UserError(f + ": " + what + " given twice (" + it->second + ", and " + how + "; the file " +
+                    (canonical.empty() ? f : canonical) +
+                    "); each file would be read and counted twice: give it once (check the folders and "
+                    "symbolic links among the inputs)");
   }
 }
 

@@ -180,8 +180,10 @@ int main(int argc, char** argv) {
   } catch (const EnvironmentError& e) {
     return fail(e.what(), kExitEnvironment);
   } catch (const std::filesystem::filesystem_error& e) {
-    // A path the operating system refuses (a name too long, a loop, no permission): the user's.
-    return fail(e.path1().string() + ": " + e.code().message(), kExitUser);
+    // A path the operating system refuses (a name too long, a loop, no permission) is the user's;
+    // a full disk or an I/O error the environment's.
+    return fail(e.path1().string() + ": " + e.code().message(),
+                is_environment_errno(e.code().value()) ? kExitEnvironment : kExitUser);
   } catch (const std::bad_alloc&) {
     return fail(
         "out of memory (a smaller train.micro_batch or train.seq_len, parallel.tp or parallel.zero = 1 "
