@@ -47,6 +47,7 @@ inline bool is_environment_errno(int err) {
     case EMFILE:
     case ENFILE:
     case ENOBUFS:
+    case EAGAIN:  // (a thread or process the system cannot create now)
     case ESTALE:
     case ETIMEDOUT:
       return true;

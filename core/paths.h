@@ -20,7 +20,7 @@ bool same_file(const std::string& a, const std::string& b);
 // Whether `path` is `dir` or lies inside it (by file identity, through symlinks).
 bool inside(const std::string& path, const std::string& dir);
 
-// Refuses a list of input files in which one file appears twice (the same path, a folder and a
+// Refuses a list of input files (or folders) in which one appears twice (the same path, a folder and a
 // file in it, or a symbolic link to another input): it would be read, and counted, twice. The
 // UserError names how each was given (`given[i]`, e.g. "in the folder data"; by default "as PATH")
 // and the file's canonical path. `what` names the role ("input file").

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <system_error>
 
 #include "core/error.h"
 #include "launcher/bench_cmd.h"
@@ -184,6 +185,13 @@ int main(int argc, char** argv) {
     // a full disk or an I/O error the environment's.
     return fail(e.path1().string() + ": " + e.code().message(),
                 is_environment_errno(e.code().value()) ? kExitEnvironment : kExitUser);
+  } catch (const std::system_error& e) {
+    // A system call that failed outside kervan's own checks (a thread the system cannot create):
+    // the environment's when its cause is (no resources), else a bug.
+    if (is_environment_errno(e.code().value()))
+      return fail(std::string("the system refused: ") + e.what() + " (a smaller --threads or train.threads needs less)",
+                  kExitEnvironment);
+    return fail(std::string("internal error: ") + e.what(), kExitInternal);
   } catch (const std::bad_alloc&) {
     return fail(
         "out of memory (a smaller train.micro_batch or train.seq_len, parallel.tp or parallel.zero = 1 "

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "launcher/cli_checks.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/paths.h"
@@ -106,9 +107,10 @@ PrepareCommand::PrepareCommand(CLI::App& app) {
                                     "encoder.json and vocab.bpe (with --from-llmc: the "
                                     "name recorded in the manifest)");
   cmd_->add_option("--threads", threads_, "Tokenizer threads (default: hardware threads)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1024));
   val_fraction_opt_ =
-      cmd_->add_option("--val-fraction", val_fraction_, "Fraction of documents for 'val' (0.005)");
+      cmd_->add_option("--val-fraction", val_fraction_, "Fraction of documents for 'val' (0.005)")
+          ->check(FiniteRange(0.0, 1.0));
   val_documents_opt_ = cmd_->add_option("--val-documents", val_documents_, "Exactly N documents for 'val'")
                            ->excludes(val_fraction_opt_);
   cmd_->add_option("--shard-tokens", shard_tokens_, "Tokens per shard before a new one starts (100000000)");
@@ -125,7 +127,7 @@ PrepareCommand::PrepareCommand(CLI::App& app) {
   cmd_->add_option("--timeout-s", timeout_s_,
                    "Under mpirun: how long a rank waits for the others at a collective before the job "
                    "ends with an error naming the missing ranks (1800)")
-      ->check(CLI::Range(1.0, 1e7));
+      ->check(FiniteRange(1.0, 1e7));
   cmd_->add_option("inputs", inputs_, "Input files or folders")->required();
   auto* coordinator =
       cmd_->add_option("--coordinator", coordinator_,
@@ -137,7 +139,8 @@ PrepareCommand::PrepareCommand(CLI::App& app) {
       ->needs(coordinator);
   cmd_->add_option("--coordinator-timeout-s", coordinator_timeout_s_,
                    "--coordinator: how long to retry an unreachable coordinator (60)")
-      ->needs(coordinator);
+      ->needs(coordinator)
+      ->check(FiniteRange(0.1, 1e7));
 }
 
 void PrepareCommand::refuse_outputs_over_inputs() const {

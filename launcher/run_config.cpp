@@ -359,6 +359,11 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
                     "\" is not HOST:PORT");
   for (const std::string& p : c.data.paths)
     if (p.empty()) throw UserError(r.where("data.path") + ": data.path is required (an entry is empty)");
+  try {
+    refuse_repeated_files(c.data.paths, "data.path entry");  // its tokens would count twice
+  } catch (const UserError& e) {
+    throw UserError(r.where("data.path") + ": " + e.what() + " (data.weights weighs a corpus)");
+  }
   // (With data.coordinator and no data.path, the served corpora are counted when they are known.)
   if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size() &&
       !(c.data.paths.empty() && !c.data.coordinator.empty()))

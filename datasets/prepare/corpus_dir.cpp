@@ -179,20 +179,25 @@ std::string CorpusDir::aside_dir(const std::string& dir) {
 }
 
 CorpusDir::~CorpusDir() {
-  // A rebuild aside that failed (an exception is on its way out) is discarded: --out still holds the
-  // old corpus, and the folder aside held nothing but what this prepare wrote. (A killed rebuild
-  // leaves it, and the rerun resumes it.)
-  if (!replacing() || finished_ || std::uncaught_exceptions() == 0) return;
+  // A build that failed (an exception is on its way out) into a folder that held no earlier work
+  // is undone: the folder aside of a rebuild (--out still holds the old corpus), or a new or empty
+  // --out, held nothing but what this prepare wrote. Earlier work (an unfinished prepare being
+  // resumed) stays for the next resume, and so does everything after a kill (no unwinding).
+  if (complete_ || finished_ || std::uncaught_exceptions() == 0 || !fresh_) return;
+  std::unique_ptr<Lock>& lock = replacing() ? aside_lock_ : lock_;
+  if (!lock) return;  // never without holding the folder
   std::error_code ec;
   remove_files_named(build_dir_, [](const std::string& n) { return is_shard_name(n) || is_our_temporary(n); });
   fs::remove_all(build_dir_ + "/" + kUnitRecordDir, ec);
-  aside_lock_.reset();
-  fs::remove(build_dir_, ec);  // only when empty
+  lock.reset();
+  if (replacing() || created_) fs::remove(build_dir_, ec);  // only when empty
 }
 
 std::unique_ptr<CorpusDir> CorpusDir::begin(const std::string& dir, bool overwrite, const std::string& request) {
   std::unique_ptr<CorpusDir> out(new CorpusDir);
   out->dir_ = out->build_dir_ = dir;
+  std::error_code ec;
+  const bool existed = fs::exists(fs::symlink_status(dir, ec));
   make_folder(dir, "--out");
   refuse_foreign(dir, "--out");  // before the lock file is written into it
   out->lock_ = std::make_unique<Lock>(dir, "--out");
@@ -210,6 +215,8 @@ std::unique_ptr<CorpusDir> CorpusDir::begin(const std::string& dir, bool overwri
                     "; --overwrite replaces it, or choose another --out");
   }
   if (state != State::Complete) {
+    out->fresh_ = state == State::Empty;
+    out->created_ = !existed;
     mark_unfinished(dir);
     return out;
   }
@@ -224,6 +231,7 @@ std::unique_ptr<CorpusDir> CorpusDir::begin(const std::string& dir, bool overwri
                     " here)");
   mark_unfinished(aside);
   out->build_dir_ = aside;
+  out->fresh_ = true;  // (a rebuild's earlier work there, if any, is not worth keeping after an error)
   return out;
 }
 

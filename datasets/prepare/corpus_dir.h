@@ -22,6 +22,9 @@ namespace kervan {
 // and finish swaps the two folders (an atomic exchange), then removes the old corpus's files. A
 // failed rebuild (an error) leaves the old corpus as it was and removes the folder aside; a killed
 // one leaves the folder aside too, and rerunning the same command resumes the rebuild there.
+//
+// Likewise a build into a new or empty --out that fails with an error leaves nothing behind (the
+// folder goes if this prepare created it); one that resumed an unfinished prepare keeps its work.
 class CorpusDir {
  public:
   // Checks and claims dir. complete() when it holds a complete corpus made for `request` (see
@@ -53,6 +56,8 @@ class CorpusDir {
   CorpusDir() = default;
   std::string dir_, build_dir_;
   bool complete_ = false, finished_ = false;
+  bool fresh_ = false;    // the build folder held no earlier work: a failed build is undone
+  bool created_ = false;  // this prepare created --out
   std::unique_ptr<Lock> lock_, aside_lock_;
 };
 

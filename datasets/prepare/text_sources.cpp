@@ -340,13 +340,13 @@ DocStatus document_text(const TextSource& source, const TextReadOptions& options
   json value;
   try {
     value = json::parse(doc.text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range (1e400)
     problem = e.what();
     if (!is_valid_utf8(doc.text)) {  // repair ill-formed UTF-8, then try again
       try {
         value = json::parse(replace_invalid_utf8(doc.text));
         problem.clear();
-      } catch (const json::parse_error& e2) {
+      } catch (const json::exception& e2) {
         problem = e2.what();
       }
     }
