@@ -98,10 +98,14 @@ void mark_unfinished(const std::string& dir) {
 bool remove_corpus_files(const std::string& dir) {
   std::error_code ec;
   if (fs::exists(dir + "/" + CorpusManifest::kFileName, ec)) {
-    const CorpusManifest old = read_corpus_manifest(dir);
-    for (const auto& [split, shards] : old.splits)
-      for (const ShardEntry& s : shards)
-        if (s.file.find('/') == std::string::npos) fs::remove(dir + "/" + s.file, ec);
+    try {
+      const CorpusManifest old = read_corpus_manifest(dir);
+      for (const auto& [split, shards] : old.splits)
+        for (const ShardEntry& s : shards)
+          if (s.file.find('/') == std::string::npos) fs::remove(dir + "/" + s.file, ec);
+    } catch (const UserError&) {  // a damaged manifest: the shard names of this kervan-made folder
+      remove_files_named(dir, is_shard_name);
+    }
   }
   remove_files_named(dir, is_our_temporary);
   fs::remove_all(dir + "/" + kUnitRecordDir, ec);

@@ -298,6 +298,10 @@ expect 2 "coordinator --address-file over the config" "c.toml: --address-file ex
   "${coordinator[@]}" --listen 127.0.0.1:0 --address-file c.toml
 expect 2 "coordinator --tls-cert not PEM" "text.txt: the TLS" "${coordinator[@]}" --listen 127.0.0.1:0 \
   --tls-cert text.txt --tls-key text.txt
+expect 2 "status --coordinator on port 99999" "the port must be 1 to 65535" env KERVAN_TOKEN=bad-inputs-secret-0123456789 \
+  "$kervan" status --coordinator 127.0.0.1:99999 --timeout-s 1
+cp -r corpus corpus-damaged && sed -i 's/"train-00000-00000.kvs"/"..\/corpus\/train-00000-00000.kvs"/' corpus-damaged/manifest.json
+expect 2 "a corpus manifest naming ../" "must be a plain file name" "$kervan" corpus verify corpus-damaged
 # --- full disks and I/O errors: the environment's, exit 4, in every command ----------------------
 expect 4 "tokenizer encode to a full disk" "No space left on device" bash -c "'$kervan' tokenizer encode --tokenizer tok text.txt >/dev/full"
 expect 4 "corpus verify to a full disk" "No space left on device" bash -c "'$kervan' corpus verify corpus >/dev/full"
