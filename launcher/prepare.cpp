@@ -248,7 +248,10 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
   const auto verdict = [&] { return out->complete() ? 1 : out->replacing() ? 2 : 0; };
   int32_t where = 0;
   if (world) {
-    run_on_root_and_share_outcome(*world, *be, [&] { out = CorpusDir::begin(out_, overwrite_, request); });
+    run_on_root_and_share_outcome(*world, *be, [&] {
+      out = CorpusDir::begin(out_, overwrite_, request);
+      out->shared_with_other_processes();
+    });
     Tensor flag = be->empty({1}, DType::I32);
     const int32_t mine = out ? verdict() : 0;
     be->copy_from_host(flag, &mine);

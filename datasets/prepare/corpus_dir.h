@@ -24,7 +24,8 @@ namespace kervan {
 // one leaves the folder aside too, and rerunning the same command resumes the rebuild there.
 //
 // Likewise a build into a new or empty --out that fails with an error leaves nothing behind (the
-// folder goes if this prepare created it); one that resumed an unfinished prepare keeps its work.
+// folder goes if this prepare created it); one that resumed an unfinished prepare keeps its work,
+// and so does one under mpirun (the other ranks may still be writing), for the rerun to resume.
 class CorpusDir {
  public:
   // Checks and claims dir. complete() when it holds a complete corpus made for `request` (see
@@ -46,6 +47,10 @@ class CorpusDir {
   // manifest does not list (left by an interrupted run), writes the manifest, removes the unit
   // records (manifest.json marks the folder now); when replacing, swaps the new corpus in.
   void finish(const CorpusManifest& manifest);
+
+  // Other processes (mpirun's ranks) write into build_dir() too: a failure does not undo the build
+  // (they may still be writing; the rerun resumes it), as after a kill.
+  void shared_with_other_processes() { fresh_ = false; }
 
   // The folder aside in which --overwrite builds the replacement of the corpus in `dir`.
   static std::string aside_dir(const std::string& dir);
