@@ -302,6 +302,15 @@ expect 2 "status --coordinator on port 99999" "the port must be 1 to 65535" env 
   "$kervan" status --coordinator 127.0.0.1:99999 --timeout-s 1
 cp -r corpus corpus-damaged && sed -i 's/"train-00000-00000.kvs"/"..\/corpus\/train-00000-00000.kvs"/' corpus-damaged/manifest.json
 expect 2 "a corpus manifest naming ../" "must be a plain file name" "$kervan" corpus verify corpus-damaged
+printf '{"step": 1}\n' >noloss.jsonl
+expect 2 "plot a metrics file without a loss" "no line has a \"loss\"" "$kervan" plot noloss.jsonl -o scratch/nl.png
+"$kervan" plot nospeed.jsonl -o scratch/ns.png >/dev/null 2>"$work/err" ||
+  fail "plot of metrics without tokens_per_s: $(tail -2 "$work/err")"
+# --overwrite of a corpus whose manifest is damaged: the new corpus replaces it, nothing is left aside.
+cp -r corpus scratch/dm && sed -i 's/"train-00000-00000.kvs"/"..\/x"/' scratch/dm/manifest.json &&
+  "$kervan" prepare --tokenizer bytes --overwrite --out scratch/dm text.txt 2>/dev/null &&
+  "$kervan" corpus verify scratch/dm >/dev/null && [[ ! -e scratch/.dm.kervan-overwrite ]] ||
+  fail "prepare --overwrite of a damaged corpus: $(ls -A scratch | tr '\n' ' ')"
 # --- full disks and I/O errors: the environment's, exit 4, in every command ----------------------
 expect 4 "tokenizer encode to a full disk" "No space left on device" bash -c "'$kervan' tokenizer encode --tokenizer tok text.txt >/dev/full"
 expect 4 "corpus verify to a full disk" "No space left on device" bash -c "'$kervan' corpus verify corpus >/dev/full"
