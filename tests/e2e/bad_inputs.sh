@@ -315,7 +315,8 @@ cp -r corpus scratch/dm && sed -i 's/"train-00000-00000.kvs"/"..\/x"/' scratch/d
 expect 4 "tokenizer encode to a full disk" "No space left on device" bash -c "'$kervan' tokenizer encode --tokenizer tok text.txt >/dev/full"
 expect 4 "corpus verify to a full disk" "No space left on device" bash -c "'$kervan' corpus verify corpus >/dev/full"
 for cmd in "prepare --tokenizer bytes --out scratch/disk/c mid.txt" "prepare --tokenizer bytes --out scratch/disk/c.bin mid.txt" \
-  "tokenizer train --vocab-size 2000 --out scratch/disk/t mid.txt" "ckpt export --format llmc ck scratch/disk/m.bin"; do
+  "tokenizer train --vocab-size 2000 --out scratch/disk/t mid.txt" "ckpt export --format llmc ck scratch/disk/m.bin" \
+  "train --config c.toml --set checkpoint.dir=\\\"scratch/disk/ck\\\" --set model.d_model=64"; do
   cases=$((cases + 1))
   on_small_disk "$fill_disk; '$kervan' $cmd" >"$work/out" 2>"$work/err"
   rc=$?
