@@ -181,6 +181,8 @@ expect 2 "data.path: one corpus twice" "data.path entry given twice" "${train[@]
 expect 2 "data.tokenizer unknown, sampling off" "data.tokenizer 'gpt3'" "${train[@]}" --set 'data.tokenizer="gpt3"'
 expect 2 "data.tokenizer a folder without its files" "without encoder.json" "${train[@]}" \
   --set "data.tokenizer=\"$work/emptytok\""
+expect 2 "data.tokenizer another than the corpus's" "data.tokenizer '$work/tok' is not the tokenizer" "${train[@]}" \
+  --set "data.tokenizer=\"$work/tok\"" --set "data.path=\"$work/corpus\"" --set model.vocab_size=300
 expect 2 "sample --temperature nan" "--temperature" "$kervan" sample --checkpoint ck --temperature nan
 expect 2 "sample --top-p inf" "--top-p" "$kervan" sample --checkpoint ck --top-p inf
 expect 2 "prepare --val-fraction nan" "--val-fraction" "$kervan" prepare --tokenizer bytes --val-fraction nan --out scratch/v text.txt
