@@ -1,5 +1,6 @@
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -26,5 +27,34 @@ class FiniteRange : public CLI::Validator {
     };
   }
 };
+
+// Refuses an integer written out of the range of a 64-bit integer ("99999999999999999999"): CLI11
+// would silently take the largest value instead. Other text passes (the option's own parsing and
+// checks judge it).
+class IntegerInRange : public CLI::Validator {
+ public:
+  IntegerInRange() {
+    name_ = "INT64";
+    func_ = [](std::string& text) -> std::string {
+      const size_t digits = text.find_first_not_of("+-") == std::string::npos ? 0 : text.find_first_not_of("+-");
+      if (digits > 1 || digits == text.size() || text.find_first_not_of("0123456789", digits) != std::string::npos)
+        return std::string();  // not an integer literal
+      errno = 0;
+      (void)std::strtoll(text.c_str(), nullptr, 10);
+      if (errno == ERANGE) return "Value " + text + " is out of range (a 64-bit integer)";
+      return std::string();
+    };
+  }
+};
+
+// Puts IntegerInRange on every integer option (type INT or UINT), in `app` and all its subcommands.
+inline void check_integers_everywhere(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options()) {
+    const std::string type = opt->get_type_name();
+    if (opt->get_type_size() != 0 && (type.starts_with("INT") || type.starts_with("UINT")))
+      opt->check(IntegerInRange());
+  }
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) check_integers_everywhere(*sub);
+}
 
 }  // namespace kervan

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "launcher/bench_cmd.h"
 #include "launcher/ckpt_cmd.h"
+#include "launcher/cli_checks.h"
 #include "launcher/config_keys.h"
 #include "launcher/coordinator_cmd.h"
 #include "launcher/corpus_cmd.h"
@@ -122,6 +123,7 @@ int main(int argc, char** argv) {
   BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train|checkpoint|coordinator
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
 
+  check_integers_everywhere(app);  // "--seed 99999999999999999999" is refused, not taken as 2^63 - 1
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty())
     return fail(unknown, kExitUser);
   try {

@@ -111,19 +111,24 @@ PrepareCommand::PrepareCommand(CLI::App& app) {
   val_fraction_opt_ =
       cmd_->add_option("--val-fraction", val_fraction_, "Fraction of documents for 'val' (0.005)")
           ->check(FiniteRange(0.0, 1.0));
+  // (The unsigned options refuse a sign: CLI11 would take "-1" as 2^64 - 1.)
   val_documents_opt_ = cmd_->add_option("--val-documents", val_documents_, "Exactly N documents for 'val'")
+                           ->check(FiniteRange(0.0, 9.2e18))
                            ->excludes(val_fraction_opt_);
-  cmd_->add_option("--shard-tokens", shard_tokens_, "Tokens per shard before a new one starts (100000000)");
+  cmd_->add_option("--shard-tokens", shard_tokens_, "Tokens per shard before a new one starts (100000000)")
+      ->check(FiniteRange(0.0, 9.2e18));
   cmd_->add_option("--text-field", text_field_, "The field of .jsonl objects holding the text (text)");
   cmd_->add_option("--doc-delimiter", delimiter_, "The line between documents in .txt files (<|endoftext|>)");
   cmd_->add_flag("--skip-bad-lines", skip_bad_lines_,
                  "Skip (and count) .jsonl lines without text instead of failing");
-  cmd_->add_option("--seed", seed_, "Seed of the validation split (0)");
+  cmd_->add_option("--seed", seed_, "Seed of the validation split (0)")->check(FiniteRange(0.0, 9.2e18));
   cmd_->add_flag("--overwrite", overwrite_,
                  "Rebuild a corpus that is already complete in --out (or replace an existing .bin --out)");
   cmd_->add_flag("--from-llmc", from_llmc_, "Inputs are llm.c token files (.bin): one train shard each");
-  cmd_->add_option("--vocab-size", vocab_size_, "--from-llmc: vocabulary size (50257)");
-  eot_opt_ = cmd_->add_option("--eot-id", eot_id_, "--from-llmc: end-of-text token (default vocab size - 1)");
+  cmd_->add_option("--vocab-size", vocab_size_, "--from-llmc: vocabulary size (50257)")
+      ->check(CLI::Range(1.0, 4294967296.0));
+  eot_opt_ = cmd_->add_option("--eot-id", eot_id_, "--from-llmc: end-of-text token (default vocab size - 1)")
+                 ->check(FiniteRange(0.0, 9.2e18));
   cmd_->add_option("--timeout-s", timeout_s_,
                    "Under mpirun: how long a rank waits for the others at a collective before the job "
                    "ends with an error naming the missing ranks (1800)")

@@ -186,6 +186,11 @@ expect 2 "data.tokenizer another than the corpus's" "data.tokenizer '$work/tok' 
 expect 2 "sample --temperature nan" "--temperature" "$kervan" sample --checkpoint ck --temperature nan
 expect 2 "sample --top-p inf" "--top-p" "$kervan" sample --checkpoint ck --top-p inf
 expect 2 "prepare --val-fraction nan" "--val-fraction" "$kervan" prepare --tokenizer bytes --val-fraction nan --out scratch/v text.txt
+expect 2 "prepare --seed above 2^63" "--seed: Value 99999999999999999999" "$kervan" prepare \
+  --tokenizer bytes --seed 99999999999999999999 --out scratch/v text.txt
+expect 2 "prepare --val-documents -1" "--val-documents: Value -1 not in range" "$kervan" prepare --tokenizer bytes \
+  --val-documents -1 --out scratch/v text.txt
+expect 2 "sample --seed below -2^63" "--seed" "$kervan" sample --checkpoint ck --seed -99999999999999999999
 expect 2 "prepare --timeout-s nan" "--timeout-s" "$kervan" prepare --tokenizer bytes --timeout-s nan --out scratch/v text.txt
 expect 2 "eps < 0" "train.eps" "${train[@]}" --set train.eps=-1e-8
 expect 2 "grad_clip nan" "train.grad_clip" "${train[@]}" --set train.grad_clip=nan
