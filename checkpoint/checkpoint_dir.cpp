@@ -18,6 +18,17 @@ namespace kervan {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// "WHAT: strerror": the user's (exit 2) or, for a full disk or an I/O error, the environment's (exit 4).
+[[noreturn]] void throw_dir_error(const std::string& what, int err) {
+  const std::string message = what + ": " + std::strerror(err);
+  if (is_environment_errno(err)) throw EnvironmentError(message);
+  throw UserError(message);
+}
+
+}  // namespace
+
 std::string step_folder(const std::string& dir, int64_t step) {
   return dir + "/" + step_folder_name(step);
 }
@@ -83,7 +94,7 @@ void delete_checkpoint(const std::string& dir, int64_t step) {
 void claim_checkpoint_dir(const std::string& dir, const std::string& what) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw UserError(what + ": cannot create '" + dir + "': " + ec.message());
+  if (ec) throw_dir_error(what + ": cannot create '" + dir + "'", ec.value());
   if (!fs::is_directory(dir, ec)) throw UserError(what + ": '" + dir + "' is not a folder");
   const std::string marker = dir + "/" + kOwnerFile;
   if (fs::exists(marker, ec)) return;
@@ -118,10 +129,10 @@ int remove_stale_parts(const std::string& dir) {
 DirLock::DirLock(const std::string& dir, const std::string& what) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw UserError(what + ": cannot create '" + dir + "': " + ec.message());
+  if (ec) throw_dir_error(what + ": cannot create '" + dir + "'", ec.value());
   const std::string path = dir + "/" + kLockFile;
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw UserError(what + ": '" + dir + "' is not writable: " + std::strerror(errno));
+  if (fd_ < 0) throw_dir_error(what + ": '" + dir + "' is not writable", errno);
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     char holder[256] = {};
     const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
@@ -136,10 +147,10 @@ DirLock::DirLock(const std::string& dir, const std::string& what) {
   ::gethostname(host, sizeof host - 1);
   const std::string me = "pid " + std::to_string(::getpid()) + " on " + host + "\n";
   if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
-    const std::string err = std::strerror(errno);
+    const int err = errno;
     ::close(fd_);
     fd_ = -1;
-    throw UserError(what + ": '" + dir + "' is not writable: " + err);
+    throw_dir_error(what + ": '" + dir + "' is not writable", err);
   }
 }
 
@@ -151,8 +162,7 @@ void check_writable(const std::string& dir, const std::string& what, int rank) {
   const std::string probe = dir + "/.probe_rank_" + std::to_string(rank);
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    throw UserError(what + ": rank " + std::to_string(rank) + " cannot create files in '" + dir +
-                    "': " + std::strerror(errno));
+    throw_dir_error(what + ": rank " + std::to_string(rank) + " cannot create files in '" + dir + "'", errno);
   ::close(fd);
   ::unlink(probe.c_str());
 }

@@ -30,12 +30,13 @@ std::string utc_now() {
   return buf;
 }
 
-// Waits until every rank has left a record or a failure in `tmp`; returns the failures' messages.
-std::vector<std::string> wait_for_ranks(const std::string& tmp, int world_size, double timeout_s) {
+// Waits until every rank from `first` on has left a record or a failure in `tmp`; returns the
+// failures' messages.
+std::vector<std::string> wait_for_ranks(const std::string& tmp, int world_size, double timeout_s, int first = 0) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   std::vector<std::string> failures;
   std::error_code ec;
-  for (int r = 0; r < world_size; ++r) {
+  for (int r = first; r < world_size; ++r) {
     const std::string record = tmp + "/" + rank_record_name(r), failed = tmp + "/" + rank_failure_name(r);
     while (true) {
       if (fs::exists(record, ec)) break;
@@ -56,13 +57,13 @@ std::vector<std::string> wait_for_ranks(const std::string& tmp, int world_size, 
 
 }  // namespace
 
-void commit_checkpoint(const std::string& dir, int64_t step, const CommitOptions& options,
-                       const std::map<std::string, StateValue>& values) {
+namespace {
+
+void commit(const std::string& dir, int64_t step, const CommitOptions& options,
+            const std::map<std::string, StateValue>& values) {
   const std::string final_folder = step_folder(dir, step), tmp = final_folder + kTmpSuffix;
   const std::vector<std::string> failures = wait_for_ranks(tmp, options.world_size, options.timeout_s);
   if (!failures.empty()) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);  // every rank is done with it
     std::string detail;
     for (const std::string& f : failures) detail += (detail.empty() ? "" : "; ") + f;
     throw EnvironmentError("save", "checkpoint " + final_folder, detail);
@@ -94,10 +95,36 @@ void commit_checkpoint(const std::string& dir, int64_t step, const CommitOptions
   failpoint("ckpt_before_rename", step);
   // rename() refuses to replace a non-empty folder, so an existing checkpoint is never overwritten.
   rename_durably(tmp, final_folder);
+}
+
+}  // namespace
+
+void commit_checkpoint(const std::string& dir, int64_t step, const CommitOptions& options,
+                       const std::map<std::string, StateValue>& values) {
+  const std::string tmp = step_folder(dir, step) + kTmpSuffix;
+  try {
+    commit(dir, step, options, values);
+  } catch (...) {
+    // Every rank is done with step_N.tmp (or the wait for one timed out): what a failed save wrote
+    // goes, so a run that goes on (checkpoint.on_failure = "continue") leaves no partial folder.
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
   failpoint("ckpt_before_latest", step);
   write_latest(dir, step);
   for (int64_t old : steps_to_delete(committed_steps(dir), options.keep_last, options.keep_every))
     if (old != step) delete_checkpoint(dir, old);
+}
+
+void abandon_checkpoint(const std::string& dir, int64_t step, const CommitOptions& options) noexcept {
+  const std::string tmp = step_folder(dir, step) + kTmpSuffix;
+  try {
+    wait_for_ranks(tmp, options.world_size, options.timeout_s, /*first=*/1);
+  } catch (...) {  // a rank that never finished: its part goes too (the next start-up clears a late one)
+  }
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
 }
 
 }  // namespace kervan

@@ -21,9 +21,15 @@ struct CommitOptions {
 // deletes what retention no longer keeps. Until the rename nothing visible changes, so a crash at
 // any point leaves the previous checkpoint as `latest`.
 //
-// A rank that failed, or did not finish within the timeout, is an EnvironmentError naming it; the
-// partial folder is removed (failure) or left for the next start-up to clear (timeout).
+// A rank that failed, or did not finish within the timeout, is an EnvironmentError naming it.
+// Whatever fails before the rename, step_N.tmp (kervan's own folder, in a checkpoint folder it
+// claimed) is removed once every rank is done with it (or the wait timed out), so a failed save
+// leaves nothing behind (checkpoint.on_failure = "continue" trains on).
 void commit_checkpoint(const std::string& dir, int64_t step, const CommitOptions& options,
                        const std::map<std::string, StateValue>& values);
+
+// Rank 0's end of a save whose own part failed: waits (within the timeout) until the other ranks
+// are done with step_N.tmp, then removes it. Never throws.
+void abandon_checkpoint(const std::string& dir, int64_t step, const CommitOptions& options) noexcept;
 
 }  // namespace kervan

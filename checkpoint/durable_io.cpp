@@ -19,8 +19,10 @@ namespace kervan {
 
 namespace {
 
+// A full disk or an I/O error is the environment's (exit 4); no permission, a missing folder or a
+// read-only file system the user's (exit 2): throw_io_error decides.
 [[noreturn]] void fail(const char* call, const std::string& path) {
-  throw EnvironmentError(call, "'" + path + "'", std::strerror(errno));
+  throw_io_error("'" + path + "'", call, errno);
 }
 
 std::string folder_of(const std::string& path) {
@@ -46,7 +48,7 @@ void sync_path(const std::string& path) {
 
 void rename_durably(const std::string& from, const std::string& to) {
   if (std::rename(from.c_str(), to.c_str()) != 0)
-    throw EnvironmentError("rename", "'" + from + "' -> '" + to + "'", std::strerror(errno));
+    throw_io_error("'" + from + "' -> '" + to + "'", "rename", errno);
   sync_path(folder_of(to));
 }
 

@@ -83,9 +83,16 @@ GPTConfig gpt_config_of(const CheckpointReader& checkpoint) {
   StateDict d;
   checkpoint.read_values(d);
   const std::string where = checkpoint.folder() + ": ";
+  // The family first, from the manifest or, failing that, the tensors: GPT-2's layout is GPT's.
+  std::string family;
+  if (const auto it = checkpoint.manifest().values.find("model_config/family");
+      it != checkpoint.manifest().values.end())
+    if (const auto* f = std::get_if<std::string>(&it->second)) family = *f;
+  if (family.empty() && !checkpoint.has("model/ln_f.weight")) family = "non-GPT";
+  if (!family.empty() && family != "gpt")
+    throw UserError(where + "export supports GPT checkpoints only (the GPT-2 layout of the Hugging Face "
+                    "and llm.c formats); this one is " + family);
   try {
-    if (d.value<std::string>("model_config/family") != "gpt")
-      throw UserError(where + "holds a " + d.value<std::string>("model_config/family") + " model, not GPT-2");
     GPTConfig c;
     c.n_layer = static_cast<int>(d.value<int64_t>("model_config/n_layer"));
     c.n_head = static_cast<int>(d.value<int64_t>("model_config/n_head"));
@@ -161,7 +168,7 @@ void write_hf_gpt2(const std::string& folder, const Gpt2Weights& w) {
     std::ofstream out(folder + "/config.json");
     out << config.dump(2) << "\n";
     out.close();
-    if (!out) throw EnvironmentError("write", "'" + folder + "/config.json'", std::strerror(errno));
+    if (!out) throw_io_error("'" + folder + "/config.json'", "write", errno ? errno : EIO);
   }
   std::map<std::string, HostTensor> hf;
   for (const auto& [name, t] : w.tensors) {
@@ -250,7 +257,7 @@ void write_llmc_gpt2(const std::string& path, const Gpt2Weights& w) {
   put("ln_f.weight");
   put("ln_f.bias");
   out.close();
-  if (!out) throw EnvironmentError("write", "'" + path + "'", std::strerror(errno));
+  if (!out) throw_io_error("'" + path + "'", "write", errno ? errno : EIO);
 }
 
 Gpt2Weights read_llmc_gpt2(const std::string& path) {

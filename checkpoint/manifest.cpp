@@ -60,8 +60,20 @@ json file_json(const SavedFile& f) {
   return {{"name", f.name}, {"bytes", f.bytes}, {"xxh3", xxh3_hex(f.checksum)}};
 }
 
+// A file a manifest names lies in its step folder: a plain name, never a path that leads out of
+// it ("../../etc/passwd", "/etc/passwd") nor the folder itself.
+std::string plain_file_name(const std::string& name, const std::string& entry) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\0') != std::string::npos)
+    throw BadField(entry + " names the file '" + name +
+                   "', which is not a plain file name in the step folder (a path with '/' or '..' "
+                   "would lead out of it)");
+  return name;
+}
+
 SavedFile file_from(const json& j) {
-  return {j.at("name").get<std::string>(), j.at("bytes").get<int64_t>(),
+  const std::string name = j.at("name").get<std::string>();
+  return {plain_file_name(name, "the files entry '" + name + "'"), j.at("bytes").get<int64_t>(),
           checksum_from_hex(j.at("xxh3").get<std::string>())};
 }
 
@@ -89,7 +101,7 @@ SavedTensor tensor_from(const json& j) {
   t.slice.flat_count = j.at("flat_count").get<int64_t>();
   t.dtype = dtype_from_name(j.at("dtype").get<std::string>());
   t.replica = j.at("replica").get<int>();
-  t.file = j.at("file").get<std::string>();
+  t.file = plain_file_name(j.at("file").get<std::string>(), "tensor '" + t.name + "'");
   t.dataset = j.at("dataset").get<std::string>();
   t.checksum = checksum_from_hex(j.at("xxh3").get<std::string>());
   // The slice must lie inside its global tensor, or reading it would index out of bounds.

@@ -63,7 +63,7 @@ void write_safetensors(const std::string& path, const std::map<std::string, Host
     out.write(reinterpret_cast<const char*>(t.data.data()),
               static_cast<std::streamsize>(t.data.size() * sizeof(float)));
   out.close();
-  if (!out) throw EnvironmentError("write", "'" + path + "'", std::strerror(errno));
+  if (!out) throw_io_error("'" + path + "'", "write", errno ? errno : EIO);
 }
 
 std::map<std::string, HostTensor> read_safetensors(const std::string& path) {

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "checkpoint/checkpoint_dir.h"
+#include "checkpoint/commit.h"
 #include "checkpoint/format.h"
 #include "checkpoint/rank_writer.h"
 
@@ -36,11 +37,16 @@ CheckpointSaver::~CheckpointSaver() {
 void CheckpointSaver::write(int64_t step) {
   const auto t0 = Clock::now();
   const double cpu0 = thread_cpu_s();
+  bool written = false;
   try {
     write_rank_part(step_folder(options_.dir, step) + kTmpSuffix, step, layout_, snapshot_.tensors());
+    written = true;
     if (layout_.rank == 0) commit_checkpoint(options_.dir, step, options_.commit, snapshot_.values());
   } catch (...) {
     failure_ = std::current_exception();
+    // Rank 0's own part failed: nothing will commit step_N.tmp, so it goes once the others are
+    // done with it (commit_checkpoint removes it on every failure of its own).
+    if (!written && layout_.rank == 0) abandon_checkpoint(options_.dir, step, options_.commit);
   }
   write_s_ = since(t0);
   write_cpu_s_ = thread_cpu_s() - cpu0;

@@ -78,6 +78,12 @@ CoordinatorClient::CoordinatorClient(ClientOptions options, SharedSecret secret)
   tune_process_for_grpc();
   if (options_.address.empty() || options_.address.find(':') == std::string::npos)
     throw UserError("coordinator address '" + options_.address + "': expected HOST:PORT");
+  {  // (gRPC takes port 99999 as 99999 mod 65536, another port, silently)
+    const std::string port = options_.address.substr(options_.address.rfind(':') + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535)
+      throw UserError("coordinator address '" + options_.address + "': the port must be 1 to 65535");
+  }
   channel_ = coordinator_channel(options_.address);
   stub_ = v1::Coordinator::NewStub(channel_);
 }

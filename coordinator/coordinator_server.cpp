@@ -22,6 +22,8 @@ std::string read_pem(const std::string& path, const char* what) {
   if (!in) throw UserError(path + ": cannot read the TLS " + what + " file");
   std::stringstream s;
   s << in.rdbuf();
+  if (s.str().find("-----BEGIN ") == std::string::npos)
+    throw UserError(path + ": the TLS " + what + " file is not PEM (no -----BEGIN line)");
   return s.str();
 }
 
@@ -62,6 +64,15 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, SharedSe
   if (options_.listen.find(':') == std::string::npos)
     throw UserError("--listen " + options_.listen +
                     ": expected HOST:PORT (e.g. 127.0.0.1:7150, 0.0.0.0:7150)");
+  {  // (gRPC takes a port above 65535 as "any port", silently)
+    const std::string port_text = options_.listen.substr(options_.listen.rfind(':') + 1);
+    const bool digits = !port_text.empty() && port_text.size() <= 5 &&
+                        port_text.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoi(port_text) > 65535)
+      throw UserError("--listen " + options_.listen + ": the port must be 0 to 65535 (0: any free port)");
+  }
+  // Checked before anything is written (the journal): unreadable or non-PEM TLS files.
+  const std::shared_ptr<grpc::ServerCredentials> credentials = server_credentials(options_.tls);
   if (options_.journal.empty())
     throw UserError("the coordinator needs --journal FILE (its state survives it there)");
   if (options_.job_id.empty() || options_.job_id.size() > 256)
@@ -84,7 +95,7 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, SharedSe
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options_.listen, server_credentials(options_.tls), &port);
+  builder.AddListeningPort(options_.listen, credentials, &port);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(options_.max_request_bytes);
   // gRPC sets SO_REUSEPORT by default, which would let a second coordinator share the port.
@@ -92,8 +103,8 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, SharedSe
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0)
     throw UserError("cannot listen on " + options_.listen +
-                    " (the port is in use, or the address is not one of "
-                    "this machine's)");
+                    " (the port is in use, or the address is not one of this machine's" +
+                    (options_.tls.enabled() ? ", or --tls-cert and --tls-key do not make a pair" : "") + ")");
   address_ = host_of(options_.listen) + ":" + std::to_string(port);
   monitor_ = std::thread([this] { monitor_loop(); });
 }

@@ -1,4 +1,6 @@
 #pragma once
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -28,7 +30,41 @@ class EnvironmentError : public std::runtime_error {
  public:
   EnvironmentError(const std::string& call, const std::string& resource, const std::string& detail)
       : std::runtime_error(call + " on " + resource + ": " + detail) {}
+  // A message already written in full ("PATH: write failed: No space left on device").
+  explicit EnvironmentError(const std::string& message) : std::runtime_error(message) {}
 };
+
+// Whether a failed file operation's errno is the machine's doing (a full disk or quota, an I/O
+// error, memory or file descriptors exhausted) rather than the user's (no permission, no such
+// folder, a read-only file system, a name too long, a file where a folder should be).
+inline bool is_environment_errno(int err) {
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EIO:
+    case EFBIG:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case EAGAIN:  // (a thread or process the system cannot create now)
+    case ESTALE:
+    case ETIMEDOUT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The one way a failed file operation is reported, "PATH: WHAT: strerror(err)": an
+// EnvironmentError (exit 4) when the machine failed (is_environment_errno), else a UserError
+// (exit 2). Every read and write of kervan's files goes through it, so a full disk is exit 4 in
+// every command and a permission mistake exit 2.
+[[noreturn]] inline void throw_io_error(const std::string& path, const std::string& what, int err) {
+  const std::string message = path + ": " + what + ": " + std::strerror(err);
+  if (is_environment_errno(err)) throw EnvironmentError(message);
+  throw UserError(message);
+}
 
 // Internal invariant; failing it is a bug in kervan, not in the user's input (exit code 1).
 #define KERVAN_CHECK(cond, msg)                                                                      \

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <utility>
 
 #include "core/error.h"
 
@@ -67,9 +69,11 @@ bool same_file(const std::string& a, const std::string& b) {
 bool inside(const std::string& path, const std::string& dir) {
   struct stat sd {};
   if (!identity(dir, sd) || !S_ISDIR(sd.st_mode)) return false;
-  // Walk up from the path (or, when it does not exist yet, from its nearest existing parent).
+  // Walk up from the path (or, when it does not exist yet, from its nearest existing parent), with
+  // its ".." resolved first: "ck/../x" is not inside ck.
   std::error_code ec;
-  fs::path p = fs::absolute(path, ec);
+  fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  if (ec) p = fs::absolute(path, ec).lexically_normal();
   while (!p.empty()) {
     struct stat sp {};
     if (identity(p.string(), sp) && sp.st_dev == sd.st_dev && sp.st_ino == sd.st_ino) return true;
@@ -88,6 +92,25 @@ void refuse_output_over_input(const std::string& output, const std::string& what
     if (inside(output, in))
       throw UserError(output + ": " + what + " lies inside the input folder " + in +
                       "; choose a path outside it");
+  }
+}
+
+void refuse_repeated_files(const std::vector<std::string>& files, const std::string& what,
+                           const std::vector<std::string>& given) {
+  std::map<std::pair<dev_t, ino_t>, std::string> seen;  // a file's identity -> how it was given
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string& f = files[i];
+    const std::string how = i < given.size() ? given[i] : "as " + f;
+    struct stat st {};
+    if (!identity(f, st)) continue;  // (the caller says what is wrong with a missing one)
+    const auto [it, first] = seen.emplace(std::make_pair(st.st_dev, st.st_ino), how);
+    if (first) continue;
+    std::error_code ec;
+    const std::string canonical = fs::canonical(f, ec).string();
+    throw UserError(f + ": " + what + " given twice (" + it->second + ", and " + how + "; the file " +
+                    (canonical.empty() ? f : canonical) +
+                    "); it would be read and counted twice: give it once (check the folders and "
+                    "symbolic links among the inputs)");
   }
 }
 

@@ -20,6 +20,13 @@ bool same_file(const std::string& a, const std::string& b);
 // Whether `path` is `dir` or lies inside it (by file identity, through symlinks).
 bool inside(const std::string& path, const std::string& dir);
 
+// Refuses a list of input files (or folders) in which one appears twice (the same path, a folder and a
+// file in it, or a symbolic link to another input): it would be read, and counted, twice. The
+// UserError names how each was given (`given[i]`, e.g. "in the folder data"; by default "as PATH")
+// and the file's canonical path. `what` names the role ("input file").
+void refuse_repeated_files(const std::vector<std::string>& files, const std::string& what,
+                           const std::vector<std::string>& given = {});
+
 // Refuses an output that is one of the run's inputs, or lies inside an input folder: writing it
 // would destroy what the run reads.
 void refuse_output_over_input(const std::string& output, const std::string& what,

@@ -54,8 +54,11 @@ RunConfig bench_config(const BenchTrainOptions& o) {
   }
   c.t5_ffn = o.t5_ffn;
   c.model.max_seq_len = std::max(c.model.max_seq_len, o.seq);
-  c.model.validate();
   c.train.seq_len = o.seq;
+  // The checks `kervan train` makes of the same shape, naming the flags.
+  check_model_shape(
+      c, [](const std::string&) { return std::string("bench train"); },
+      [](const std::string& key) { return key == "train.seq_len" ? std::string("--seq") : key; });
   return c;
 }
 

@@ -1,5 +1,6 @@
 #include "launcher/bench_cmd.h"
 
+#include "launcher/cli_checks.h"
 #include "core/error.h"
 
 namespace kervan {
@@ -30,7 +31,7 @@ BenchCommand::BenchCommand(CLI::App& app) {
   auto& bl = loader_opt_;
   loader_->add_option("--data", bl.paths, "Corpus folders or llm.c .bin files (several: blended)")
       ->required();
-  loader_->add_option("--weights", bl.weights, "Blend weights, one per --data")->check(CLI::PositiveNumber);
+  loader_->add_option("--weights", bl.weights, "Blend weights, one per --data")->check(FiniteRange(1e-300, 1e300));
   loader_->add_option("--batch", bl.batch, "Sequences per batch")->check(CLI::Range(int64_t{1}, kMaxDim));
   loader_->add_option("--seq", bl.seq, "Sequence length")->check(CLI::Range(int64_t{1}, kMaxDim));
   loader_->add_option("--batches", bl.batches, "Batches to time")
@@ -86,9 +87,9 @@ BenchCommand::BenchCommand(CLI::App& app) {
   auto& bco = coordinator_opt_;
   coordinator_->add_option("--workers", bco.workers, "Simulated workers (one connection each)")
       ->check(CLI::Range(1, 100000));
-  coordinator_->add_option("--seconds", bco.seconds, "Seconds per load run")->check(CLI::Range(0.1, 3600.0));
+  coordinator_->add_option("--seconds", bco.seconds, "Seconds per load run")->check(FiniteRange(0.1, 3600.0));
   coordinator_->add_option("--corpus-mb", bco.corpus_mb, "Synthetic corpus to stream (MB)")
-      ->check(CLI::Range(1.0, 1e6));
+      ->check(FiniteRange(1.0, 1e6));
   coordinator_->add_option("--rounds", bco.rounds, "Streaming rounds (gRPC and TCP alternating; medians)")
       ->check(CLI::Range(1, 1000));
   coordinator_

@@ -20,6 +20,9 @@ class CoordinatorCommand {
   int run() const;
 
  private:
+  // --address-file may be replaced only when it is kervan's (HOST:PORT) and none of the inputs.
+  void check_address_file(const CoordinatorOptions& options) const;
+
   CLI::App* cmd_;
   std::vector<std::string> corpora_;
   CoordinatorOptions options_;

@@ -25,7 +25,9 @@ FinetuneFile read_finetune_file(const std::string& path, const std::string& task
     std::string problem;
     FinetuneRecord r{"", "", where};
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) {
+    if (j.is_discarded()) {
+      problem = "not valid JSON (a syntax error, or a number out of range)";
+    } else if (!j.is_object()) {
       problem = "not a JSON object";
     } else if (!j.contains(first) || !j[first].is_string()) {
       problem = std::string("no string field \"") + first + "\"";

@@ -8,10 +8,12 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <system_error>
 
 #include "core/error.h"
 #include "launcher/bench_cmd.h"
 #include "launcher/ckpt_cmd.h"
+#include "launcher/cli_checks.h"
 #include "launcher/config_keys.h"
 #include "launcher/coordinator_cmd.h"
 #include "launcher/corpus_cmd.h"
@@ -121,6 +123,7 @@ int main(int argc, char** argv) {
   BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train|checkpoint|coordinator
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
 
+  check_integers_everywhere(app);  // "--seed 99999999999999999999" is refused, not taken as 2^63 - 1
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty())
     return fail(unknown, kExitUser);
   try {
@@ -180,8 +183,17 @@ int main(int argc, char** argv) {
   } catch (const EnvironmentError& e) {
     return fail(e.what(), kExitEnvironment);
   } catch (const std::filesystem::filesystem_error& e) {
-    // A path the operating system refuses (a name too long, a loop, no permission): the user's.
-    return fail(e.path1().string() + ": " + e.code().message(), kExitUser);
+    // A path the operating system refuses (a name too long, a loop, no permission) is the user's;
+    // a full disk or an I/O error the environment's.
+    return fail(e.path1().string() + ": " + e.code().message(),
+                is_environment_errno(e.code().value()) ? kExitEnvironment : kExitUser);
+  } catch (const std::system_error& e) {
+    // A system call that failed outside kervan's own checks (a thread the system cannot create):
+    // the environment's when its cause is (no resources), else a bug.
+    if (is_environment_errno(e.code().value()))
+      return fail(std::string("the system refused: ") + e.what() + " (a smaller --threads or train.threads needs less)",
+                  kExitEnvironment);
+    return fail(std::string("internal error: ") + e.what(), kExitInternal);
   } catch (const std::bad_alloc&) {
     return fail(
         "out of memory (a smaller train.micro_batch or train.seq_len, parallel.tp or parallel.zero = 1 "

@@ -44,7 +44,7 @@ MetricsFile::MetricsFile(const std::string& path, const std::vector<std::string>
   const fs::path dir = fs::path(path).parent_path();
   if (!dir.empty()) fs::create_directories(dir, ec);
   out_.open(path, std::ios::trunc);
-  if (!out_) throw UserError(path + ": log.metrics_file: cannot write here: " + std::strerror(errno));
+  if (!out_) throw_io_error(path, "log.metrics_file: cannot write here", errno ? errno : EIO);
   out_ << kept << std::flush;
 }
 

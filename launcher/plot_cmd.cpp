@@ -1,5 +1,7 @@
 #include "launcher/plot_cmd.h"
 
+#include <fcntl.h>
+
 #include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,7 +27,7 @@ struct Series {
   std::string name;
   // step, tokens (or -1), loss, val_loss (NaN when none), tokens/s
   std::vector<std::array<double, 5>> rows;
-  bool has_val = false, has_tokens = false;
+  bool has_val = false, has_tokens = false, has_loss = false, has_speed = false;
 };
 
 // A kervan metrics file, strictly: every non-blank line a JSON object with an integer "step".
@@ -44,7 +46,7 @@ Series read_metrics(const std::string& path) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error&) {
+    } catch (const nlohmann::json::exception&) {  // a syntax error, or a number out of range (1e400)
       throw UserError(fmt::format(
           "{}:{}: not JSON (kervan plot reads the JSON-lines metrics of log.metrics_file)", path, n));
     }
@@ -58,9 +60,12 @@ Series read_metrics(const std::string& path) {
     const double val = num("val_loss");
     s.has_val |= !std::isnan(val);
     s.has_tokens |= !std::isnan(tokens);
+    s.has_loss |= std::isfinite(num("loss"));
+    s.has_speed |= std::isfinite(num("tokens_per_s"));
     s.rows.push_back({j["step"].get<double>(), tokens, num("loss"), val, num("tokens_per_s")});
   }
   if (s.rows.empty()) throw UserError(path + ": no metrics lines (an empty file)");
+  if (!s.has_loss) throw UserError(path + ": no line has a \"loss\" (nothing to plot)");
   return s;
 }
 
@@ -109,22 +114,37 @@ int PlotCommand::run() const {
       fs::remove_all(d, ec);
     }
   } cleanup{dir};
-  bool any_val = false, any_tokens = false;
+  bool any_val = false, any_tokens = false, any_speed = false;
+  // A value a line lacks (or that is not finite) is gnuplot's missing value, in every column.
+  const auto cell = [](double v) { return std::isfinite(v) ? fmt::format("{}", v) : std::string("NaN"); };
   for (size_t r = 0; r < runs.size(); ++r) {
     std::ofstream data(fmt::format("{}/run{}.dat", dir, r));
     for (const auto& row : runs[r].rows)
-      data << fmt::format("{} {} {} {} {}\n", row[0],
-                          std::isnan(row[1]) ? std::string("NaN") : fmt::format("{}", row[1]), row[2],
-                          std::isnan(row[3]) ? std::string("NaN") : fmt::format("{}", row[3]), row[4]);
+      data << fmt::format("{} {} {} {} {}\n", row[0], cell(row[1]), cell(row[2]), cell(row[3]), cell(row[4]));
     any_val |= runs[r].has_val;
     any_tokens |= runs[r].has_tokens;
+    any_speed |= runs[r].has_speed;
   }
-  const std::string tmp_out = out_ + ".tmp";
+  // OUT's temporary, created here first (a fresh name, never a file of the user's): a folder that
+  // cannot be written is the user's mistake, named, not a gnuplot failure.
+  const std::string tmp_out = out_ + ".kervan-plot-" + std::to_string(::getpid()) + ".tmp";
+  {
+    const int fd = ::open(tmp_out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) throw_io_error("-o " + out_, "cannot create " + tmp_out, errno);
+    ::close(fd);
+  }
+  struct RemoveTmp {
+    std::string path;
+    ~RemoveTmp() {
+      std::error_code ec;
+      fs::remove(path, ec);  // after the rename there is nothing left to remove
+    }
+  } remove_tmp{tmp_out};
   std::string g;
   g += fmt::format("set terminal pngcairo size {},{} noenhanced font \",10\"\n", width, height);
   g += "set output " + gp_string(tmp_out) + "\n";
   g += "set datafile missing 'NaN'\nset grid\nset key top right\n";
-  g += fmt::format("set multiplot layout {},1\n", any_tokens ? 3 : 2);
+  g += fmt::format("set multiplot layout {},1\n", 1 + (any_tokens ? 1 : 0) + (any_speed ? 1 : 0));
   auto loss_plot = [&](int xcol, const std::string& xlabel) {
     g += "set xlabel " + gp_string(xlabel) + "\nset ylabel \"loss\"\nplot ";
     for (size_t r = 0; r < runs.size(); ++r) {
@@ -143,16 +163,23 @@ int PlotCommand::run() const {
     g += "set title \"loss against tokens\"\n";
     loss_plot(2, "tokens");
   }
-  g += "set title \"throughput\"\nset xlabel \"step\"\nset ylabel \"tokens/s\"\nplot ";
-  for (size_t r = 0; r < runs.size(); ++r)
-    g += fmt::format("{}{} using 1:5 with lines title {}", r ? ", " : "",
-                     gp_string(fmt::format("{}/run{}.dat", dir, r)), gp_string(runs[r].name));
-  g += "\nunset multiplot\nset output\n";
+  if (any_speed) {  // (a run's lines without tokens_per_s, e.g. validation-only lines, are gaps)
+    g += "set title \"throughput\"\nset xlabel \"step\"\nset ylabel \"tokens/s\"\nplot ";
+    bool first = true;
+    for (size_t r = 0; r < runs.size(); ++r) {
+      if (!runs[r].has_speed) continue;
+      g += fmt::format("{}{} using 1:5 with lines title {}", first ? "" : ", ",
+                       gp_string(fmt::format("{}/run{}.dat", dir, r)), gp_string(runs[r].name));
+      first = false;
+    }
+    g += "\n";
+  }
+  g += "unset multiplot\nset output\n";
   const std::string script = std::string(dir) + "/plot.gp";
   std::ofstream(script) << g;
   const std::string cmd = "gnuplot " + gp_string(script) + " 2>" + gp_string(std::string(dir) + "/err");
   const int rc = std::system(cmd.c_str());
-  if (rc != 0 || !fs::exists(tmp_out)) {
+  if (rc != 0 || !fs::exists(tmp_out) || fs::file_size(tmp_out) == 0) {
     std::ifstream err(std::string(dir) + "/err");
     std::string msg((std::istreambuf_iterator<char>(err)), {});
     std::error_code ec;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "launcher/cli_checks.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/paths.h"
@@ -106,26 +107,32 @@ PrepareCommand::PrepareCommand(CLI::App& app) {
                                     "encoder.json and vocab.bpe (with --from-llmc: the "
                                     "name recorded in the manifest)");
   cmd_->add_option("--threads", threads_, "Tokenizer threads (default: hardware threads)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1024));
   val_fraction_opt_ =
-      cmd_->add_option("--val-fraction", val_fraction_, "Fraction of documents for 'val' (0.005)");
+      cmd_->add_option("--val-fraction", val_fraction_, "Fraction of documents for 'val' (0.005)")
+          ->check(FiniteRange(0.0, 1.0));
+  // (The unsigned options refuse a sign: CLI11 would take "-1" as 2^64 - 1.)
   val_documents_opt_ = cmd_->add_option("--val-documents", val_documents_, "Exactly N documents for 'val'")
+                           ->check(FiniteRange(0.0, 9.2e18))
                            ->excludes(val_fraction_opt_);
-  cmd_->add_option("--shard-tokens", shard_tokens_, "Tokens per shard before a new one starts (100000000)");
+  cmd_->add_option("--shard-tokens", shard_tokens_, "Tokens per shard before a new one starts (100000000)")
+      ->check(FiniteRange(0.0, 9.2e18));
   cmd_->add_option("--text-field", text_field_, "The field of .jsonl objects holding the text (text)");
   cmd_->add_option("--doc-delimiter", delimiter_, "The line between documents in .txt files (<|endoftext|>)");
   cmd_->add_flag("--skip-bad-lines", skip_bad_lines_,
                  "Skip (and count) .jsonl lines without text instead of failing");
-  cmd_->add_option("--seed", seed_, "Seed of the validation split (0)");
+  cmd_->add_option("--seed", seed_, "Seed of the validation split (0)")->check(FiniteRange(0.0, 9.2e18));
   cmd_->add_flag("--overwrite", overwrite_,
                  "Rebuild a corpus that is already complete in --out (or replace an existing .bin --out)");
   cmd_->add_flag("--from-llmc", from_llmc_, "Inputs are llm.c token files (.bin): one train shard each");
-  cmd_->add_option("--vocab-size", vocab_size_, "--from-llmc: vocabulary size (50257)");
-  eot_opt_ = cmd_->add_option("--eot-id", eot_id_, "--from-llmc: end-of-text token (default vocab size - 1)");
+  cmd_->add_option("--vocab-size", vocab_size_, "--from-llmc: vocabulary size (50257)")
+      ->check(CLI::Range(1.0, 4294967296.0));
+  eot_opt_ = cmd_->add_option("--eot-id", eot_id_, "--from-llmc: end-of-text token (default vocab size - 1)")
+                 ->check(FiniteRange(0.0, 9.2e18));
   cmd_->add_option("--timeout-s", timeout_s_,
                    "Under mpirun: how long a rank waits for the others at a collective before the job "
                    "ends with an error naming the missing ranks (1800)")
-      ->check(CLI::Range(1.0, 1e7));
+      ->check(FiniteRange(1.0, 1e7));
   cmd_->add_option("inputs", inputs_, "Input files or folders")->required();
   auto* coordinator =
       cmd_->add_option("--coordinator", coordinator_,
@@ -137,7 +144,8 @@ PrepareCommand::PrepareCommand(CLI::App& app) {
       ->needs(coordinator);
   cmd_->add_option("--coordinator-timeout-s", coordinator_timeout_s_,
                    "--coordinator: how long to retry an unreachable coordinator (60)")
-      ->needs(coordinator);
+      ->needs(coordinator)
+      ->check(FiniteRange(0.1, 1e7));
 }
 
 void PrepareCommand::refuse_outputs_over_inputs() const {
@@ -170,15 +178,18 @@ int PrepareCommand::run_from_llmc(const std::string& command_line) const {
   if (vocab_size_ == 0 || eot >= vocab_size_) throw UserError("--eot-id must be below --vocab-size");
   const TokenizerIdentity id{name, vocab_size_, eot, name == "gpt2" ? gpt2_vocab_sha256() : ""};
   for (const std::string& f : inputs_) require_file(f, "--from-llmc input");
+  refuse_repeated_files(inputs_, "--from-llmc input");
   refuse_outputs_over_inputs();
   const std::string request =
       request_checksum({{"from_llmc", true}, {"tokenizer", {id.name, id.vocab_size, id.eot_id}}}, inputs_);
-  if (begin_corpus_dir(out_, overwrite_, request)) {
+  const std::unique_ptr<CorpusDir> out = CorpusDir::begin(out_, overwrite_, request);
+  if (out->complete()) {
     log_already_complete(out_);
     return 0;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const CorpusManifest m = wrap_llmc_files(inputs_, out_, id, command_line, request);
+  const CorpusManifest m = wrap_llmc_files(inputs_, out->build_dir(), id, command_line, request);
+  out->finish(m);
   log_corpus_summary(m, seconds_since(t0), m.source_bytes(), 0);
   return 0;
 }
@@ -236,25 +247,34 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
 
   refuse_outputs_over_inputs();
   const std::string request = corpus_request(sources, tokenizer.identity());
-  // One process looks at the output folder (and cleans it); the others wait for its verdict.
-  bool complete = false;
+  // One process looks at the output folder (locks it, cleans it, says where the shards go); the
+  // others wait for its verdict: 0 build in --out, 1 complete already, 2 build aside (--overwrite).
+  std::unique_ptr<CorpusDir> out;
+  const auto verdict = [&] { return out->complete() ? 1 : out->replacing() ? 2 : 0; };
+  int32_t where = 0;
   if (world) {
-    run_on_root_and_share_outcome(*world, *be,
-                                  [&] { complete = begin_corpus_dir(out_, overwrite_, request); });
+    run_on_root_and_share_outcome(*world, *be, [&] {
+      out = CorpusDir::begin(out_, overwrite_, request);
+      out->shared_with_other_processes();
+    });
     Tensor flag = be->empty({1}, DType::I32);
-    const int32_t mine = complete ? 1 : 0;
+    const int32_t mine = out ? verdict() : 0;
     be->copy_from_host(flag, &mine);
     world->broadcast_async(flag, 0)->wait();
-    complete = be->item<int32_t>(flag) != 0;
+    where = be->item<int32_t>(flag);
   } else {
-    complete = begin_corpus_dir(out_, overwrite_, request);
+    out = CorpusDir::begin(out_, overwrite_, request);
+    where = verdict();
   }
-  if (complete) {
+  if (where == 1) {
     if (rank == 0) log_already_complete(out_);
     return 0;
   }
 
-  const CorpusOptions options = corpus_options();
+  CorpusOptions options = corpus_options();
+  options.out_dir = where == 2 ? CorpusDir::aside_dir(out_) : out_;
+  if (where == 2 && rank == 0)
+    spdlog::info("building the new corpus in {}; {} stays as it is until it is complete", options.out_dir, out_);
   const ValRule val = val_rule(sources, options.read);
   CorpusBuilder builder(options, std::move(sources), tokenizer, val);
   const std::vector<size_t> mine = units_of_rank(builder.units().size(), rank, ranks);
@@ -290,7 +310,7 @@ int PrepareCommand::run_corpus(const std::string& command_line) const {
     CorpusManifest m = builder.manifest(command_line);
     m.request = request;
     check_corpus_contents(m, val);
-    finish_corpus_dir(out_, m);
+    out->finish(m);
     log_corpus_summary(m, seconds_since(t0), static_cast<uint64_t>(all_counts[0]),
                        static_cast<uint64_t>(all_counts[1]));
   };
@@ -307,6 +327,7 @@ int run_prepare_bytes(const std::vector<std::string>& inputs, const std::string&
     throw UserError(out +
                     ": --out exists; kervan does not replace a file it did not write unless asked "
                     "(--overwrite replaces it)");
+  refuse_repeated_files(inputs, "input file");
   std::vector<uint16_t> tokens;
   for (const std::string& path : inputs) {
     require_file(path, "input file (a .bin output takes files, not folders)");

@@ -82,7 +82,7 @@ int PrepareCommand::run_leased(const std::string& command_line) const {
   if (sources.empty()) throw UserError("no .txt or .jsonl files in the inputs");
   refuse_outputs_over_inputs();
   const std::string request = corpus_request(sources, tokenizer.identity());
-  // Other workers may be writing into --out already: nothing is cleaned here (begin_corpus_dir
+  // Other workers may be writing into --out already: nothing is cleaned here (CorpusDir::begin
   // does that for the manifest's lease, once every unit is complete), only checked and marked.
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -164,12 +164,13 @@ int PrepareCommand::run_leased(const std::string& command_line) const {
                      s.kept_units ? "kept from an earlier run" : "built", s.documents, s.tokens,
                      std::chrono::duration<double>(Clock::now() - u0).count());
       } else {                                          // every unit is complete: the manifest
-        if (!begin_corpus_dir(out_, false, request)) {  // (it also clears .tmp files of abandoned units)
+        const std::unique_ptr<CorpusDir> dir = CorpusDir::begin(out_, false, request);
+        if (!dir->complete()) {  // (begin also clears .tmp files of abandoned units)
           CorpusManifest m = builder.manifest(recipe_of(command_line));
           m.request = request;
           check_corpus_contents(m, val);
           check_lease();
-          finish_corpus_dir(out_, m);
+          dir->finish(m);
           log_corpus_summary(m, std::chrono::duration<double>(Clock::now() - t0).count(), here.bytes,
                              here.kept_shards);
         }

@@ -1,5 +1,7 @@
 #include "launcher/run_config.h"
 
+#include <filesystem>
+
 #include <toml++/toml.h>
 
 #include <cmath>
@@ -256,6 +258,36 @@ std::string RunConfig::canonical() const {
   return s;
 }
 
+void check_model_shape(const RunConfig& c, const KeyText& where, const KeyText& label) {
+  const int64_t seq = c.train.seq_len;
+  const int64_t min_seq = c.arch == "bert" ? 4 : c.arch == "t5" ? 8 : 1;  // [CLS] x [SEP]; a few spans
+  if (seq < min_seq)
+    throw UserError(where("train.seq_len") + ": " + label("train.seq_len") + " must be >= " +
+                    std::to_string(min_seq) + " for " + c.arch);
+  try {
+    c.model.validate();
+  } catch (const UserError& e) {
+    throw UserError(where("") + ": " + e.what());
+  }
+  if (seq > c.model.max_seq_len)
+    throw UserError(where("train.seq_len") + ": " + label("train.seq_len") + " (" + std::to_string(seq) +
+                    ") exceeds model.max_seq_len (" + std::to_string(c.model.max_seq_len) + ")");
+}
+
+void check_tokenizer_name(const std::string& tokenizer, const std::string& where) {
+  if (tokenizer.empty() || tokenizer == "none" || tokenizer == "bytes" || tokenizer == "gpt2") return;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(tokenizer, ec))
+    throw UserError(where + ": data.tokenizer '" + tokenizer +
+                    "' is neither a tokenizer name (gpt2, bytes, none) nor a folder (with encoder.json and "
+                    "vocab.bpe)");
+  for (const char* file : {"encoder.json", "vocab.bpe"})
+    if (!fs::is_regular_file(tokenizer + "/" + file, ec))
+      throw UserError(where + ": data.tokenizer '" + tokenizer + "' is a folder without " + file +
+                      " (a tokenizer folder holds encoder.json and vocab.bpe)");
+}
+
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides,
                           Command command) {
   require_file(path, "config file");
@@ -308,18 +340,10 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   for (const char* key : {"train.steps", "train.micro_batch", "train.seq_len"})
     if (!given(key)) throw UserError(path + ": " + key + " is required");
   if (!has_max_seq) c.model.max_seq_len = t.seq_len;
-  const int64_t min_seq = c.arch == "bert" ? 4 : c.arch == "t5" ? 8 : 1;  // [CLS] x [SEP]; a few spans
-  if (t.seq_len < min_seq)
-    throw UserError(r.where("train.seq_len") + ": train.seq_len must be >= " + std::to_string(min_seq) +
-                    " for " + c.arch);
-  try {
-    c.model.validate();
-  } catch (const UserError& e) {
-    throw UserError(path + ": " + e.what());
-  }
-  if (t.seq_len > c.model.max_seq_len)
-    throw UserError(r.where("train.seq_len") + ": train.seq_len (" + std::to_string(t.seq_len) +
-                    ") exceeds model.max_seq_len (" + std::to_string(c.model.max_seq_len) + ")");
+  check_model_shape(
+      c, [&](const std::string& key) { return key.empty() ? path : r.where(key); },
+      [](const std::string& key) { return key; });
+  check_tokenizer_name(c.data.tokenizer, r.where("data.tokenizer"));
   if (command == Command::Train && c.data.paths.empty() && c.data.coordinator.empty())
     throw UserError(path + ": data.path is required (or data.coordinator)");
   if (!c.parallel.coordinator.empty() && c.parallel.coordinator != "embedded")
@@ -335,6 +359,11 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
                     "\" is not HOST:PORT");
   for (const std::string& p : c.data.paths)
     if (p.empty()) throw UserError(r.where("data.path") + ": data.path is required (an entry is empty)");
+  try {
+    refuse_repeated_files(c.data.paths, "data.path entry");  // its tokens would count twice
+  } catch (const UserError& e) {
+    throw UserError(r.where("data.path") + ": " + e.what() + " (data.weights weighs a corpus)");
+  }
   // (With data.coordinator and no data.path, the served corpora are counted when they are known.)
   if (!c.data.weights.empty() && c.data.weights.size() != c.data.paths.size() &&
       !(c.data.paths.empty() && !c.data.coordinator.empty()))

@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -124,5 +125,15 @@ struct RunConfig {
 enum class Command { Train, Finetune };
 RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides,
                           Command command = Command::Train);
+
+// The checks of the model's shape against the sequence length that every command building a model
+// applies (train, finetune, bench train): the family's shortest sequence, model.validate(),
+// train.seq_len <= model.max_seq_len. A UserError "WHERE: LABEL ...", where(key) placing the key
+// (a config line, a command) and label(key) naming it (the key, or a command's flag).
+using KeyText = std::function<std::string(const std::string& key)>;
+void check_model_shape(const RunConfig& c, const KeyText& where, const KeyText& label);
+// What data.tokenizer may name: "" (the corpus's), none, bytes, gpt2, or a folder holding
+// encoder.json and vocab.bpe; anything else is a UserError "WHERE: data.tokenizer ...".
+void check_tokenizer_name(const std::string& tokenizer, const std::string& where);
 
 }  // namespace kervan

@@ -9,6 +9,7 @@
 #include "checkpoint/checkpoint_dir.h"
 #include "checkpoint/gpt2_weights.h"
 #include "checkpoint/reader.h"
+#include "launcher/cli_checks.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
@@ -54,12 +55,12 @@ SampleCommand::SampleCommand(CLI::App& app) {
   cmd_->add_option("--tokens", tokens_, "Tokens to generate (default 100)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd_->add_option("--temperature", temperature_, "Sampling temperature; 0 is greedy (default 1)")
-      ->check(CLI::Range(0.0f, 1e6f));
+      ->check(FiniteRange(0.0, 1e6));
   cmd_->add_option("--top-k", top_k_, "Sample among the k most likely tokens (default 0: all)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 31));
   cmd_->add_option("--top-p", top_p_,
                    "Nucleus: the most likely tokens whose probabilities add up to p (default 1)")
-      ->check(CLI::Range(1e-6f, 1.0f));
+      ->check(FiniteRange(1e-6, 1.0));
   cmd_->add_option("--seed", seed_, "Seed of the draws (default 1337): the same seed, the same text");
   cmd_->add_option("--tokenizer", tokenizer_,
                    "gpt2, bytes, none (ids) or a tokenizer folder (default: the training corpus's)");

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "coordinator/coordinator_client.h"
+#include "launcher/cli_checks.h"
 
 namespace kervan {
 
@@ -75,7 +76,8 @@ StatusCommand::StatusCommand(CLI::App& app) {
   cmd_->add_option("--token-file", token_file_,
                    "File with the shared secret (mode 600); default $KERVAN_TOKEN");
   cmd_->add_flag("--json", json_, "Print the status as one JSON object");
-  cmd_->add_option("--timeout-s", timeout_s_, "How long to retry an unreachable coordinator (10)");
+  cmd_->add_option("--timeout-s", timeout_s_, "How long to retry an unreachable coordinator (10)")
+      ->check(FiniteRange(0.1, 1e7));
   cmd_->add_option("--stop", stop_reason_, "Ask the job to stop cleanly, giving this reason");
 }
 

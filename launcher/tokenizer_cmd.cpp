@@ -20,20 +20,21 @@ namespace {
 std::string read_input(const std::string& path) {
   if (path != "-") require_file(path, "input file");
   FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
-  if (!f) throw UserError(path + ": cannot open input file: " + std::strerror(errno));
+  if (!f) throw_io_error(path, "cannot open input file", errno);
   std::string data;
   char buf[1 << 16];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) data.append(buf, n);
   const bool failed = std::ferror(f);
+  const int err = errno;
   if (f != stdin) std::fclose(f);
-  if (failed) throw UserError(path + ": read failed");
+  if (failed) throw_io_error(path, "read failed", err ? err : EIO);
   return data;
 }
 
 void write_all(const std::string& data) {
   if (std::fwrite(data.data(), 1, data.size(), stdout) != data.size() || std::fflush(stdout) != 0)
-    throw UserError(std::string("cannot write to standard output: ") + std::strerror(errno));
+    throw_io_error("standard output", "write failed (the output is incomplete)", errno ? errno : EIO);
 }
 
 int run_encode(const BpeTokenizer& tok, const std::string& input, bool allow_special, int threads) {

@@ -34,9 +34,10 @@ void check_inputs(const std::vector<std::string>& inputs) {
         throw UserError(path + ": tokenizer train reads plain text; a " + std::string(ext) +
                         " file would be learned as raw bytes (decompress it, or extract its text)");
     FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) throw UserError(path + ": cannot open input file: " + std::strerror(errno));
+    if (!f) throw_io_error(path, "cannot open input file", errno);
     std::fclose(f);
   }
+  refuse_repeated_files(inputs, "input file");
 }
 
 }  // namespace

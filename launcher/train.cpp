@@ -431,6 +431,15 @@ int run_train(const RunConfig& cfg) {
   set_host_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : omp_get_num_procs());
   auto be = make_cpu_backend();
   check_same_config(cfg, job, *be);
+  // data.tokenizer is loaded now, sampling or not: a wrong one is a mistake found before the data
+  // is verified and compute is spent, not a surprise in the first sample.
+  if (!cfg.data.tokenizer.empty()) {
+    try {
+      (void)TextCodec(cfg.data.tokenizer);
+    } catch (const UserError& e) {
+      throw UserError(cfg.file + ": data.tokenizer '" + cfg.data.tokenizer + "': " + e.what());
+    }
+  }
 
   // Through a coordinator (which verified every shard), or from the folders: every shard is read
   // and checksummed once per node, the node's first rank in full, the others trusting its verdict

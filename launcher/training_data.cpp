@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "core/model/recurrent_config.h"
 #include "launcher/word_flags.h"
 
@@ -51,6 +52,14 @@ TrainingData open_training_data(const RunConfig& cfg, const std::vector<std::str
     const double weight = d.weights.empty() ? static_cast<double>(tokens->num_tokens()) : d.weights[i];
     sources.push_back({std::move(tokens), weight});
   }
+  // data.tokenizer decodes the samples: another tokenizer than the corpus's would print wrong text.
+  if (!d.tokenizer.empty() && d.tokenizer != "none")
+    for (const auto& s : sources)
+      if (s.tokens->is_corpus() && s.tokens->tokenizer().name != d.tokenizer &&
+          !same_file(s.tokens->tokenizer().name, d.tokenizer))
+        throw UserError(cfg.file + ": data.tokenizer '" + d.tokenizer + "' is not the tokenizer " +
+                        s.tokens->path() + " was made with ('" + s.tokens->tokenizer().name +
+                        "'); leave data.tokenizer unset (the corpus's is used), or make them agree");
   TrainingData out;
   out.tokenizer = d.tokenizer;
   if (out.tokenizer.empty()) {

@@ -60,7 +60,8 @@ void LlmcTokenFile::check(int64_t vocab_size, Verify verify) {
   std::memcpy(header, map_, header_bytes);
   if (header[0] != kMagic)
     fail(path, "bad magic " + std::to_string(header[0]) + " (an llm.c token file starts with " +
-                   std::to_string(kMagic) + ")");
+                   std::to_string(kMagic) + "; text is read only through `kervan prepare`, which makes a "
+                   "corpus of it)");
   if (header[1] != kVersion)
     fail(path, "unsupported version " + std::to_string(header[1]) + " (expected 1: uint16 tokens)");
   count_ = header[2];

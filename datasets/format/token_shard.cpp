@@ -140,8 +140,9 @@ TokenShardWriter::TokenShardWriter(const std::string& path, uint64_t vocab_size)
   XXH3_64bits_reset(static_cast<XXH3_state_t*>(hash_state_));
   file_ = std::fopen(tmp_path_.c_str(), "wb");
   if (!file_) {
+    const int err = errno;
     XXH3_freeState(static_cast<XXH3_state_t*>(hash_state_));
-    fail(tmp_path_, std::string("cannot create: ") + std::strerror(errno));
+    throw_io_error(tmp_path_, "cannot create", err);
   }
   const ShardHeader placeholder{};  // the real header is written by finish()
   write(&placeholder, sizeof(placeholder), false);
@@ -157,7 +158,7 @@ TokenShardWriter::~TokenShardWriter() {
 
 void TokenShardWriter::write(const void* data, size_t bytes, bool hash) {
   if (std::fwrite(data, 1, bytes, file_) != bytes)
-    fail(tmp_path_, std::string("write failed: ") + std::strerror(errno));
+    throw_io_error(tmp_path_, "write failed", errno);
   if (hash) XXH3_64bits_update(static_cast<XXH3_state_t*>(hash_state_), data, bytes);
 }
 
@@ -202,8 +203,9 @@ ShardHeader TokenShardWriter::finish() {
   ok = std::fclose(file_) == 0 && ok;
   file_ = nullptr;
   if (!ok || std::rename(tmp_path_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
     std::remove(tmp_path_.c_str());
-    fail(path_, std::string("write failed: ") + std::strerror(errno));
+    throw_io_error(path_, "write failed", err);
   }
   return h;
 }

@@ -105,7 +105,10 @@ std::optional<UnitRecord> CorpusBuilder::completed_unit(size_t unit) const {
 
 BuildStats CorpusBuilder::build(const std::vector<size_t>& unit_ids,
                                 const std::function<void(const BuildProgress&)>& progress) {
-  fs::create_directories(options_.out_dir + "/" + kUnitRecordDir);
+  // (CorpusDir::begin made both; never the folder itself again here: under mpirun a rank must not
+  // recreate a folder that rank 0 has just removed after a failure.)
+  std::error_code ec;
+  fs::create_directory(options_.out_dir + "/" + kUnitRecordDir, ec);
   BuildStats stats;
   const std::vector<size_t> to_build = units_to_build(unit_ids, stats);
   BuildProgress prog{stats.kept_bytes, 0, 0};

@@ -14,9 +14,9 @@
 namespace kervan {
 
 // Text sources -> a kervan corpus (token shards + manifest.json), deterministically, in parallel
-// and resumably. The steps: begin_corpus_dir (corpus_dir.h), a ValRule (val_split.h), a
+// and resumably. The steps: CorpusDir::begin (corpus_dir.h), a ValRule (val_split.h), a
 // CorpusBuilder that builds every unit (split over processes as the caller likes), then, in one
-// process, manifest() and finish_corpus_dir.
+// process, manifest() and CorpusDir::finish.
 //
 // Work units. The sources (in the order discover_text_sources gives) are cut into work units:
 // runs of consecutive files of at least `unit_bytes` bytes on disk (a file is never split). The cut

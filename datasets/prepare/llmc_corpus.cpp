@@ -6,7 +6,6 @@
 #include "core/error.h"
 #include "datasets/format/llmc_token_file.h"
 #include "datasets/format/token_shard.h"
-#include "datasets/prepare/corpus_dir.h"
 
 namespace kervan {
 
@@ -44,7 +43,6 @@ CorpusManifest wrap_llmc_files(const std::vector<std::string>& files, const std:
     m.sources.push_back(source);
   }
   if (documents == 0) throw UserError("the llm.c token files hold no tokens");
-  finish_corpus_dir(dir, m);
   return m;
 }
 

@@ -6,10 +6,10 @@
 
 namespace kervan {
 
-// `kervan prepare --from-llmc`: each llm.c token file becomes one train shard "train-NNNNN.kvs" of
-// a corpus in dir (prepared with begin_corpus_dir); documents end after each end-of-text token (a
-// tail without one is a last document). Writes the manifest (finish_corpus_dir), with
-// `created_by` and `request` (CorpusManifest), and returns it.
+// `kervan prepare --from-llmc`: each llm.c token file becomes one train shard "train-NNNNN.kvs" in
+// dir (CorpusDir::build_dir); documents end after each end-of-text token (a tail without one is a
+// last document). Returns the manifest, with `created_by` and `request` (CorpusManifest), for
+// CorpusDir::finish to write.
 CorpusManifest wrap_llmc_files(const std::vector<std::string>& files, const std::string& dir,
                                const TokenizerIdentity& tokenizer, const std::string& created_by,
                                const std::string& request);

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "datasets/tokenizer/utf8.h"
 
 namespace kervan {
@@ -53,14 +54,14 @@ TextSource make_source(const fs::path& path, const std::string& key) {
 class FileHandle {
  public:
   explicit FileHandle(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "rb")) {
-    if (!f_) fail(path, std::string("cannot open input file: ") + std::strerror(errno));
+    if (!f_) throw_io_error(path, "cannot open input file", errno);
   }
   ~FileHandle() { std::fclose(f_); }
   FileHandle(const FileHandle&) = delete;
   FileHandle& operator=(const FileHandle&) = delete;
   size_t read(void* buf, size_t n) {
     const size_t got = std::fread(buf, 1, n, f_);
-    if (got < n && std::ferror(f_)) fail(path_, std::string("read failed: ") + std::strerror(errno));
+    if (got < n && std::ferror(f_)) throw_io_error(path_, "read failed", errno);
     return got;
   }
 
@@ -192,12 +193,14 @@ bool classify_text_file(std::string_view name, TextFormat& format, Compression& 
 
 std::vector<TextSource> discover_text_sources(const std::vector<std::string>& inputs) {
   std::vector<TextSource> out;
+  std::vector<std::string> given;  // how each source was given, for the message on a repeated one
   for (const std::string& input : inputs) {
     std::error_code ec;
     const fs::file_status st = fs::status(input, ec);
     if (ec || !fs::exists(st)) fail(input, "cannot open input file: no such file or folder");
     if (fs::is_regular_file(st)) {
       out.push_back(make_source(input, fs::path(input).filename().string()));
+      given.push_back("as " + input);
       continue;
     }
     if (!fs::is_directory(st)) fail(input, "not a regular file or folder");
@@ -229,8 +232,15 @@ std::vector<TextSource> discover_text_sources(const std::vector<std::string>& in
     std::vector<std::pair<std::string, fs::path>> keyed;
     for (const fs::path& f : files) keyed.emplace_back(fs::relative(f, input).generic_string(), f);
     std::sort(keyed.begin(), keyed.end());
-    for (const auto& [key, path] : keyed) out.push_back(make_source(path, key));
+    for (const auto& [key, path] : keyed) {
+      out.push_back(make_source(path, key));
+      given.push_back("as " + key + " in the input folder " + input);
+    }
   }
+  // One file reached twice (given twice, as a folder and a file in it, or through a link).
+  std::vector<std::string> paths;
+  for (const TextSource& s : out) paths.push_back(s.path);
+  refuse_repeated_files(paths, "input file", given);
   return out;
 }
 
@@ -330,13 +340,13 @@ DocStatus document_text(const TextSource& source, const TextReadOptions& options
   json value;
   try {
     value = json::parse(doc.text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number out of range (1e400)
     problem = e.what();
     if (!is_valid_utf8(doc.text)) {  // repair ill-formed UTF-8, then try again
       try {
         value = json::parse(replace_invalid_utf8(doc.text));
         problem.clear();
-      } catch (const json::parse_error& e2) {
+      } catch (const json::exception& e2) {
         problem = e2.what();
       }
     }

@@ -13,7 +13,7 @@ namespace kervan {
 //   {"fingerprint": "...", "train": [shard entries], "val": [...], "sources": [source entries]}
 // with the entries as in manifest.json. The fingerprint names what the unit was made from
 // (CorpusBuilder decides it and whether the shards are still intact); the manifest is assembled
-// from the records, which finish_corpus_dir then removes.
+// from the records, which CorpusDir::finish then removes.
 struct UnitRecord {
   std::vector<ShardEntry> train, val;
   std::vector<SourceEntry> sources;

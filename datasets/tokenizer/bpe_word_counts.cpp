@@ -43,7 +43,7 @@ void BpeWordCounter::add_text(std::string_view text) {
 
 void BpeWordCounter::add_file(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw UserError(path + ": cannot open input file: " + std::strerror(errno));
+  if (!f) throw_io_error(path, "cannot open input file", errno);
   const CharClasses& classes = CharClasses::get();
   std::string buf;  // the text not counted yet
   for (bool eof = false; !eof;) {
@@ -51,7 +51,7 @@ void BpeWordCounter::add_file(const std::string& path) {
     buf.resize(old + chunk_bytes_);
     const size_t n = std::fread(buf.data() + old, 1, chunk_bytes_, f.get());
     buf.resize(old + n);
-    if (std::ferror(f.get())) throw UserError(path + ": read failed: " + std::strerror(errno));
+    if (std::ferror(f.get())) throw_io_error(path, "read failed", errno ? errno : EIO);
     bytes_ += n;
     eof = n < chunk_bytes_;
     // Count up to the last safe split and keep the rest for the next chunk; with none in sight

@@ -42,7 +42,7 @@ void append_json_string(std::string& out, const std::string& mapped) {
 
 void write_file(const fs::path& path, const std::string& data) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw UserError(path.string() + ": cannot create: " + std::strerror(errno));
+  if (fd < 0) throw_io_error(path.string(), "cannot create", errno);
   size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
@@ -50,12 +50,13 @@ void write_file(const fs::path& path, const std::string& data) {
     if (n <= 0) {
       const int err = errno;
       ::close(fd);
-      throw UserError(path.string() + ": write failed: " + std::strerror(err));
+      throw_io_error(path.string(), "write failed", err ? err : EIO);
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    throw UserError(path.string() + ": write failed: " + std::strerror(errno));
+  const bool synced = ::fsync(fd) == 0;
+  const int err = errno;
+  if (::close(fd) != 0 || !synced) throw_io_error(path.string(), "write failed", synced ? errno : err);
 }
 
 void fsync_dir(const fs::path& dir) {
@@ -114,15 +115,14 @@ void write_gpt2_vocab(const std::string& dir, const std::vector<BpeMerge>& merge
   const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
   std::error_code ec;
   fs::create_directories(parent, ec);
-  if (ec) throw UserError(parent.string() + ": cannot create folder: " + ec.message());
+  if (ec) throw_io_error(parent.string(), "cannot create folder", ec.value());
   std::string tmp_name = ".";  // built in steps: GCC 12 warns (-Wrestrict) on "." + string
   tmp_name += target.filename().string();
   tmp_name += ".tmp-";
   tmp_name += std::to_string(::getpid());
   const fs::path tmp = parent / tmp_name;
   fs::remove_all(tmp, ec);
-  if (!fs::create_directory(tmp, ec))
-    throw UserError(tmp.string() + ": cannot create folder: " + (ec ? ec.message() : "exists"));
+  if (!fs::create_directory(tmp, ec)) throw_io_error(tmp.string(), "cannot create folder", ec ? ec.value() : EEXIST);
   try {
     write_file(tmp / "encoder.json", json);
     write_file(tmp / "vocab.bpe", bpe);
@@ -131,7 +131,7 @@ void write_gpt2_vocab(const std::string& dir, const std::vector<BpeMerge>& merge
     if (std::rename(tmp.c_str(), target.c_str()) != 0) {
       const int err = errno;
       if (err == ENOTEMPTY || err == EEXIST) check_vocab_out_dir(dir);
-      throw UserError(dir + ": cannot move the vocabulary into place: " + std::strerror(err));
+      throw_io_error(dir, "cannot move the vocabulary into place", err);
     }
   } catch (...) {
     fs::remove_all(tmp, ec);

@@ -10,6 +10,9 @@ SpecialTokens SpecialTokens::make(const std::string& family, int64_t base_vocab,
     throw UserError("model.arch must be \"gpt\", \"bert\" or \"t5\", got \"" + family + "\"");
   SpecialTokens s{family, base_vocab, eot};
   if (base_vocab + s.count() > model_vocab) {
+    if (s.count() == 0)  // GPT: no special tokens, the tokenizer's ids alone do not fit
+      throw UserError("model.vocab_size (" + std::to_string(model_vocab) + ") is smaller than the tokenizer's " +
+                      std::to_string(base_vocab) + " ids (it needs at least " + std::to_string(base_vocab) + ")");
     const std::string who = family == "bert" ? "BERT" : "T5";
     throw UserError("model.vocab_size (" + std::to_string(model_vocab) + ") has no room for " + who + "'s " +
                     std::to_string(s.count()) + " special tokens after the tokenizer's " +

@@ -13,13 +13,13 @@ fixtures=$(realpath "$(dirname "$0")/../fixtures")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 cases=0
 
-# The state of the scratch folder: every file's path, mode and hash (out and err excluded).
+# The state of the scratch folder: every path with its type and mode, and every regular file's
+# hash (out, err and scratch excluded). Two finds and one sha256sum, whatever the number of files.
 snapshot() {
-  (cd "$work" && find . -path ./out -prune -o -path ./err -prune -o -path ./scratch -prune -o -print0 |
-    sort -z | while IFS= read -r -d '' f; do
-      if [[ -f $f && ! -p $f ]]; then echo "$f $(stat -c %a "$f") $(sha256sum <"$f" | cut -c1-16)"
-      else echo "$f $(stat -c %F-%a "$f")"; fi
-    done)
+  (cd "$work" && find . \( -path ./out -o -path ./err -o -path ./scratch \) -prune -o -printf '%p %y %m\n' |
+    LC_ALL=C sort &&
+    find . \( -path ./out -o -path ./err -o -path ./scratch \) -prune -o -type f -print0 | LC_ALL=C sort -z |
+    xargs -0 -r sha256sum)
 }
 
 # expect CODE NAME WANT command...: the command ends within 120 s with exit code CODE, its stderr
@@ -72,6 +72,45 @@ mkdir -p folder && cp text.txt folder/
 train=("$kervan" train --config "$work/c.toml")
 "${train[@]}" --set "checkpoint.dir=\"$work/ck\"" 2>/dev/null || fail "a run that saves a checkpoint"
 gzip -c text.txt >text.txt.gz
+# A BERT and a GRU checkpoint (ckpt export takes GPT only), checkpoints whose manifest names a file
+# outside its step folder, a .jsonl whose second line has no text, a link to text.txt, a tokenizer.
+"${train[@]}" --set 'model.arch="bert"' --set model.vocab_size=300 --set "data.path=\"$work/corpus\"" \
+  --set "checkpoint.dir=\"$work/bck\"" 2>/dev/null || fail "a BERT run that saves a checkpoint"
+grep -v -e n_head -e max_seq_len c.toml >rnn.toml
+"$kervan" train --config rnn.toml --set 'model.arch="gru"' --set "checkpoint.dir=\"$work/gck\"" 2>/dev/null ||
+  fail "a GRU run that saves a checkpoint"
+for bad in dotdot absolute; do
+  cp -r ck/step_00000003 "ck_$bad"
+  python3 - "ck_$bad/manifest.json" "$bad" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+if sys.argv[2] == "dotdot": m["files"][0]["name"] = "../../text.bin"
+else: m["tensors"][0]["file"] = "/etc/passwd"
+json.dump(m, open(sys.argv[1], "w"))
+PY
+done
+printf '{"text": "a fine line"}\n{"body": "no text field"}\n' >badline.jsonl
+ln -s text.txt link.txt
+"$kervan" tokenizer train --vocab-size 300 --out tok text.txt 2>/dev/null || fail "tokenizer train"
+mkdir -p emptytok
+yes "the five boxing wizards jump quickly over the lazy dogs" | head -c 3000000 >mid.txt
+printf '{"step": 1, "loss": 2.5, "tokens_per_s": 100}\n{"step": 2, "loss": 1e400}\n' >overflow.jsonl
+printf '{"step": 1, "loss": 2.5}\n{"step": 2, "val_loss": 2.4}\n' >nospeed.jsonl
+
+# on_small_disk COMMAND: runs bash -c COMMAND (in $work) with scratch/disk a 256 KB tmpfs in a private
+# mount namespace, or, where mounting is not allowed, under a 16 KB file size limit (writes then
+# fail with EFBIG, "File too large", instead of ENOSPC). Both are the environment's: exit 4.
+# $fill_disk leaves about 6 KB free on the tmpfs.
+mkdir -p scratch/disk
+: >empty.txt
+fill_disk="head -c 256000 /dev/zero >scratch/disk/filler 2>/dev/null"
+if unshare -m bash -c "mount -t tmpfs -o size=256k tmpfs '$work/scratch/disk'" 2>/dev/null; then
+  full_disk="No space left on device"
+  on_small_disk() { unshare -m bash -c "mount -t tmpfs -o size=256k tmpfs scratch/disk && $1"; }
+else
+  full_disk="File too large"
+  on_small_disk() { bash -c "trap '' XFSZ; ulimit -f 16; $1"; }
+fi
 
 # --- 1. data loss: kervan never truncates or deletes what it did not write ---------------------
 expect 2 "metrics file = the training data" "text.bin" "${train[@]}" --set "log.metrics_file=\"$work/text.bin\""
@@ -93,8 +132,66 @@ expect 2 "ckpt export over the training data" "exists" "$kervan" ckpt export --f
 expect 2 "ckpt export over the config" "exists" "$kervan" ckpt export --format hf ck c.toml
 expect 2 "ckpt export into the checkpoint" "ck" "$kervan" ckpt export --format llmc ck ck/step_00000003/m.bin
 expect 2 "ckpt export into a missing folder" "no-such-folder" "$kervan" ckpt export --format llmc ck no-such-folder/m.bin
+# prepare --overwrite builds aside and swaps only a complete corpus in: a bad input midway, or a
+# full disk, leaves the old corpus as it was (the snapshot sees corpus/ unchanged, nothing aside).
+expect 2 "prepare --overwrite with a bad input keeps the old corpus" "badline.jsonl:2" "$kervan" prepare \
+  --tokenizer bytes --overwrite --out corpus badline.jsonl
+cases=$((cases + 1))
+on_small_disk "cp -r corpus scratch/disk/c && '$kervan' prepare --tokenizer bytes --overwrite --out scratch/disk/c mid.txt;
+  rc=\$?; '$kervan' corpus verify scratch/disk/c >/dev/null || exit 90; [[ -e scratch/disk/.c.kervan-overwrite ]] && exit 91;
+  exit \$rc" >"$work/out" 2>"$work/err"
+rc=$?
+[[ $rc -eq 4 ]] && grep -q "$full_disk" "$work/err" ||
+  fail "prepare --overwrite on a full disk: exit $rc (90: the old corpus damaged, 91: left aside): $(tail -2 "$work/err")"
+# A rebuild that succeeds swaps the folders: the user's own file in it stays, nothing is left aside.
+"$kervan" prepare --tokenizer bytes --out scratch/ow text.txt 2>/dev/null && echo "mine" >scratch/ow/NOTES.md &&
+  "$kervan" prepare --tokenizer bytes --overwrite --out scratch/ow text.txt.gz 2>/dev/null ||
+  fail "prepare --overwrite: the rebuild failed"
+grep -q '"created_by": "kervan prepare --tokenizer bytes --overwrite' scratch/ow/manifest.json &&
+  [[ -f scratch/ow/NOTES.md && ! -e scratch/.ow.kervan-overwrite && ! -e scratch/ow/.kervan-prepare.lock ]] ||
+  fail "prepare --overwrite: $(ls -A scratch scratch/ow | tr '\n' ' ')"
+# Two prepares into one folder: the second is refused naming the folder and the first one's pid.
+cases=$((cases + 1))
+for i in $(seq 1 8); do cat mid.txt; done >scratch/big.txt
+"$kervan" prepare --tokenizer "$work/tok" --threads 1 --out scratch/busy scratch/big.txt 2>/dev/null &
+first=$!
+pids+=("$first")
+for _ in $(seq 200); do [[ -s scratch/busy/.kervan-prepare.lock ]] && break; sleep 0.05; done
+timeout 60 "$kervan" prepare --tokenizer bytes --out scratch/busy text.txt >"$work/out" 2>"$work/err"
+rc=$?
+[[ $rc -eq 2 ]] && grep -q "scratch/busy: --out is in use by another kervan prepare (pid $first " "$work/err" ||
+  fail "a second prepare into a busy folder: exit $rc: $(tail -2 "$work/err")"
+wait "$first" || fail "the first prepare into scratch/busy failed"
+"$kervan" corpus verify scratch/busy >/dev/null 2>&1 || fail "the first prepare's corpus does not verify"
+[[ ! -e scratch/busy/.kervan-prepare.lock ]] || fail "the lock file of a finished prepare was left"
+rm -f scratch/big.txt
+# A failed prepare into a new folder leaves no folder behind.
+expect 2 "prepare of empty input into a new folder" "no documents" "$kervan" prepare --tokenizer bytes --out new-out empty.txt
 
 # --- 2. silently wrong results: every value is checked against its meaning ---------------------
+expect 2 "prepare: one file given twice" "given twice" "$kervan" prepare --tokenizer bytes --out scratch/d text.txt text.txt
+expect 2 "prepare: a folder and a file in it" "as text.txt in the input folder folder, and as folder/text.txt" \
+  "$kervan" prepare --tokenizer bytes --out scratch/d folder folder/text.txt
+expect 2 "prepare: a file and a link to it" "as link.txt" "$kervan" prepare --tokenizer bytes --out scratch/d text.txt link.txt
+expect 2 "prepare .bin: one file given twice" "given twice" "$kervan" prepare --tokenizer bytes --out scratch/d.bin text.txt ./text.txt
+expect 2 "tokenizer train: a file and a link to it" "given twice" "$kervan" tokenizer train --vocab-size 300 \
+  --out scratch/t text.txt link.txt
+expect 2 "data.path: one corpus twice" "data.path entry given twice" "${train[@]}" \
+  --set "data.path=[\"$work/text.bin\", \"$work/./text.bin\"]"
+expect 2 "data.tokenizer unknown, sampling off" "data.tokenizer 'gpt3'" "${train[@]}" --set 'data.tokenizer="gpt3"'
+expect 2 "data.tokenizer a folder without its files" "without encoder.json" "${train[@]}" \
+  --set "data.tokenizer=\"$work/emptytok\""
+expect 2 "data.tokenizer another than the corpus's" "data.tokenizer '$work/tok' is not the tokenizer" "${train[@]}" \
+  --set "data.tokenizer=\"$work/tok\"" --set "data.path=\"$work/corpus\"" --set model.vocab_size=300
+expect 2 "sample --temperature nan" "--temperature" "$kervan" sample --checkpoint ck --temperature nan
+expect 2 "sample --top-p inf" "--top-p" "$kervan" sample --checkpoint ck --top-p inf
+expect 2 "prepare --val-fraction nan" "--val-fraction" "$kervan" prepare --tokenizer bytes --val-fraction nan --out scratch/v text.txt
+expect 2 "prepare --seed above 2^63" "--seed: Value 99999999999999999999" "$kervan" prepare \
+  --tokenizer bytes --seed 99999999999999999999 --out scratch/v text.txt
+expect 2 "prepare --val-documents -1" "--val-documents: Value -1 not in range" "$kervan" prepare --tokenizer bytes \
+  --val-documents -1 --out scratch/v text.txt
+expect 2 "sample --seed below -2^63" "--seed" "$kervan" sample --checkpoint ck --seed -99999999999999999999
+expect 2 "prepare --timeout-s nan" "--timeout-s" "$kervan" prepare --tokenizer bytes --timeout-s nan --out scratch/v text.txt
 expect 2 "eps < 0" "train.eps" "${train[@]}" --set train.eps=-1e-8
 expect 2 "grad_clip nan" "train.grad_clip" "${train[@]}" --set train.grad_clip=nan
 expect 2 "warmup > steps" "train.warmup_steps" "${train[@]}" --set train.warmup_steps=10
@@ -119,6 +216,12 @@ expect 2 "a model that cannot fit" "this run needs" "${train[@]}" --set model.n_
 expect 2 "bench loader --batch 0" "--batch" "$kervan" bench loader --data text.bin --batch 0
 expect 2 "bench gemm --reps 0" "--reps" "$kervan" bench gemm --reps 0
 expect 2 "bench train --seq 0" "--seq" "$kervan" bench train --preset gpt2-tiny --seq 0
+expect 2 "bench train --arch bert --seq 1" "bench train: --seq must be >= 4 for bert" "$kervan" bench train --arch bert \
+  --layers 1 --heads 2 --d-model 16 --vocab 300 --seq 1
+expect 2 "bench train --arch t5 --seq 3" "--seq must be >= 8 for t5" "$kervan" bench train --arch t5 --layers 1 \
+  --heads 2 --d-model 16 --vocab 300 --seq 3
+expect 2 "prepare --threads 100000" "--threads" "$kervan" prepare --tokenizer bytes --threads 100000 --out scratch/th text.txt
+expect 2 "a metrics number out of range to plot" "overflow.jsonl:2" "$kervan" plot overflow.jsonl -o scratch/p.png
 
 # --- 4. hangs: every wait is bounded ----------------------------------------------------------
 expect 2 "a FIFO as data.path" "fifo" "${train[@]}" --set "data.path=\"$work/fifo\""
@@ -187,5 +290,44 @@ expect 2 "ckpt verify of a folder that is not a checkpoint" "user" "$kervan" ckp
 expect 2 "ckpt inspect of a missing folder" "missing" "$kervan" ckpt inspect missing
 expect 2 "tokenizer encode with a missing tokenizer folder" "no-tok" "$kervan" tokenizer encode --tokenizer no-tok text.txt
 expect 2 "finetune without its file" "finetune.train" "$kervan" finetune --config c.toml
+expect 2 "ckpt verify: a manifest naming ../" "ck_dotdot/manifest.json: damaged manifest: the files entry '../../text.bin'" \
+  "$kervan" ckpt verify ck_dotdot
+expect 2 "init_from: a manifest naming an absolute path" "ck_absolute/manifest.json: damaged manifest: tensor 'model/wte' names the file '/etc/passwd'" \
+  "${train[@]}" --set "checkpoint.init_from=\"$work/ck_absolute\""
+expect 2 "ckpt export of a BERT checkpoint" "export supports GPT checkpoints only" "$kervan" ckpt export --format hf bck scratch/hf
+expect 2 "ckpt export of a GRU checkpoint" "this one is gru" "$kervan" ckpt export --format llmc gck scratch/g.bin
+expect 2 "ckpt export where no folder can be made" "/proc/kervan-export" "$kervan" ckpt export --format hf ck /proc/kervan-export
+expect 2 "ckpt export through ck/.. is not inside ck" "exists" "$kervan" ckpt export --format llmc ck ck/../text.bin
+expect 2 "plot into a folder that cannot be written" "/proc/p.png" "$kervan" plot nospeed.jsonl -o /proc/p.png
+coordinator=(env KERVAN_TOKEN=bad-inputs-secret-0123456789 "$kervan" coordinator --journal "$work/j.journal")
+expect 2 "coordinator --listen on a port above 65535" "the port must be 0 to 65535" "${coordinator[@]}" --listen 127.0.0.1:99999
+expect 2 "coordinator --address-file over the config" "c.toml: --address-file exists and is not an address file" \
+  "${coordinator[@]}" --listen 127.0.0.1:0 --address-file c.toml
+expect 2 "coordinator --tls-cert not PEM" "text.txt: the TLS" "${coordinator[@]}" --listen 127.0.0.1:0 \
+  --tls-cert text.txt --tls-key text.txt
+expect 2 "status --coordinator on port 99999" "the port must be 1 to 65535" env KERVAN_TOKEN=bad-inputs-secret-0123456789 \
+  "$kervan" status --coordinator 127.0.0.1:99999 --timeout-s 1
+cp -r corpus corpus-damaged && sed -i 's/"train-00000-00000.kvs"/"..\/corpus\/train-00000-00000.kvs"/' corpus-damaged/manifest.json
+expect 2 "a corpus manifest naming ../" "must be a plain file name" "$kervan" corpus verify corpus-damaged
+printf '{"step": 1}\n' >noloss.jsonl
+expect 2 "plot a metrics file without a loss" "no line has a \"loss\"" "$kervan" plot noloss.jsonl -o scratch/nl.png
+"$kervan" plot nospeed.jsonl -o scratch/ns.png >/dev/null 2>"$work/err" ||
+  fail "plot of metrics without tokens_per_s: $(tail -2 "$work/err")"
+# --overwrite of a corpus whose manifest is damaged: the new corpus replaces it, nothing is left aside.
+cp -r corpus scratch/dm && sed -i 's/"train-00000-00000.kvs"/"..\/x"/' scratch/dm/manifest.json &&
+  "$kervan" prepare --tokenizer bytes --overwrite --out scratch/dm text.txt 2>/dev/null &&
+  "$kervan" corpus verify scratch/dm >/dev/null && [[ ! -e scratch/.dm.kervan-overwrite ]] ||
+  fail "prepare --overwrite of a damaged corpus: $(ls -A scratch | tr '\n' ' ')"
+# --- full disks and I/O errors: the environment's, exit 4, in every command ----------------------
+expect 4 "tokenizer encode to a full disk" "No space left on device" bash -c "'$kervan' tokenizer encode --tokenizer tok text.txt >/dev/full"
+expect 4 "corpus verify to a full disk" "No space left on device" bash -c "'$kervan' corpus verify corpus >/dev/full"
+for cmd in "prepare --tokenizer bytes --out scratch/disk/c mid.txt" "prepare --tokenizer bytes --out scratch/disk/c.bin mid.txt" \
+  "tokenizer train --vocab-size 2000 --out scratch/disk/t mid.txt" "ckpt export --format llmc ck scratch/disk/m.bin" \
+  "train --config c.toml --set checkpoint.dir=\\\"scratch/disk/ck\\\" --set model.d_model=64"; do
+  cases=$((cases + 1))
+  on_small_disk "$fill_disk; '$kervan' $cmd" >"$work/out" 2>"$work/err"
+  rc=$?
+  [[ $rc -eq 4 ]] && grep -q "$full_disk" "$work/err" || fail "$cmd on a full disk: exit $rc: $(tail -2 "$work/err")"
+done
 
 finish bad_inputs "$cases bad inputs: each one message, the right exit code, nothing changed on disk"

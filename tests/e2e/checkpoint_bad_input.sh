@@ -92,7 +92,8 @@ awk -v a="$first" -v b="$fresh" 'BEGIN { exit !(a < b - 0.3) }' || fail "init_fr
 # A full disk during a save: a small tmpfs in a private mount namespace (or, where mounting is not
 # allowed, a file size limit: writes then fail with EFBIG instead of ENOSPC). The first two
 # checkpoints fit, the third does not: on_failure = stop ends the run with exit 4 naming the file;
-# continue warns naming it and trains every step (exit 0). The two stay intact either way.
+# continue warns naming it and trains every step (exit 0). The two stay intact either way, and no
+# step_N.tmp of a failed save is left.
 cat >"$work/full.sh" <<'SH'
 set -u
 dir=$1 policy=$2
@@ -124,6 +125,9 @@ for policy in stop continue; do
     "$work/full_$policy.out" || fail "disk full ($policy): no message naming the file: $(tail -2 "$work/full_$policy.out")"
   copy="$work/full_$policy.copy/ck"
   [[ $(cat "$copy/latest") == step_00000004 ]] || fail "disk full ($policy): latest is $(cat "$copy/latest")"
+  # The failed saves left nothing behind (kervan removes its own step_N.tmp).
+  leftover=$(find "$copy" -maxdepth 1 -name 'step_*.tmp')
+  [[ -z $leftover ]] || fail "disk full ($policy): a failed save left $leftover"
   "$kervan" ckpt verify "$copy/step_00000002" >/dev/null && "$kervan" ckpt verify "$copy/step_00000004" >/dev/null ||
     fail "disk full ($policy): the checkpoints before it do not verify"
 done

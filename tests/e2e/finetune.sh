@@ -165,7 +165,7 @@ awk -v f="$first" -v l="$last" 'BEGIN { exit !(l < f) }' || fail "t5: loss did n
 
 # Bad input: one clear message each, exit code 2.
 { head -2 "$work/train.jsonl"; echo "not json"; tail -n +3 "$work/train.jsonl"; } > "$work/bad.jsonl"
-expect_error "a line that is not JSON" "$work/bad.jsonl:3: not a JSON object (--skip-bad-lines skips such lines)" \
+expect_error "a line that is not JSON" "$work/bad.jsonl:3: not valid JSON (a syntax error, or a number out of range) (--skip-bad-lines skips such lines)" \
   "$kervan" finetune --config "$work/cls.toml" --set finetune.train="\"$work/bad.jsonl\""
 "$kervan" finetune --config "$work/cls.toml" --set finetune.train="\"$work/bad.jsonl\"" --set train.steps=2 --set train.warmup_steps=0 \
   --skip-bad-lines >/dev/null 2>"$work/err" || fail "--skip-bad-lines: $(tail -2 "$work/err")"

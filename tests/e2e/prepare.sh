@@ -86,8 +86,11 @@ unset KERVAN_PREPARE_UNIT_BYTES
 # 5. --from-llmc: byte tokens, documents end at each newline (token 10).
 printf 'first line\nsecond line\nthird' > "$work/l.txt"
 "$kervan" prepare --tokenizer bytes --out "$work/l.bin" "$work/l.txt" 2>/dev/null || fail "legacy .bin"
-"$kervan" prepare --from-llmc --tokenizer bytes-llmc --vocab-size 256 --eot-id 10 --out "$work/fl" "$work/l.bin" "$work/l.bin" \
+cp "$work/l.bin" "$work/l2.bin"  # (one file given twice is refused: it would be counted twice)
+"$kervan" prepare --from-llmc --tokenizer bytes-llmc --vocab-size 256 --eot-id 10 --out "$work/fl" "$work/l.bin" "$work/l2.bin" \
   2>/dev/null || fail "--from-llmc"
+expect_error "--from-llmc: one file twice" "given twice" "$kervan" prepare --from-llmc --tokenizer bytes-llmc \
+  --vocab-size 256 --eot-id 10 --out "$work/fl2" "$work/l.bin" "$work/l.bin"
 [[ "$("$kervan" corpus verify "$work/fl")" == '{"train":{"shards":2,"documents":6,"tokens":56}}' ]] ||
   fail "--from-llmc: $("$kervan" corpus verify "$work/fl")"
 
@@ -121,7 +124,8 @@ echo x > "$work/bad/x.csv"
 expect_error "unknown type" "x.csv: unknown input type" "$kervan" prepare --tokenizer bytes --out "$work/o6" "$work/bad/x.csv"
 expect_error "no documents" "the input holds no documents" "$kervan" prepare --tokenizer bytes --out "$work/o7" "$in/more"
 no_corpus "$work/o7" "no documents"
-expect_error "bad fraction" "--val-fraction must be at least 0 and below 1" "$kervan" prepare --tokenizer bytes --val-fraction 1.5 --out "$work/o8" "$in"
+expect_error "bad fraction" "--val-fraction: Value 1.5 not in range 0 to 1" "$kervan" prepare --tokenizer bytes --val-fraction 1.5 --out "$work/o8" "$in"
+expect_error "fraction 1" "--val-fraction must be at least 0 and below 1" "$kervan" prepare --tokenizer bytes --val-fraction 1 --out "$work/o8" "$in"
 expect_error "no tokenizer" "run scripts/get-tokenizer.sh gpt2" env KERVAN_DATA_DIR="$work/none" "$kervan" prepare --out "$work/o9" "$in"
 
 finish prepare "all checks passed"

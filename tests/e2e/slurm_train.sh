@@ -76,6 +76,13 @@ for _ in $(seq 1 300); do
   [[ $(job_field "$id" Restarts) == 1 && $(job_state "$id") == PENDING ]] && break
   sleep 0.1
 done
+# Started again only once the node is idle: a start while slurmd still cleans up the first one
+# is killed by Slurm ("Job credential revoked", "already killed, do not launch"), a race of the
+# test's shortcut on a loaded machine, not of the job.
+for _ in $(seq 1 300); do
+  [[ -z $(sinfo -h -N -o %T | grep -v '^idle$') ]] && break
+  sleep 0.1
+done
 scontrol update JobId="$id" StartTime=now || fail "scontrol update StartTime=now"
 state=$(wait_job "$id" 180)
 unset KERVAN_TEST_STEP_DELAY_MS

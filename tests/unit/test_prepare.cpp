@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "datasets/prepare/corpus_dir.h"
 #include "datasets/prepare/corpus_writer.h"
 #include "datasets/prepare/text_sources.h"
 #include "temp_dir_test.h"
@@ -98,15 +99,19 @@ class Prepare : public TempDirTest {
     o.threads = threads;
     o.shard_tokens = 2000;
     o.unit_bytes = 1000;
-    begin_corpus_dir(out, false, kRequest);
+    return build_into(CorpusDir::begin(out, false, kRequest), o, stats, val, kRequest);
+  }
+  CorpusManifest build_into(const std::unique_ptr<CorpusDir>& d, CorpusOptions o, BuildStats* stats = nullptr,
+                            double val = 0.1, const std::string& request = kRequest) {
+    o.out_dir = d->build_dir();
     CorpusBuilder b(o, discover_text_sources({(dir / "in").string()}), bytes_tok, val_rule_for_fraction(val));
     std::vector<size_t> all(b.units().size());
     for (size_t i = 0; i < all.size(); ++i) all[i] = i;
     const BuildStats s = b.build(all, [](const BuildProgress&) {});
     if (stats) *stats = s;
     CorpusManifest m = b.manifest("test");
-    m.request = kRequest;
-    finish_corpus_dir(out, m);
+    m.request = request;
+    d->finish(m);
     return m;
   }
   static constexpr const char* kRequest = "request-1";
@@ -269,8 +274,8 @@ TEST_F(Prepare, ResumeKeepsFinishedUnits) {
   o.threads = 2;
   o.shard_tokens = 2000;
   o.unit_bytes = 1000;
-  begin_corpus_dir(out, false, kRequest);
   {
+    const auto d = CorpusDir::begin(out, false, kRequest);
     CorpusBuilder b(o, discover_text_sources({(dir / "in").string()}), bytes_tok, val_rule_for_fraction(0.1));
     ASSERT_GE(b.units().size(), 3u);
     b.build({0, 1}, [](const BuildProgress&) {});
@@ -290,7 +295,7 @@ TEST_F(Prepare, ResumeKeepsFinishedUnits) {
   // The same corpus as an uninterrupted run.
   build((dir / "full").string(), 1);
   EXPECT_EQ(after, files_of(dir / "full"));
-  EXPECT_TRUE(begin_corpus_dir(out, false, kRequest));  // complete now: a rerun has nothing to do
+  EXPECT_TRUE(CorpusDir::begin(out, false, kRequest)->complete());  // complete now: a rerun has nothing to do
 }
 
 // A shard damaged between an interrupted run and its resume is not kept: its unit is made again,
@@ -303,8 +308,8 @@ TEST_F(Prepare, ResumeRedoesAUnitWhoseShardWasDamaged) {
   o.threads = 1;
   o.shard_tokens = 2000;
   o.unit_bytes = 1000;
-  begin_corpus_dir(out, false, kRequest);
   {
+    const auto d = CorpusDir::begin(out, false, kRequest);
     CorpusBuilder b(o, discover_text_sources({(dir / "in").string()}), bytes_tok, val_rule_for_fraction(0.1));
     b.build({0, 1}, [](const BuildProgress&) {});
   }
@@ -330,31 +335,74 @@ TEST_F(Prepare, OutputFolderOwnership) {
   std::ofstream(theirs / "train-00000-00000.kvs") << "the user's own file";
   std::ofstream(theirs / "notes.tmp") << "also theirs";
   try {
-    begin_corpus_dir(theirs.string(), false, kRequest);
+    CorpusDir::begin(theirs.string(), false, kRequest);
     ADD_FAILURE() << "a folder with someone else's files was taken";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("not a kervan corpus"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(begin_corpus_dir(theirs.string(), true, kRequest), UserError)
+  EXPECT_THROW(CorpusDir::begin(theirs.string(), true, kRequest), UserError)
       << "--overwrite does not change that";
   EXPECT_TRUE(fs::exists(theirs / "train-00000-00000.kvs"));
   EXPECT_TRUE(fs::exists(theirs / "notes.tmp"));
 
   std::ofstream(dir / "afile") << "x";
-  EXPECT_THROW(begin_corpus_dir((dir / "afile").string(), false, kRequest), UserError);
+  EXPECT_THROW(CorpusDir::begin((dir / "afile").string(), false, kRequest), UserError);
 
   make_inputs();
   const std::string out = (dir / "mine").string();
   build(out, 1);
-  EXPECT_TRUE(begin_corpus_dir(out, false, kRequest));
+  EXPECT_TRUE(CorpusDir::begin(out, false, kRequest)->complete());
   try {
-    begin_corpus_dir(out, false, "another request");
+    CorpusDir::begin(out, false, "another request");
     ADD_FAILURE() << "a corpus made from other inputs was taken as complete";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("from other inputs or options"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(begin_corpus_dir(out, true, "another request")) << "--overwrite rebuilds it";
-  EXPECT_FALSE(fs::exists(out + "/manifest.json"));
+  {
+    const auto d = CorpusDir::begin(out, true, "another request");
+    EXPECT_FALSE(d->complete()) << "--overwrite rebuilds it";
+    EXPECT_TRUE(d->replacing());
+    EXPECT_TRUE(fs::exists(out + "/manifest.json")) << "the old corpus stays until the new one is complete";
+  }
+  EXPECT_EQ(read_corpus_manifest(out).request, kRequest) << "an abandoned rebuild changed nothing";
+  EXPECT_FALSE(fs::exists(out + "/" + kPrepareLockFile)) << "the lock file goes with the lock";
+}
+
+// --overwrite builds aside and swaps the new corpus in when it is complete; the user's own files in
+// the folder stay; the folder aside and the lock files are gone.
+TEST_F(Prepare, OverwriteSwapsTheNewCorpusIn) {
+  make_inputs();
+  const std::string out = (dir / "swap").string();
+  build(out, 1);
+  std::ofstream(out + "/README.txt") << "the user's note";
+  CorpusOptions o;
+  o.threads = 1;
+  o.shard_tokens = 3000;  // another corpus: other shards
+  o.unit_bytes = 1000;
+  const auto d = CorpusDir::begin(out, true, "request-2");
+  ASSERT_TRUE(d->replacing());
+  EXPECT_EQ(d->build_dir(), CorpusDir::aside_dir(out));
+  build_into(d, o, nullptr, 0.1, "request-2");
+  EXPECT_EQ(read_corpus_manifest(out).request, "request-2");
+  EXPECT_TRUE(fs::exists(out + "/README.txt"));
+  EXPECT_FALSE(fs::exists(CorpusDir::aside_dir(out)));
+  for (const auto& [split, shards] : read_corpus_manifest(out).splits)
+    for (const ShardEntry& e : shards) EXPECT_TRUE(fs::exists(out + "/" + e.file)) << e.file;
+}
+
+// One prepare at a time per folder: a second is refused naming the folder and the holder.
+TEST_F(Prepare, ASecondPrepareIntoTheSameFolderIsRefused) {
+  const std::string out = (dir / "busy").string();
+  const auto first = CorpusDir::begin(out, false, kRequest);
+  try {
+    CorpusDir::begin(out, false, kRequest);
+    ADD_FAILURE() << "two prepares into one folder";
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(out), std::string::npos) << what;
+    EXPECT_NE(what.find("in use by another kervan prepare (pid " + std::to_string(::getpid())), std::string::npos)
+        << what;
+  }
 }
 
 }  // namespace
