@@ -49,8 +49,8 @@ STUDY_KEYS = {
     "lr": 3e-3, "eval_every": 10, "eval_batches": 4, "grad_batches": 4,
 }
 PROBE_KEYS = {
-    "distances": [8, 16, 32, 64, 128, 256, 512], "keys": 8, "fillers": 8, "train_documents": 256,
-    "val_documents": 64, "steps": 64, "micro_batch": 8, "lr": 1e-2,
+    "distances": [8, 32, 128, 512], "keys": 8, "fillers": 8, "train_documents": 256, "val_documents": 64,
+    "steps": 32, "micro_batch": 8, "lr": 1e-2,
 }
 KEY_LETTERS, FILLER_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 
