@@ -185,10 +185,15 @@ def grad_norms(binary, cfg, batches, checkpoint=None):
     args = ["study", "grad-norms", "--config", cfg, "--batches", str(batches)]
     norms = json.loads(kervan(binary, *args, *(["--checkpoint", checkpoint] if checkpoint else [])).stdout)["norms"]
     # Entry 0 is the loss position itself; from entry 1 on only the path through time (or
-    # attention) reaches the loss. far_over_near: the norm T-1 positions back over the one 1 back.
+    # attention) reaches the loss. far_over_near: the norm T-1 positions back over the one 1 back;
+    # per_step: the geometric mean factor per step from 1 to k = min(10, T-1) back (before fp32
+    # underflow, which trained recurrent models reach within the window); zero_from: the first
+    # distance whose norm underflowed to 0 (T: none).
+    k = min(10, len(norms) - 1)
     far = norms[-1] / norms[1] if len(norms) > 2 and norms[1] > 0 else 0.0
-    return {"norms": norms, "far_over_near": far,
-            "per_step": far ** (1.0 / (len(norms) - 2)) if len(norms) > 2 else 0.0}
+    near = norms[k] / norms[1] if k > 1 and norms[1] > 0 else 0.0
+    return {"norms": norms, "far_over_near": far, "per_step": near ** (1.0 / (k - 1)) if k > 1 else 0.0,
+            "zero_from": next((i for i, v in enumerate(norms) if v == 0), len(norms))}
 
 
 def param_count(arch, s, vocab, max_seq_len):
@@ -346,7 +351,7 @@ def check(path):
                 bad.append(f"archs.{arch}.{field}: missing")
         for when in ("init", "trained"):
             g = a.get("grad_norms", {}).get(when, {})
-            for field in ("norms", "far_over_near", "per_step"):
+            for field in ("norms", "far_over_near", "per_step", "zero_from"):
                 if field not in g:
                     bad.append(f"archs.{arch}.grad_norms.{when}.{field}: missing")
             if len(g.get("norms", [])) != j.get("seq_len"):
