@@ -1,99 +1,333 @@
 #!/usr/bin/python3
-"""The recurrent study (issue 14), as a bench script over `kervan train`: GPT, LSTM, GRU and RNN
-models of about equal parameter count train on the same corpus for the same token budget (same
-seed, batch, sequence length, schedule and threads), and the script reports per architecture
+"""The recurrent study (issue 14; docs/recurrent-study.md), run by `kervan study recurrent --config
+STUDY.toml`. GPT, LSTM, GRU and RNN models of about equal parameter count train through `kervan
+train` on one corpus for one token budget (same seed, batch, sequence length, schedule, threads),
+and the study reports per architecture
 
   (a) tokens/s (median over the steps) and wall time of the run,
   (b) validation loss after the equal token budget, and after equal wall time (the last
       validation each run had reached by the time the fastest run finished),
+  (c) the norm of d(loss at the last position)/d(state at each position back from it), at
+      initialisation and after training (`kervan study grad-norms`: the top recurrent layer's
+      hidden state; GPT's residual stream entering its last block),
+  (d) a long-dependency probe: a key letter, d random filler letters, '?', and the key again; per
+      distance d a corpus is generated (deterministically, from the seed), every architecture
+      trains on it briefly, and `kervan study recall` scores the key after '?' on held-out
+      documents,
   (e) parameter counts, and the LSTM and GRU layer parameters at equal width,
 
-as one JSON file. (c) hidden-state gradient norms and (d) the long-dependency probe are not
-implemented yet (docs/recurrent-study.md). Every number comes from the runs' metrics files.
+into OUT/study.json, with plots OUT/loss.png (`kervan plot`), OUT/grad-norms.png and
+OUT/probe.png (gnuplot) and each run's config and metrics under OUT/runs/. Every number comes from
+kervan's own output. This is a driver over `kervan train` rather than C++ so that the study cannot
+drift from the trainer it measures.
 
-  bench/recurrent_study.py --kervan build/kervan --corpus DIR --out study.json [--size tiny|test]
+  bench/recurrent_study.py --kervan build/kervan --config STUDY.toml
+  bench/recurrent_study.py --check OUT/study.json      # every field present and finite (exit 1)
 
-DIR is a kervan corpus with a val split (kervan prepare --val-documents N). --size test is the
-seconds-long run ctest makes (tests/e2e/recurrent_study.sh); --check FILE verifies that a written
-JSON file has every field, finite."""
+STUDY.toml has one [study] table (keys and defaults: STUDY_KEYS below) and an optional
+[study.probe] table (PROBE_KEYS); study.corpus, a kervan corpus with a validation split (kervan
+prepare --val-documents N), is required. A config mistake exits 2 naming the file and key."""
 import argparse
 import json
 import math
 import os
+import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import tomllib
 
-# Shapes of about equal parameter count at width C: GPT's 2 blocks of 12 C^2 equal 3 LSTM layers of
-# 8 C^2, 4 GRU layers of 6 C^2, 12 RNN layers of 2 C^2.
-SIZES = {
-    "tiny": {"d_model": 64, "n_head": 4, "steps": 300, "micro_batch": 16, "seq_len": 64, "eval_every": 50,
-             "eval_batches": 4, "layers": {"gpt": 2, "lstm": 3, "gru": 4, "rnn": 12}},
-    "test": {"d_model": 16, "n_head": 2, "steps": 4, "micro_batch": 2, "seq_len": 16, "eval_every": 2,
-             "eval_batches": 1, "layers": {"gpt": 2, "lstm": 3, "gru": 4, "rnn": 12}},
-}
 ARCHS = ("gpt", "lstm", "gru", "rnn")
+# Defaults: the docs' size. At width C, GPT's 2 blocks of 12 C^2 are about 3 LSTM layers of 8 C^2,
+# 4 GRU layers of 6 C^2 and 12 RNN layers of 2 C^2.
+STUDY_KEYS = {
+    "corpus": None, "out": "recurrent-study", "threads": 2, "seed": 1, "d_model": 64, "n_head": 4,
+    "layers": {"gpt": 2, "lstm": 3, "gru": 4, "rnn": 12}, "steps": 40, "micro_batch": 16, "seq_len": 64,
+    "lr": 3e-3, "eval_every": 10, "eval_batches": 4, "grad_batches": 4,
+}
+PROBE_KEYS = {
+    "distances": [8, 32, 128, 512], "keys": 8, "fillers": 8, "train_documents": 256, "val_documents": 64,
+    "steps": 32, "micro_batch": 8, "lr": 1e-2,
+}
+KEY_LETTERS, FILLER_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 
 
-def config(arch, size, corpus, vocab, threads, metrics):
-    s = SIZES[size]
-    head = f"n_head = {s['n_head']}\n" if arch == "gpt" else ""
+def refuse(path, message):
+    print(f"kervan study recurrent: {path}: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def typed(path, where, value, default):
+    """`value` checked against the type of its default (exit 2 naming the key)."""
+    if isinstance(default, bool) or default is None:
+        ok = isinstance(value, str)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and value and all(isinstance(v, int) and v > 0 for v in value)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        kind = {int: "a positive integer", float: "a positive number", list: "a list of positive integers"}
+        refuse(path, f"{where} = {value!r}: expected {kind.get(type(default), 'a string')}")
+    return value
+
+
+def load_config(path):
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        refuse(path, "no such file")
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        refuse(path, f"not a readable TOML file ({e})")
+    for top in raw:
+        if top != "study":
+            refuse(path, f"[{top}]: unknown table (a study config has [study] and [study.probe])")
+    study = dict(raw.get("study", {}))
+    probe_raw = study.pop("probe", {})
+    s, p = {}, {}
+    for table, keys, raw_table, out in (("study", STUDY_KEYS, study, s), ("study.probe", PROBE_KEYS, probe_raw, p)):
+        if not isinstance(raw_table, dict):
+            refuse(path, f"{table}: expected a table")
+        for k in raw_table:
+            if k not in keys:
+                refuse(path, f"{table}.{k}: unknown key (known: {', '.join(keys)})")
+        for k, default in keys.items():
+            v = raw_table.get(k, default)
+            if k == "layers":
+                if not isinstance(v, dict) or sorted(v) != sorted(ARCHS) or not all(
+                        isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v.values()):
+                    refuse(path, f"study.layers = {v!r}: expected {{ gpt = N, lstm = N, gru = N, rnn = N }}, "
+                                 "each a positive integer")
+            elif v is not None:
+                v = typed(path, f"{table}.{k}", v, default)
+            out[k] = v
+    if not s["corpus"]:
+        refuse(path, "study.corpus is not set: the study needs a kervan corpus with a validation split "
+                     "(kervan prepare --val-documents N)")
+    if not os.path.isfile(os.path.join(s["corpus"], "manifest.json")):
+        refuse(path, f"study.corpus = {s['corpus']!r}: not a kervan corpus folder (no manifest.json)")
+    if s["d_model"] % s["n_head"]:
+        refuse(path, f"study.d_model = {s['d_model']} is not a multiple of study.n_head = {s['n_head']}")
+    if p["keys"] > len(KEY_LETTERS) or p["fillers"] > len(FILLER_LETTERS):
+        refuse(path, f"study.probe.keys and fillers: at most {len(KEY_LETTERS)} each")
+    out = os.path.abspath(s["out"])
+    if os.path.exists(out) and not os.path.isdir(out):
+        refuse(path, f"study.out = {s['out']!r}: exists and is not a folder")
+    if not os.path.isdir(os.path.dirname(out)):
+        refuse(path, f"study.out = {s['out']!r}: no such folder: {os.path.dirname(out)}")
+    return s, p
+
+
+def kervan(binary, *args):
+    """Runs kervan; its stdout, or exit with its exit code and the end of its stderr."""
+    p = subprocess.run([binary, *args], capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"kervan study recurrent: kervan {' '.join(args[:2])} failed (exit {p.returncode}):\n"
+              f"{p.stderr[-2000:]}", file=sys.stderr)
+        sys.exit(p.returncode if p.returncode in (2, 3, 4) else 1)
+    return p
+
+
+def corpus_vocab(corpus):
+    with open(os.path.join(corpus, "manifest.json")) as f:
+        return json.load(f)["tokenizer"]["vocab_size"]
+
+
+def train_config(arch, s, corpus, vocab, *, steps, micro_batch, seq_len, lr, eval_every, max_seq_len, metrics,
+                 checkpoints):
+    gpt = f"n_head = {s['n_head']}\nmax_seq_len = {max_seq_len}\n" if arch == "gpt" else ""
+    evals = f"eval_every = {eval_every}\neval_batches = {s['eval_batches']}\n" if eval_every else ""
     return f"""[model]
 arch = "{arch}"
 n_layer = {s['layers'][arch]}
-{head}d_model = {s['d_model']}
+{gpt}d_model = {s['d_model']}
 vocab_size = {vocab}
 [data]
 path = "{corpus}"
 [train]
-steps = {s['steps']}
-micro_batch = {s['micro_batch']}
-seq_len = {s['seq_len']}
-lr = 3e-3
-warmup_steps = {max(1, s['steps'] // 20)}
-threads = {threads}
-eval_every = {s['eval_every']}
-eval_batches = {s['eval_batches']}
-seed = 1
+steps = {steps}
+micro_batch = {micro_batch}
+seq_len = {seq_len}
+lr = {lr}
+warmup_steps = {max(1, steps // 20)}
+threads = {s['threads']}
+{evals}seed = {s['seed']}
 [log]
 metrics_file = "{metrics}"
+[checkpoint]
+dir = "{checkpoints}"
 """
 
 
-def run(kervan, arch, size, corpus, vocab, threads, work):
-    metrics = os.path.join(work, arch + ".jsonl")
-    path = os.path.join(work, arch + ".toml")
-    with open(path, "w") as f:
-        f.write(config(arch, size, corpus, vocab, threads, metrics))
-    p = subprocess.run([kervan, "train", "--config", path], capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"recurrent_study: {arch} failed (exit {p.returncode}):\n{p.stderr[-2000:]}")
-    s, C, L = SIZES[size], SIZES[size]["d_model"], SIZES[size]["layers"][arch]
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}
-    params = vocab * C + (s["seq_len"] * C + L * (12 * C * C + 13 * C) + 2 * C if arch == "gpt" else
-                          L * gates[arch] * C * (2 * C + 2))
+def train(binary, arch, s, work, name, **kw):
+    """One `kervan train` run in work/name; its config path, metrics lines, logged parameters."""
+    run = os.path.join(work, name)
+    os.makedirs(run)
+    cfg = os.path.join(run, "run.toml")
+    metrics = os.path.join(run, "metrics.jsonl")
+    with open(cfg, "w") as f:
+        f.write(train_config(arch, s, metrics=metrics, checkpoints=os.path.join(run, "ckpt"), **kw))
+    p = kervan(binary, "train", "--config", cfg)
     m = re.search(r"([0-9.]+)M parameters", p.stderr + p.stdout)
-    if not m or abs(float(m.group(1)) - params / 1e6) > 0.006:
-        sys.exit(f"recurrent_study: {arch}: kervan logs {m.group(1) if m else '?'}M parameters, the script "
-                 f"counts {params}")
-    steps = [json.loads(line) for line in open(metrics)]
-    wall, evals = 0.0, []
-    for st in steps:
-        wall += st["ms_per_step"] / 1e3
-        if "val_loss" in st:
-            evals.append({"step": st["step"], "tokens": (st["step"] + 1) * SIZES[size]["micro_batch"] *
-                          SIZES[size]["seq_len"], "wall_s": wall, "val_loss": st["val_loss"]})
-    return {"params": params, "n_layer": SIZES[size]["layers"][arch],
-            "tokens_per_s": statistics.median(st["tokens_per_s"] for st in steps),
-            "wall_s": wall, "train_loss_first": steps[0]["loss"], "train_loss_last": steps[-1]["loss"],
-            "val_loss_equal_tokens": evals[-1]["val_loss"], "validations": evals}
+    with open(metrics) as f:
+        steps = [json.loads(line) for line in f if line.strip()]
+    return cfg, steps, float(m.group(1)) * 1e6 if m else float("nan")
+
+
+def grad_norms(binary, cfg, batches, checkpoint=None):
+    args = ["study", "grad-norms", "--config", cfg, "--batches", str(batches)]
+    norms = json.loads(kervan(binary, *args, *(["--checkpoint", checkpoint] if checkpoint else [])).stdout)["norms"]
+    # Entry 0 is the loss position itself; from entry 1 on only the path through time (or
+    # attention) reaches the loss. far_over_near: the norm T-1 positions back over the one 1 back;
+    # per_step: the geometric mean factor per step from 1 to k = min(10, T-1) back (before fp32
+    # underflow, which trained recurrent models reach within the window); zero_from: the first
+    # distance whose norm underflowed to 0 (T: none).
+    k = min(10, len(norms) - 1)
+    far = norms[-1] / norms[1] if len(norms) > 2 and norms[1] > 0 else 0.0
+    near = norms[k] / norms[1] if k > 1 and norms[1] > 0 else 0.0
+    return {"norms": norms, "far_over_near": far, "per_step": near ** (1.0 / (k - 1)) if k > 1 else 0.0,
+            "zero_from": next((i for i, v in enumerate(norms) if v == 0), len(norms))}
+
+
+def param_count(arch, s, vocab, max_seq_len):
+    C, L = s["d_model"], s["layers"][arch]
+    if arch == "gpt":
+        return vocab * C + max_seq_len * C + L * (12 * C * C + 13 * C) + 2 * C
+    return vocab * C + L * {"lstm": 4, "gru": 3, "rnn": 1}[arch] * C * (2 * C + 2)
+
+
+def lm_study(binary, s, vocab, work, out):
+    """(a), (b), (c), (e) on the study corpus."""
+    archs = {}
+    for arch in ARCHS:
+        cfg, steps, logged = train(binary, arch, s, work, arch, corpus=os.path.abspath(s["corpus"]), vocab=vocab,
+                                   steps=s["steps"], micro_batch=s["micro_batch"], seq_len=s["seq_len"],
+                                   lr=s["lr"], eval_every=s["eval_every"], max_seq_len=s["seq_len"])
+        params = param_count(arch, s, vocab, s["seq_len"])
+        if not abs(logged - params) <= 6000:  # kervan logs 2 decimals of millions
+            sys.exit(f"kervan study recurrent: {arch}: kervan logs {logged:.0f} parameters, the study counts {params}")
+        wall, evals = 0.0, []
+        for st in steps:
+            wall += st["ms_per_step"] / 1e3
+            if "val_loss" in st:
+                evals.append({"step": st["step"], "tokens": (st["step"] + 1) * s["micro_batch"] * s["seq_len"],
+                              "wall_s": wall, "val_loss": st["val_loss"]})
+        if not evals:
+            sys.exit(f"kervan study recurrent: {arch}: the run logged no validation loss")
+        os.makedirs(os.path.join(out, "runs", arch), exist_ok=True)
+        for f in ("run.toml", "metrics.jsonl"):
+            shutil.copy(os.path.join(work, arch, f), os.path.join(out, "runs", arch, f))
+        archs[arch] = {
+            "params": params, "n_layer": s["layers"][arch],
+            "tokens_per_s": statistics.median(st["tokens_per_s"] for st in steps), "wall_s": wall,
+            "train_loss_first": steps[0]["loss"], "train_loss_last": steps[-1]["loss"],
+            "val_loss_equal_tokens": evals[-1]["val_loss"], "validations": evals,
+            "grad_norms": {"init": grad_norms(binary, cfg, s["grad_batches"]),
+                           "trained": grad_norms(binary, cfg, s["grad_batches"], os.path.join(work, arch, "ckpt"))}}
+        print(f"{arch}: trained, {archs[arch]['tokens_per_s']:.0f} tokens/s", file=sys.stderr, flush=True)
+    # (b) equal wall time: the last validation every run had reached when the fastest run ended.
+    budget = min(r["wall_s"] for r in archs.values())
+    for r in archs.values():
+        reached = [e for e in r["validations"] if e["wall_s"] <= budget * 1.0001]
+        r["val_loss_equal_wall"] = reached[-1]["val_loss"] if reached else r["validations"][0]["val_loss"]
+    return archs, budget
+
+
+def probe_text(d, n, p, seed):
+    """n documents 'K' + d filler letters + '?' + 'K' (d + 3 bytes, d + 4 tokens with the end of
+    text), from a generator seeded by (seed, d)."""
+    rng = random.Random(seed * 1_000_003 + d)
+    keys, fillers = KEY_LETTERS[:p["keys"]], FILLER_LETTERS[:p["fillers"]]
+    lines = []
+    for _ in range(n):
+        k = rng.choice(keys)
+        lines.append(k + "".join(rng.choice(fillers) for _ in range(d)) + "?" + k + "\n<|endoftext|>\n")
+    return "".join(lines)
+
+
+def probe_study(binary, s, p, work):
+    """(d): per distance a byte corpus whose documents are exactly one training window (seq_len =
+    d + 4: the loader's windows start at multiples of seq_len, so each is one document), each
+    architecture trained on it for probe.steps, then scored on the held-out documents. GPT's
+    position table is sized for the longest distance at every d, so its parameters do not vary."""
+    max_seq = max(p["distances"]) + 4
+    result = {"distances": p["distances"], "chance": 1.0 / p["keys"], "keys": p["keys"], "fillers": p["fillers"],
+              "train_documents": p["train_documents"], "val_documents": p["val_documents"], "steps": p["steps"],
+              "micro_batch": p["micro_batch"], "archs": {a: {"params": param_count(a, s, 257, max_seq), "accuracy": []}
+                                                         for a in ARCHS}}
+    for d in p["distances"]:
+        text = os.path.join(work, f"probe-{d}.txt")
+        corpus = os.path.join(work, f"probe-{d}")
+        with open(text, "w") as f:
+            f.write(probe_text(d, p["train_documents"] + p["val_documents"], p, s["seed"]))
+        kervan(binary, "prepare", "--tokenizer", "bytes", "--val-documents", str(p["val_documents"]), "--seed",
+               str(s["seed"]), "--out", corpus, text)
+        for arch in ARCHS:
+            name = f"probe-{d}-{arch}"
+            cfg, _, _ = train(binary, arch, s, work, name, corpus=corpus, vocab=257, steps=p["steps"],
+                              micro_batch=p["micro_batch"], seq_len=d + 4, lr=p["lr"], eval_every=0,
+                              max_seq_len=max_seq)
+            r = json.loads(kervan(binary, "study", "recall", "--config", cfg, "--checkpoint",
+                                  os.path.join(work, name, "ckpt")).stdout)
+            if r["documents"] != p["val_documents"]:
+                sys.exit(f"kervan study recurrent: {name}: scored {r['documents']} of {p['val_documents']} documents")
+            result["archs"][arch]["accuracy"].append(r["accuracy"])
+            shutil.rmtree(os.path.join(work, name, "ckpt"))
+        print(f"probe d={d}: " + ", ".join(f"{a} {result['archs'][a]['accuracy'][-1]:.2f}" for a in ARCHS),
+              file=sys.stderr, flush=True)
+    return result
+
+
+def gnuplot(script, png):
+    """Runs a gnuplot script that writes png + '.tmp'; renamed when complete."""
+    p = subprocess.run(["gnuplot"], input=script, capture_output=True, text=True)
+    if p.returncode != 0 or not os.path.isfile(png + ".tmp"):
+        sys.exit(f"kervan study recurrent: gnuplot failed on {png}: {p.stderr[-1000:]}")
+    os.replace(png + ".tmp", png)
+
+
+def plots(binary, study, out, work):
+    kervan(binary, "plot", *[os.path.join(out, "runs", a, "metrics.jsonl") for a in ARCHS], "-o",
+           os.path.join(out, "loss.png"))
+    head = 'set terminal pngcairo size 1200,900 noenhanced font ",10"\nset grid\nset key top right\n'
+    g = head + f'set output "{os.path.join(out, "grad-norms.png")}.tmp"\nset multiplot layout 2,1\n'
+    g += "set logscale y\nset format y '%.0e'\nset xlabel 'positions back from the loss'\n"
+    for when in ("init", "trained"):
+        series = []
+        for a in ARCHS:
+            dat = os.path.join(work, f"grad-{a}-{when}.dat")
+            with open(dat, "w") as f:
+                f.writelines(f"{k} {v:.9g}\n" for k, v in enumerate(study["archs"][a]["grad_norms"][when]["norms"])
+                             if v > 0)
+            series.append(f'"{dat}" using 1:2 with linespoints pt 7 ps 0.5 title "{a}"')
+        g += f"set title 'norm of d(loss at the last position)/d(state), {when}'\nset ylabel 'norm'\n"
+        g += "plot " + ", ".join(series) + "\n"
+    gnuplot(g + "unset multiplot\nset output\n", os.path.join(out, "grad-norms.png"))
+    probe = study["probe"]
+    g = head + f'set output "{os.path.join(out, "probe.png")}.tmp"\nset logscale x 2\nset yrange [0:1.05]\n'
+    g += "set xlabel 'distance d (filler tokens between key and query)'\nset ylabel 'recall accuracy'\n"
+    g += f"set title 'long-dependency probe ({probe['steps']} steps of {probe['micro_batch']} documents per d)'\n"
+    series = []
+    for a in ARCHS:
+        dat = os.path.join(work, f"probe-{a}.dat")
+        with open(dat, "w") as f:
+            f.writelines(f"{d} {acc}\n" for d, acc in zip(probe["distances"], probe["archs"][a]["accuracy"]))
+        series.append(f'"{dat}" using 1:2 with linespoints pt 7 title "{a}"')
+    series.append(f'{probe["chance"]} with lines dashtype 2 title "chance"')
+    gnuplot(g + "plot " + ", ".join(series) + "\nset output\n", os.path.join(out, "probe.png"))
 
 
 def check(path):
     """Every field present and finite; exit 1 naming what is not."""
-    j = json.load(open(path))
+    with open(path) as f:
+        j = json.load(f, parse_constant=lambda c: float(c))
     bad = []
 
     def walk(v, where):
@@ -108,11 +342,23 @@ def check(path):
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
             bad.append(f"{where}: {v}")
     walk(j, "study")
+    archs = j.get("archs", {})
     for arch in ARCHS:
+        a = archs.get(arch, {})
         for field in ("params", "tokens_per_s", "wall_s", "val_loss_equal_tokens", "val_loss_equal_wall",
-                      "validations"):
-            if field not in j.get("archs", {}).get(arch, {}):
+                      "validations", "grad_norms"):
+            if field not in a:
                 bad.append(f"archs.{arch}.{field}: missing")
+        for when in ("init", "trained"):
+            g = a.get("grad_norms", {}).get(when, {})
+            for field in ("norms", "far_over_near", "per_step", "zero_from"):
+                if field not in g:
+                    bad.append(f"archs.{arch}.grad_norms.{when}.{field}: missing")
+            if len(g.get("norms", [])) != j.get("seq_len"):
+                bad.append(f"archs.{arch}.grad_norms.{when}.norms: not one norm per position")
+        acc = j.get("probe", {}).get("archs", {}).get(arch, {}).get("accuracy")
+        if not isinstance(acc, list) or len(acc) != len(j.get("probe", {}).get("distances", [])):
+            bad.append(f"probe.archs.{arch}.accuracy: missing, or not one per distance")
     for field in ("lstm_layer_params", "gru_layer_params", "gru_over_lstm"):
         if field not in j.get("equal_width", {}):
             bad.append(f"equal_width.{field}: missing")
@@ -124,45 +370,42 @@ def check(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kervan", default="build/kervan")
-    ap.add_argument("--corpus")
-    ap.add_argument("--vocab", type=int, default=257, help="the corpus tokenizer's vocabulary (bytes: 257)")
-    ap.add_argument("--out")
-    ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, help="override the size's optimizer steps (eval_every: steps / 4)")
+    ap.add_argument("--config", help="the study's TOML config")
     ap.add_argument("--check", metavar="FILE")
     a = ap.parse_args()
-    if a.steps:
-        SIZES[a.size].update(steps=a.steps, eval_every=max(1, a.steps // 4))
     if a.check:
         return check(a.check)
-    if not a.corpus or not a.out:
-        ap.error("--corpus and --out are required (or --check FILE)")
-    if not os.path.isfile(os.path.join(a.corpus, "manifest.json")):
-        print(f"recurrent_study: --corpus {a.corpus}: not a kervan corpus folder (no manifest.json)",
-              file=sys.stderr)
-        sys.exit(2)
-    with tempfile.TemporaryDirectory() as work:
-        archs = {arch: run(a.kervan, arch, a.size, a.corpus, a.vocab, a.threads, work) for arch in ARCHS}
-    # (b) equal wall time: the last validation every run had reached when the fastest run ended.
-    budget = min(r["wall_s"] for r in archs.values())
-    for r in archs.values():
-        reached = [e for e in r["validations"] if e["wall_s"] <= budget * 1.0001]
-        r["val_loss_equal_wall"] = reached[-1]["val_loss"] if reached else r["validations"][0]["val_loss"]
-    C = SIZES[a.size]["d_model"]
-    lstm_layer, gru_layer = 4 * C * (2 * C) + 8 * C, 3 * C * (2 * C) + 6 * C
-    out = {"size": a.size, "d_model": C, "threads": a.threads, "corpus": os.path.abspath(a.corpus),
-           "tokens": SIZES[a.size]["steps"] * SIZES[a.size]["micro_batch"] * SIZES[a.size]["seq_len"],
-           "equal_wall_s": budget, "archs": archs,
-           "equal_width": {"d_model": C, "lstm_layer_params": lstm_layer, "gru_layer_params": gru_layer,
-                           "gru_over_lstm": gru_layer / lstm_layer}}
-    with open(a.out, "w") as f:
-        json.dump(out, f, indent=1)
+    if not a.config:
+        ap.error("--config is required (or --check FILE)")
+    s, p = load_config(a.config)
+    vocab = corpus_vocab(s["corpus"])
+    out = os.path.abspath(s["out"])
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kervan-study.") as work:
+        archs, budget = lm_study(a.kervan, s, vocab, work, out)
+        C = s["d_model"]
+        lstm_layer, gru_layer = 4 * C * (2 * C) + 8 * C, 3 * C * (2 * C) + 6 * C
+        study = {"config": os.path.abspath(a.config), "corpus": os.path.abspath(s["corpus"]), "vocab": vocab,
+                 "d_model": C, "threads": s["threads"], "seq_len": s["seq_len"], "micro_batch": s["micro_batch"],
+                 "steps": s["steps"], "tokens": s["steps"] * s["micro_batch"] * s["seq_len"],
+                 "equal_wall_s": budget, "archs": archs,
+                 "equal_width": {"d_model": C, "lstm_layer_params": lstm_layer, "gru_layer_params": gru_layer,
+                                 "gru_over_lstm": gru_layer / lstm_layer},
+                 "probe": probe_study(a.kervan, s, p, work)}
+        plots(a.kervan, study, out, work)
+    path = os.path.join(out, "study.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(study, f, indent=1)
+    os.replace(path + ".tmp", path)
     for arch, r in archs.items():
-        print(f"{arch:5} {r['params'] / 1e6:6.3f}M params  {r['tokens_per_s']:9.0f} tok/s  {r['wall_s']:7.1f} s  "
-              f"val loss {r['val_loss_equal_tokens']:.4f} (equal tokens)  {r['val_loss_equal_wall']:.4f} "
-              f"(equal wall {budget:.1f} s)")
-    print(f"wrote {a.out}")
+        g = r["grad_norms"]
+        print(f"{arch:5} {r['params'] / 1e6:6.3f}M params  {r['tokens_per_s']:8.0f} tok/s  {r['wall_s']:7.1f} s  "
+              f"val {r['val_loss_equal_tokens']:.4f} (equal tokens) {r['val_loss_equal_wall']:.4f} (equal wall "
+              f"{budget:.1f} s)  grad far/near {g['init']['far_over_near']:.2e} init, "
+              f"{g['trained']['far_over_near']:.2e} trained  probe "
+              + " ".join(f"{acc:.2f}" for acc in study["probe"]["archs"][arch]["accuracy"]))
+    print(f"probe distances {study['probe']['distances']}, chance {study['probe']['chance']:.3f}")
+    print(f"wrote {path}, {', '.join(os.path.join(out, n) for n in ('loss.png', 'grad-norms.png', 'probe.png'))}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@
 #include "launcher/run_config.h"
 #include "launcher/sample_cmd.h"
 #include "launcher/status_cmd.h"
+#include "launcher/study_cmd.h"
 #include "launcher/tokenizer_cmd.h"
 #include "launcher/train.h"
 #include "launcher/version.h"
@@ -119,6 +120,7 @@ int main(int argc, char** argv) {
   CkptCommand ckpt(app);                // kervan ckpt inspect|verify|export|import
   PlotCommand plot(app);                // kervan plot
   SampleCommand sample(app);            // kervan sample
+  StudyCommand study(app);              // kervan study recurrent|grad-norms|recall
 
   BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train|checkpoint|coordinator
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
@@ -166,6 +168,8 @@ int main(int argc, char** argv) {
       rc = plot.run();
     } else if (sample.selected()) {
       rc = sample.run();
+    } else if (study.selected()) {
+      rc = study.run();
     } else if (coordinator.selected()) {
       rc = coordinator.run();
     } else if (status.selected()) {

@@ -30,11 +30,6 @@ RunCheckpoints::RunCheckpoints(const RunConfig& config, const WriterLayout& layo
   saver_ = std::make_unique<CheckpointSaver>(SaverOptions{ck.dir, ck.async, commit}, layout, backend);
 }
 
-namespace {
-
-// The model a checkpoint holds (its model_config/* values, written by TrainProgress) against the
-// one `config` describes: another family or shape is a UserError naming it. A checkpoint without
-// these values (none written by kervan) is left to the tensor checks.
 void check_same_model(const CheckpointReader& checkpoint, const RunConfig& config, const std::string& key) {
   const auto& values = checkpoint.manifest().values;
   const auto text = [&](const std::string& name) -> const std::string* {
@@ -62,8 +57,6 @@ void check_same_model(const CheckpointReader& checkpoint, const RunConfig& confi
     throw UserError(where + " holds a t5 model with model.t5_ffn = \"" + *ffn + "\", but this config has \"" +
                     config.t5_ffn + "\"");
 }
-
-}  // namespace
 
 bool RunCheckpoints::start(Model& model, TrainStep& train_step, TrainProgress& progress) {
   const auto& ck = config_.checkpoint;

@@ -15,6 +15,12 @@
 
 namespace kervan {
 
+// The model a checkpoint holds (its model_config/* values, written by TrainProgress) against the
+// one `config` describes: another family or shape is a UserError naming it, the checkpoint and
+// `key` (the config key or flag that named it). A checkpoint without these values (none written
+// by kervan) is left to the tensor checks.
+void check_same_model(const CheckpointReader& checkpoint, const RunConfig& config, const std::string& key);
+
 // A checkpoint known to be committed, with the data position it holds.
 struct CommittedCheckpoint {
   int64_t step = 0;

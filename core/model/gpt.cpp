@@ -232,6 +232,22 @@ void GPT::next_token_logits(const int32_t* context, int64_t T, float* out) {
   logits_row(0, out);
 }
 
+// dx [B, T, C]: norms_[k] = the L2 norm of its rows (b, T-1-k) over b. On the host: the study
+// records once per measurement, not per training step.
+void GPT::record_norms(const Tensor& dx) {
+  const int64_t B = step_.B, T = step_.T, C = config_.d_model;
+  const std::vector<float> d = be_.to_host<float>(dx.view({B * T * C}));
+  norms_.assign(T, 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      double sum = 0;
+      for (int64_t c = 0; c < C; ++c)
+        sum += static_cast<double>(d[(b * T + t) * C + c]) * d[(b * T + t) * C + c];
+      norms_[T - 1 - t] += sum;
+    }
+  for (double& n : norms_) n = std::sqrt(n);
+}
+
 void GPT::backward(float loss_scale) {
   KERVAN_CHECK(valid_targets_ > 0, "backward without a forward with targets");
   StepTensors& st = step_;
@@ -254,9 +270,11 @@ void GPT::backward(float loss_scale) {
   const Tensor& last = config_.n_layer ? st.blocks.back().res2 : st.x0;
   ln_f_->backward(be_, st.dres, st.dln, last, st.lnf_mean, st.lnf_rstd);
   report_grads(ln_f_params_, classifier_params_);
+  if (record_norms_ && config_.n_layer == 0) record_norms(st.dres);
   for (int l = config_.n_layer - 1; l >= 0; --l) {
     block_backward(blocks_[l], st.blocks[l], l == 0 ? st.x0 : st.blocks[l - 1].res2);
     report_grads(block_params_[l].first, block_params_[l].second);
+    if (record_norms_ && l == config_.n_layer - 1) record_norms(st.dres);
   }
   const size_t embedding_end = block_params_.empty() ? ln_f_params_ : block_params_.front().first;
   if (sparse_rows) {

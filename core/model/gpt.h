@@ -65,6 +65,9 @@ class GPT final : public Model {
   int64_t max_context() const override { return max_seq_; }
   void next_token_logits(const int32_t* context, int64_t T, float* out) override;
   std::vector<float> class_logits() override;
+  // The residual stream entering the last block (Model).
+  void record_position_grad_norms(bool on) override { record_norms_ = on; }
+  std::vector<double> position_grad_norms() const override { return norms_; }
 
   // The parameters as model/<name>, each slice placed in its global tensor; no values.
   void state(StateDict& out) override;
@@ -127,6 +130,7 @@ class GPT final : public Model {
   // Builds every step tensor for (B, T) from the arena, always in the same order.
   void layout(int64_t B, int64_t T);
   void block_forward(const Block& blk, BlockSaved& s, const Tensor& x);
+  void record_norms(const Tensor& dx);
   void block_backward(const Block& blk, const BlockSaved& s, const Tensor& x);
   LossSum classify_forward(const int32_t* targets, int64_t BT);
   void classify_backward(float dloss, int64_t BT);
@@ -151,6 +155,8 @@ class GPT final : public Model {
   StepTensors step_;
   ClassifyTensors cls_;
   int64_t valid_targets_ = 0;
+  bool record_norms_ = false;
+  std::vector<double> norms_;
   bool last_logits_only_ = false;  // next_token_logits: the LM head on the last position only
 };
 

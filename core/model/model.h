@@ -98,6 +98,14 @@ class Model : public Stateful {
     (void)dp_size;
   }
 
+  // The recurrent study (docs/recurrent-study.md): while on, each backward records the L2 norm,
+  // over the batch, of d(loss)/d(state at position t) for t = T-1 down to 0 (entry k: k positions
+  // back from the window's end). The state is the top recurrent layer's hidden state h_t; GPT's,
+  // the residual stream entering its last block (the last place where position t can still reach
+  // position T-1). Empty for families that do not record.
+  virtual void record_position_grad_norms(bool on) { (void)on; }
+  virtual std::vector<double> position_grad_norms() const { return {}; }
+
  protected:
   // Reports parameters [first, last) of params() (declaration order) to the grad-ready hook.
   void report_grads(size_t first, size_t last);

@@ -57,10 +57,9 @@ class RecurrentLM final : public Model {
   void load_state(const StateDict& in) override;
 
   const RecurrentConfig& config() const { return config_; }
-  // The study: record, in each backward, the L2 norm of d(loss)/d(h_t) of the top layer for
-  // t = T .. 1 (distance 0, 1, ... back from the window's end).
-  void record_hidden_grad_norms(bool on) { record_norms_ = on; }
-  const std::vector<double>& hidden_grad_norms() const { return norms_; }
+  // The top layer's d(loss)/d(h_t) norms (Model), t = T-1 .. 0.
+  void record_position_grad_norms(bool on) override { record_norms_ = on; }
+  std::vector<double> position_grad_norms() const override { return norms_; }
   // The carried hidden state of layer l, [B, C] (zeros before any carried forward).
   std::vector<float> carried_state(int layer);
 
