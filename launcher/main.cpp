@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
   PlotCommand plot(app);                // kervan plot
   SampleCommand sample(app);            // kervan sample
 
-  BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train|checkpoint|coordinator
+  BenchCommand bench(app);  // kervan bench gemm|allreduce|loader|train|checkpoint|coordinator|generate
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
 
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty())
