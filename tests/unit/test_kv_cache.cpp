@@ -9,7 +9,9 @@
 // are O(1); the differences seen are about 1e-6).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "core/cpu/cpu_backend.h"
