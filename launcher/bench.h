@@ -42,6 +42,11 @@ struct BenchCheckpointOptions {
   bool collective = false;  // under mpirun: file per rank against one collective parallel-HDF5 file
 };
 
+struct BenchGenerateOptions {
+  std::string preset = "gpt2-tiny";
+  int64_t tokens = 200, prompt_tokens = 8, threads = 2;
+};
+
 // `kervan bench gemm`: prints one JSON line with the fp32 GEMM throughput.
 int run_bench_gemm(int64_t n, int64_t threads, int reps);
 // `kervan bench train`: trains on random tokens (BERT: 15% of positions predicted; T5: decoder
@@ -69,5 +74,10 @@ int run_bench_coordinator(const BenchCoordinatorOptions& opt);
 // share as one file per rank (kervan's format) and as one file written collectively by parallel
 // HDF5.
 int run_bench_checkpoint(const BenchCheckpointOptions& opt);
+// `kervan bench generate`: greedy generation of --tokens after a random prompt with a randomly
+// initialised GPT preset, with the KV cache and then recomputing the whole context per token, in
+// one run; one JSON line with the prefill and decode speeds of both and the speedup (exit 1 if the
+// two paths gave different tokens).
+int run_bench_generate(const BenchGenerateOptions& opt);
 
 }  // namespace kervan

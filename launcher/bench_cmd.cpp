@@ -2,6 +2,7 @@
 
 #include "launcher/cli_checks.h"
 #include "core/error.h"
+#include "core/model/gpt_config.h"
 
 namespace kervan {
 
@@ -102,6 +103,16 @@ BenchCommand::BenchCommand(CLI::App& app) {
       ->check(CLI::IsMember({"rpc", "stream", "memory"}));
   coordinator_->add_option("--coordinator", bco.coordinator,
                            "rpc: load this coordinator (HOST:PORT) instead of one in-process");
+
+  generate_ =
+      cmd_->add_subcommand("generate", "GPT generation: KV cache vs recomputing the context per token");
+  auto& bg = generate_opt_;
+  generate_->add_option("--preset", bg.preset, "GPT preset (random weights)")
+      ->check(CLI::IsMember(gpt_preset_names()));
+  generate_->add_option("--tokens", bg.tokens, "Tokens to generate")->check(CLI::Range(int64_t{1}, kMaxDim));
+  generate_->add_option("--prompt-tokens", bg.prompt_tokens, "Random prompt tokens")
+      ->check(CLI::Range(int64_t{1}, kMaxDim));
+  generate_->add_option("--threads", bg.threads, "Threads")->check(CLI::Range(int64_t{1}, int64_t{1024}));
 }
 
 int BenchCommand::run() const {
@@ -121,6 +132,7 @@ int BenchCommand::run() const {
   }
   if (checkpoint_->parsed()) return run_bench_checkpoint(checkpoint_opt_);
   if (coordinator_->parsed()) return run_bench_coordinator(coordinator_opt_);
+  if (generate_->parsed()) return run_bench_generate(generate_opt_);
   const BenchTrainOptions& bt = train_opt_;
   if (bt.preset.empty() && (bt.layers <= 0 || bt.heads <= 0 || bt.d_model <= 0 || bt.vocab <= 0))
     throw UserError("bench train: give --preset or all of --layers --heads --d-model --vocab");

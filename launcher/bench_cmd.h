@@ -5,9 +5,9 @@
 
 namespace kervan {
 
-// `kervan bench gemm|allreduce|loader|train|checkpoint|coordinator`: registers itself on the app with every
-// option range-checked at parsing (a bad value is a usage error, exit 2, before anything runs); main() asks
-// selected() after parsing and then calls run().
+// `kervan bench gemm|allreduce|loader|train|checkpoint|coordinator|generate`: registers itself on the app
+// with every option range-checked at parsing (a bad value is a usage error, exit 2, before anything runs);
+// main() asks selected() after parsing and then calls run().
 class BenchCommand {
  public:
   explicit BenchCommand(CLI::App& app);
@@ -18,7 +18,7 @@ class BenchCommand {
   int run() const;
 
  private:
-  CLI::App *cmd_, *gemm_, *allreduce_, *loader_, *train_, *checkpoint_, *coordinator_;
+  CLI::App *cmd_, *gemm_, *allreduce_, *loader_, *train_, *checkpoint_, *coordinator_, *generate_;
   int64_t gemm_n_ = 2048, gemm_threads_ = 1;
   int gemm_reps_ = 5;
   int64_t ar_min_ = 4096, ar_max_ = 256 << 20;
@@ -27,6 +27,7 @@ class BenchCommand {
   BenchTrainOptions train_opt_;
   BenchCheckpointOptions checkpoint_opt_;
   BenchCoordinatorOptions coordinator_opt_;
+  BenchGenerateOptions generate_opt_;
 };
 
 }  // namespace kervan

@@ -22,6 +22,7 @@
 #include "launcher/job.h"
 #include "launcher/metrics_file.h"
 #include "launcher/model_setup.h"
+#include "launcher/progress.h"
 #include "launcher/run_checkpoints.h"
 #include "launcher/stop_signals.h"
 #include "launcher/text_codec.h"
@@ -267,6 +268,7 @@ int run_finetune(const RunConfig& cfg, bool skip_bad_lines) {
 
   ExampleOrder order(static_cast<int64_t>(data.train.size()), static_cast<uint64_t>(t.seed));
   std::vector<ExampleBatch> micro(t.grad_accum);
+  TrainingBar bar(job.leader() && StatusLine::stderr_is_terminal(), progress.step, t.steps);
   for (int64_t step = progress.step; step < t.steps; ++step) {
     failpoint("train_step", step);  // the crash tests: SIGKILL here (checkpoint/failpoint.h)
     const auto t0 = std::chrono::steady_clock::now();
@@ -319,6 +321,9 @@ int run_finetune(const RunConfig& cfg, bool skip_bad_lines) {
 
     progress.step = step + 1;
     progress.consumed_samples += per_step;
+    double tokens = 0;  // the step's padded windows, the same shapes on every replica
+    for (const ExampleBatch& b : micro) tokens += static_cast<double>(b.B * b.T * dp);
+    bar.step_done(progress.step, tokens);
     checkpoints.check_failures();
     const int stop = agreed_stop_signal(signals, *job.world, *be);
     checkpoints.after_step(train_step, progress, /*now=*/stop != 0 || progress.step == t.steps);

@@ -9,12 +9,12 @@ namespace kervan {
 // large one takes far longer than a training collective may.
 constexpr double kVerifyTimeoutS = 6 * 3600;
 
-Job start_job(const RunConfig& cfg) {
+Job start_job(const RunConfig& cfg, bool tp_over_world) {
   Job job;
   if (launched_by_mpi()) job.mpi = std::make_unique<MpiRuntime>();
   const int rank = job.mpi ? job.mpi->world_rank() : 0, size = job.mpi ? job.mpi->world_size() : 1;
   try {
-    job.grid = ProcessGrid::make(rank, size, static_cast<int>(cfg.parallel.tp));
+    job.grid = ProcessGrid::make(rank, size, tp_over_world ? size : static_cast<int>(cfg.parallel.tp));
   } catch (const UserError& e) {
     throw UserError(cfg.file + ": " + e.what());
   }

@@ -20,7 +20,9 @@ struct Job {
   bool leader() const { return grid.world_rank == 0; }
 };
 
-Job start_job(const RunConfig& cfg);
+// With tp_over_world, every rank is in one tensor-parallel group whatever parallel.tp says
+// (kervan sample).
+Job start_job(const RunConfig& cfg, bool tp_over_world = false);
 
 // Every rank must train the same thing: compares a hash of the resolved config across ranks
 // (UserError naming the first rank that differs).

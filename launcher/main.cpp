@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   SampleCommand sample(app);            // kervan sample
   StudyCommand study(app);              // kervan study recurrent|grad-norms|recall
 
-  BenchCommand bench(app);              // kervan bench gemm|allreduce|loader|train|checkpoint|coordinator
+  BenchCommand bench(app);  // kervan bench gemm|allreduce|loader|train|checkpoint|coordinator|generate
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
 
   check_integers_everywhere(app);  // "--seed 99999999999999999999" is refused, not taken as 2^63 - 1

@@ -30,6 +30,7 @@
 #include "launcher/memory_plan.h"
 #include "launcher/metrics_file.h"
 #include "launcher/model_setup.h"
+#include "launcher/progress.h"
 #include "launcher/run_checkpoints.h"
 #include "launcher/text_codec.h"
 #include "launcher/train_progress.h"
@@ -112,13 +113,6 @@ std::vector<int64_t> poisoned_steps() {
     pos = comma + 1;
   }
   return out;
-}
-
-// "1:02:03" / "2:03"
-std::string clock_text(double seconds) {
-  const auto s = static_cast<int64_t>(seconds + 0.5);
-  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-                   : fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
 // A training sample from the first data-parallel replica (every TP rank of it takes part); the
@@ -246,6 +240,7 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   int64_t good_step = progress.step, good_consumed = progress.consumed_samples;
   const auto run_start = std::chrono::steady_clock::now();
   const int64_t first_step = progress.step;
+  TrainingBar bar(job.leader() && StatusLine::stderr_is_terminal(), first_step, t.steps);
 
   ExampleBatch ex;
   for (int64_t step = progress.step; step < t.steps; ++step) {
@@ -350,6 +345,7 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
 
     progress.step = step + 1;
     progress.consumed_samples += samples_per_step;
+    bar.step_done(progress.step, static_cast<double>(tokens_per_step));
     if (!bad) good_step = progress.step, good_consumed = progress.consumed_samples;
     if (coordinated) coordinated->session().progress(progress.step, progress.consumed_samples, tps);
     checkpoints.check_failures();
@@ -376,8 +372,10 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
     if (bad_in_a_row == 0 || stop != 0 || progress.step == t.steps)
       checkpoints.after_step(train_step, progress, /*now=*/stop != 0 || progress.step == t.steps);
     if (coordinated) commit_data_positions(checkpoints, *coordinated);
-    if (sampler && cfg.sample.every > 0 && progress.step % cfg.sample.every == 0 && progress.step < t.steps)
+    if (sampler && cfg.sample.every > 0 && progress.step % cfg.sample.every == 0 && progress.step < t.steps) {
+      bar.clear();  // the sample goes to stdout, on the same terminal
       (*sampler)(model, fmt::format("sample at step {}", progress.step));
+    }
     if (const char* ms = std::getenv("KERVAN_TEST_STEP_DELAY_MS"))  // the Slurm test: time to signal
       std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(ms)));
     if (stop) {

@@ -44,6 +44,26 @@ void SelfAttention::forward(Backend& be, Tensor& y, AttentionSaved& saved, const
   c_proj_.forward(be, y, saved.att);
 }
 
+void SelfAttention::forward_cached(Backend& be, Tensor& y, Tensor& kv, int64_t pos, const Tensor& x,
+                                   AttentionSaved& saved) const {
+  const int64_t n = x.dim(1), I = inner_;
+  KERVAN_CHECK(causal_ && x.dim(0) == 1 && (pos == 0 || n == 1) && pos + n <= kv.dim(0) && kv.dim(1) == 2 * I,
+               "cached attention: " + std::to_string(n) + " positions at " + std::to_string(pos) +
+                   " of a cache " + shape_str(kv.shape()));
+  c_attn_.forward(be, saved.qkv, x);
+  for (int64_t i = 0; i < n; ++i) {  // position pos + i's keys and values: columns [I, 3I) of its q|k|v row
+    Tensor row = kv.rows(pos + i, pos + i + 1).view({2 * I});
+    be.copy(row, saved.qkv.slice_flat(i * 3 * I + I, {2 * I}));
+  }
+  const Tensor keys = kv.rows(0, pos + n).view({1, pos + n, 2 * I});
+  Tensor probs = saved.probs.slice_flat(0, {1, n_head_, n, pos + n});
+  // One new query sees every cached key, so the causal mask is only needed for a prefill.
+  const AttentionSpec s{n_head_, scale_, n > 1, nullptr, nullptr};
+  be.attention_forward(saved.att, probs, ColumnBlock::of(saved.qkv, 0, I), ColumnBlock::of(keys, 0, I),
+                       ColumnBlock::of(keys, I, I), s);
+  c_proj_.forward(be, y, saved.att);
+}
+
 void SelfAttention::backward(Backend& be, Tensor& dx, const Tensor& dy, const Tensor& x,
                              const AttentionSaved& saved, AttentionScratch& scratch,
                              const AttentionContext& ctx) const {

@@ -54,6 +54,16 @@ class SelfAttention {
   // dx is overwritten.
   void backward(Backend& be, Tensor& dx, const Tensor& dy, const Tensor& x, const AttentionSaved& saved,
                 AttentionScratch& scratch, const AttentionContext& ctx = {}) const;
+  // Generation with a cache of keys and values (causal layers only). x [1, n, C] holds positions
+  // [pos, pos + n) of one sequence whose earlier keys and values are rows [0, pos) of `kv`
+  // [capacity, 2I] (this rank's heads: k in columns [0, I), v in [I, 2I)). The new positions'
+  // keys and values go to rows [pos, pos + n), and query pos + i attends to keys [0, pos + i]:
+  // the same y as forward over the whole sequence gives at those positions. Either a prefill
+  // (pos = 0, causal over the n positions) or one step (n = 1, every cached key visible).
+  // `saved` (qkv, att, probs) is scratch: qkv [1, n, 3I], att [1, n, I], probs at least
+  // NH * n * (pos + n) floats.
+  void forward_cached(Backend& be, Tensor& y, Tensor& kv, int64_t pos, const Tensor& x,
+                      AttentionSaved& saved) const;
 
   int local_heads() const { return n_head_; }
   int64_t local_inner() const { return inner_; }  // this rank's heads * head_dim

@@ -30,11 +30,15 @@ std::vector<int32_t> Embedding::local_ids(const int32_t* ids, int64_t n) const {
   return local;
 }
 
-void Embedding::forward(Backend& be, Tensor& x, const Tensor& tokens, const Tensor* types) const {
+void Embedding::forward(Backend& be, Tensor& x, const Tensor& tokens, const Tensor* types,
+                        int64_t first_position) const {
   KERVAN_CHECK(!types == !wtt_, "token types given to an embedding without them, or missing");
   if (wpe_) {
     if (!adds_replicated() && !zero_positions_.defined()) zero_positions_ = be.zeros(wpe_->shape);
-    be.embedding_forward(x, tokens, wte_.value, adds_replicated() ? wpe_->value : zero_positions_);
+    const Tensor& positions = adds_replicated() ? wpe_->value : zero_positions_;
+    KERVAN_CHECK(first_position >= 0 && first_position + tokens.dim(-1) <= positions.dim(0),
+                 "positions past the position table");
+    be.embedding_forward(x, tokens, wte_.value, positions.rows(first_position, positions.dim(0)));
   } else {
     be.gather_rows(x, wte_.value, tokens, false);
   }

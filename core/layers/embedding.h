@@ -21,8 +21,10 @@ class Embedding {
  public:
   Embedding(ParameterSet& params, int64_t vocab, int64_t padded_vocab, int64_t max_seq_len, int64_t dim,
             float init_std, TpGroup* tp = nullptr, int64_t type_vocab = 0);
-  // types: [B, T] token types, given exactly when the embedding has them (type_vocab > 0).
-  void forward(Backend& be, Tensor& x, const Tensor& tokens, const Tensor* types = nullptr) const;
+  // types: [B, T] token types, given exactly when the embedding has them (type_vocab > 0). The
+  // tokens sit at positions [first_position, first_position + T) (generation with a KV cache).
+  void forward(Backend& be, Tensor& x, const Tensor& tokens, const Tensor* types = nullptr,
+               int64_t first_position = 0) const;
   // dwte, dwpe, dwtt accumulate. backward_positions does all but the dwte part: data parallelism
   // applies the token rows itself (see Model::set_sparse_rows_hook).
   void backward(Backend& be, const Tensor& dx, const Tensor& tokens, const Tensor* types = nullptr) const;

@@ -1,6 +1,7 @@
 #include "core/model/generate.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "core/error.h"
@@ -47,20 +48,41 @@ int32_t pick(const std::vector<float>& logits, int64_t vocab, const SampleOption
 }  // namespace
 
 std::vector<int32_t> generate(Model& model, std::vector<int32_t> prompt, int64_t window,
-                              const SampleOptions& opt) {
+                              const SampleOptions& opt, GenerateStats* stats) {
   KERVAN_CHECK(!prompt.empty(), "generate needs a prompt of at least one token");
   KERVAN_CHECK(model.can_generate() && window <= model.max_context(),
                "generate: the model cannot take the window");
   const int64_t Vp = model.logits_width(), vocab = model.vocab_size();
   const uint64_t key = stream_key(opt.seed, "sample");
+  const bool cached = opt.kv_cache && model.has_kv_cache();
+  GenerateStats st;
   std::vector<float> row(Vp);
+  using Clock = std::chrono::steady_clock;
   for (int64_t i = 0; i < opt.max_new_tokens; ++i) {
+    const auto t0 = Clock::now();
     const int64_t T = std::min<int64_t>(prompt.size(), window);
     const int32_t* ctx = prompt.data() + prompt.size() - T;
-    model.next_token_logits(ctx, T, row.data());
+    if (cached && i == 0) {
+      model.cache_prefill(ctx, T, row.data());
+    } else if (cached && model.cached_positions() < window) {
+      model.cache_decode(prompt.back(), row.data());
+    } else {
+      model.next_token_logits(ctx, T, row.data());
+      if (i > 0) ++st.recomputed;
+    }
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (i == 0) {
+      st.prompt_tokens = T;
+      st.prefill_s = s;
+    } else {
+      ++st.decode_tokens;
+      st.decode_s += s;
+    }
     prompt.push_back(pick(row, vocab, opt, uniform_at(key, i)));
     if (prompt.back() == opt.stop_token) break;
   }
+  if (cached) model.release_cache();
+  if (stats) *stats = st;
   return prompt;
 }
 

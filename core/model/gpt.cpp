@@ -134,9 +134,15 @@ void GPT::load_state(const StateDict& in) {
   copy_state_tensors(be_, own, in);
 }
 
-void GPT::block_forward(const Block& blk, BlockSaved& s, const Tensor& x) {
+void GPT::block_forward(const Block& blk, BlockSaved& s, const Tensor& x, int l, int64_t cache_pos) {
   blk.ln_1.forward(be_, s.ln1, s.ln1_mean, s.ln1_rstd, x);
-  blk.attn.forward(be_, step_.y, s.attn, s.ln1);
+  if (cache_pos < 0) {
+    blk.attn.forward(be_, step_.y, s.attn, s.ln1);
+  } else {  // a prefill's probabilities fit the step's [1, NH, T, T]; a one-token step uses the cache's
+    AttentionSaved a = s.attn;
+    if (cache_pos > 0) a.probs = cache_.probs;
+    blk.attn.forward_cached(be_, step_.y, cache_.kv[l], cache_pos, s.ln1, a);
+  }
   be_.add(s.res1, x, step_.y);
   blk.ln_2.forward(be_, s.ln2, s.ln2_mean, s.ln2_rstd, s.res1);
   blk.mlp.forward(be_, step_.y, s.mlp, s.ln2);
@@ -154,21 +160,27 @@ void GPT::block_backward(const Block& blk, const BlockSaved& s, const Tensor& x)
   be_.add(st.dres, st.dres, st.dtmp);  // residual: d(x) = d(res1) + through ln_1
 }
 
-float GPT::forward(const Batch& batch) {
-  const int64_t B = batch.B, T = batch.T;
-  const int32_t *tokens = batch.tokens, *targets = batch.targets;
+void GPT::trunk_forward(const int32_t* tokens, int64_t B, int64_t T, bool cached) {
   layout(B, T);
   StepTensors& st = step_;
   be_.copy_from_host(st.tokens, tokens);
   if (tp_) be_.copy_from_host(st.local_tokens, embedding_->local_ids(tokens, B * T).data());
   const Tensor& lookup = tp_ ? st.local_tokens : st.tokens;
-  embedding_->forward(be_, st.x0, lookup);
+  const int64_t pos = cached ? cache_.length : 0;
+  embedding_->forward(be_, st.x0, lookup, nullptr, pos);
   const Tensor* x = &st.x0;
   for (int l = 0; l < config_.n_layer; ++l) {
-    block_forward(blocks_[l], st.blocks[l], *x);
+    block_forward(blocks_[l], st.blocks[l], *x, l, cached ? pos : -1);
     x = &st.blocks[l].res2;
   }
   ln_f_->forward(be_, st.lnf, st.lnf_mean, st.lnf_rstd, *x);
+}
+
+float GPT::forward(const Batch& batch) {
+  const int64_t B = batch.B, T = batch.T;
+  const int32_t* targets = batch.targets;
+  trunk_forward(batch.tokens, B, T, false);
+  StepTensors& st = step_;
   // LM head tied to the token embedding: logits [BT, Vp] = lnf [BT, C] wte^T (this rank's
   // vocabulary columns under tensor parallelism)
   const Tensor lnf = st.lnf.view({B * T, config_.d_model});
@@ -246,6 +258,41 @@ void GPT::record_norms(const Tensor& dx) {
       norms_[T - 1 - t] += sum;
     }
   for (double& n : norms_) n = std::sqrt(n);
+}
+
+int64_t GPT::kv_cache_bytes() const {
+  const int64_t p = tp_size(), I = config_.d_model / p;
+  return (config_.n_layer * max_seq_ * 2 * I + config_.n_head / p * max_seq_) * 4;
+}
+
+void GPT::cache_prefill(const int32_t* context, int64_t T, float* out) {
+  KERVAN_CHECK(
+      has_kv_cache() && T >= 1 && T <= max_seq_,
+      "KV-cache prefill of " + std::to_string(T) + " tokens (1 to " + std::to_string(max_seq_) + ")");
+  if (cache_.kv.empty()) {
+    const int64_t p = tp_size(), I = config_.d_model / p;
+    for (int l = 0; l < config_.n_layer; ++l) cache_.kv.push_back(be_.empty({max_seq_, 2 * I}, DType::F32));
+    cache_.probs = be_.empty({config_.n_head / p * max_seq_}, DType::F32);
+  }
+  cache_.length = 0;
+  cached_step(context, T, out);
+}
+
+void GPT::cache_decode(int32_t token, float* out) {
+  KERVAN_CHECK(cache_.length > 0 && cache_.length < max_seq_,
+               "KV-cache step with " + std::to_string(cache_.length) + " cached positions (1 to " +
+                   std::to_string(max_seq_ - 1) + ")");
+  cached_step(&token, 1, out);
+}
+
+void GPT::cached_step(const int32_t* tokens, int64_t n, float* out) {
+  trunk_forward(tokens, 1, n, true);
+  cache_.length += n;
+  const Tensor lnf = step_.lnf.view({n, config_.d_model});
+  Tensor row = step_.lm.logits.rows(0, 1);
+  lm_head_->logits(be_, row, lnf.rows(n - 1, n));
+  valid_targets_ = 0;
+  logits_row(0, out);
 }
 
 void GPT::backward(float loss_scale) {

@@ -64,6 +64,14 @@ class GPT final : public Model {
   int64_t logits_width() const override { return config_.padded_vocab(); }
   int64_t max_context() const override { return max_seq_; }
   void next_token_logits(const int32_t* context, int64_t T, float* out) override;
+  // The KV cache: per layer [max_context, 2 * local heads * head size], this rank's heads' keys
+  // and values, allocated by the first prefill (kv_cache_bytes) and kept until release_cache.
+  bool has_kv_cache() const override { return !classifier_; }
+  void cache_prefill(const int32_t* context, int64_t T, float* out) override;
+  void cache_decode(int32_t token, float* out) override;
+  int64_t cached_positions() const override { return cache_.length; }
+  void release_cache() override { cache_ = {}; }
+  int64_t kv_cache_bytes() const;
   std::vector<float> class_logits() override;
   // The residual stream entering the last block (Model).
   void record_position_grad_norms(bool on) override { record_norms_ = on; }
@@ -127,9 +135,23 @@ class GPT final : public Model {
     ClassificationTensors head;
   };
 
+  // Keys and values of the cached positions [0, length), one tensor per layer; probs is the
+  // attention scratch of a one-token step ([NH, max_seq] floats).
+  struct KvCache {
+    std::vector<Tensor> kv;
+    Tensor probs;
+    int64_t length = 0;
+  };
+
   // Builds every step tensor for (B, T) from the arena, always in the same order.
   void layout(int64_t B, int64_t T);
-  void block_forward(const Block& blk, BlockSaved& s, const Tensor& x);
+  // Embedding, blocks and ln_f of the B x T tokens. With `cached` (B = 1) the tokens sit at
+  // positions [cache_.length, cache_.length + T) and attention reads and extends the KV cache.
+  void trunk_forward(const int32_t* tokens, int64_t B, int64_t T, bool cached);
+  // cache_pos >= 0: attention through layer l's KV cache, the block's tokens starting there.
+  void block_forward(const Block& blk, BlockSaved& s, const Tensor& x, int l = 0, int64_t cache_pos = -1);
+  // The cached forward of n tokens after the cached ones, and the last one's logits into `out`.
+  void cached_step(const int32_t* tokens, int64_t n, float* out);
   void record_norms(const Tensor& dx);
   void block_backward(const Block& blk, const BlockSaved& s, const Tensor& x);
   LossSum classify_forward(const int32_t* targets, int64_t BT);
@@ -158,6 +180,7 @@ class GPT final : public Model {
   bool record_norms_ = false;
   std::vector<double> norms_;
   bool last_logits_only_ = false;  // next_token_logits: the LM head on the last position only
+  KvCache cache_;
 };
 
 }  // namespace kervan

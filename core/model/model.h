@@ -84,6 +84,18 @@ class Model : public Stateful {
   virtual int64_t logits_width() const { return 0; }
   virtual int64_t max_context() const { return 0; }
   virtual void next_token_logits(const int32_t* context, int64_t T, float* out);
+  // The same with a cache of each layer's keys and values, where the family has one (GPT):
+  // cache_prefill empties the cache and runs context[0, T) at positions [0, T), keeping their
+  // keys and values; each cache_decode then runs one more token at the next position, attending
+  // to the cached keys and values and adding its own. Both write the last token's logits, as
+  // next_token_logits does for the whole context. The cache holds at most max_context()
+  // positions; release_cache frees it. Under tensor parallelism every rank of the group calls them
+  // alike, and each rank caches its own heads.
+  virtual bool has_kv_cache() const { return false; }
+  virtual void cache_prefill(const int32_t* context, int64_t T, float* out);
+  virtual void cache_decode(int32_t token, float* out);
+  virtual int64_t cached_positions() const { return 0; }
+  virtual void release_cache() {}
 
   // Under a classification head: the [M, num_classes] class scores of the last forward, one row
   // per labelled position in (b, t) order; empty for other heads.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # kervan plot and kervan sample on real runs: a PNG of the requested size from two metrics files
 # (training and validation loss); the same tokens for the same seed from a TP=1 checkpoint and from
-# a TP=2 one (mpirun -np 2) of the same training; sample.every prints samples during training.
+# a TP=2 one (mpirun -np 2) of the same training, also sampled under mpirun -np 2 (the model split,
+# each rank caching its heads' keys and values); with and without the KV cache, also past the
+# model's context; sample.every prints samples during training.
 # Bad inputs: a metrics file that is not JSON lines, a folder that is not a checkpoint: exit 2,
 # named, the existing PNG untouched.
 set -uo pipefail
@@ -49,11 +51,32 @@ grep -q '"val_loss"' "$work/tp1.jsonl" || fail "no val_loss in the metrics"
 sample() { "$kervan" sample --tokens 24 --ids "$@" 2>"$work/sample.err" | grep '^ids: '; }
 a=$(sample --checkpoint "$work/tp1" --prompt "Document 3" --seed 5 --temperature 0.8)
 [[ -n $a ]] || fail "sample from tp1: $(cat "$work/sample.err")"
-grep -q "kervan sample: $work/tp1/step_00000030 (step 30, .*): 24 tokens in [0-9.]* s, [0-9.]* tokens/s" "$work/sample.err" ||
+grep -q "kervan sample: $work/tp1/step_00000030 (step 30, .*), one process: 24 tokens in [0-9.]* s, [0-9.]* tokens/s (prefill: 10 prompt tokens in [0-9.]* s, [0-9]* tokens/s; decode: 23 tokens in [0-9.]* s, [0-9.]* tokens/s with the KV cache)" "$work/sample.err" ||
   fail "no speed line: $(cat "$work/sample.err")"
 [[ $(wc -w <<<"$a") -eq 25 ]] || fail "expected 24 ids: $a"
 b=$(sample --checkpoint "$work/tp2" --prompt "Document 3" --seed 5 --temperature 0.8)
 [[ $a == "$b" ]] || fail "TP=1 and TP=2 checkpoints sample differently: '$a' vs '$b'"
+# Under mpirun -np 2 the ranks split the model (TP=2, each caching its heads' keys and values):
+# the tokens of one process, printed once.
+mpi_sample() {
+  mpirun -np 2 --oversubscribe "$kervan" sample --tokens 24 --ids --threads 1 "$@" >"$work/mpi.out" 2>"$work/mpi.err"
+  grep '^ids: ' "$work/mpi.out"
+}
+m=$(mpi_sample --checkpoint "$work/tp2" --prompt "Document 3" --seed 5 --temperature 0.8)
+[[ $a == "$m" ]] || fail "sampling under mpirun -np 2 differs from one process: '$a' vs '$m' ($(tail -2 "$work/mpi.err"))"
+[[ $(grep -c '^ids: ' "$work/mpi.out") -eq 1 ]] || fail "mpirun -np 2 printed the sample $(grep -c '^ids: ' "$work/mpi.out") times"
+grep -q "), tensor parallel over 2 ranks: 24 tokens in .* with the KV cache)" "$work/mpi.err" || fail "mpirun speed line: $(cat "$work/mpi.err")"
+[[ $(mpi_sample --checkpoint "$work/tp1" --prompt "Document 3" --temperature 0) == "$(sample --checkpoint "$work/tp1" --prompt "Document 3" --temperature 0)" ]] ||
+  fail "greedy sampling under mpirun -np 2 differs from one process"
+# The KV cache gives the tokens of the full recompute, also past the model's 32-token context
+# (where every step recomputes the sliding window).
+n=$(sample --checkpoint "$work/tp1" --prompt "Document 3" --seed 5 --temperature 0.8 --no-kv-cache)
+[[ $a == "$n" ]] || fail "--no-kv-cache sampled differently: '$a' vs '$n'"
+grep -q "no KV cache: every token recomputes the context" "$work/sample.err" || fail "--no-kv-cache speed line: $(cat "$work/sample.err")"
+long() { "$kervan" sample --checkpoint "$work/tp1" --prompt "Document 3" --tokens 40 --seed 2 --ids "$@" 2>"$work/sample.err" | grep '^ids: '; }
+l1=$(long)
+grep -q "with the KV cache; the last 17 recomputed the sliding 32-token window" "$work/sample.err" || fail "sliding window line: $(cat "$work/sample.err")"
+[[ $l1 == "$(long --no-kv-cache)" ]] || fail "past the context, the cached path sampled differently"
 c=$(sample --checkpoint "$work/tp1/step_00000030" --prompt "Document 3" --seed 5 --temperature 0.8)
 [[ $a == "$c" ]] || fail "the same seed sampled differently"
 d=$(sample --checkpoint "$work/tp1" --prompt "Document 3" --seed 6 --temperature 0.8)

@@ -202,6 +202,37 @@ TEST_F(TensorParallel, GatheredLogitsAndSamplingEqualOneProcess) {
   EXPECT_EQ(generate(sharded, {1, 2, 3}, kT, opt), generate(single, {1, 2, 3}, kT, opt));
 }
 
+// Generation through the KV cache, each rank caching its own heads' keys and values: the prefill's
+// and every step's full-vocabulary logits equal the single process's full recompute (1e-5
+// relative L2: fp32, the all-reduces and the cached path's GEMM shapes change the summation
+// order), and sampling past the window (the sliding recompute) gives the single process's tokens,
+// with the cache and without.
+TEST_F(TensorParallel, KvCacheGenerationEqualsOneProcess) {
+  if (world_size() % 2 != 0) GTEST_SKIP() << "world size is odd";
+  auto group = split(world_rank() / 2, "tensor-parallel");
+  CommunicatorTpGroup tp(*group);
+  GPT sharded(kConfig, *be, 1, kT, &tp), single(kConfig, *be, 1, kT);
+  sharded.init_weights(3);
+  single.init_weights(3);
+  std::vector<int32_t> x(kT), y(kT);
+  sample_tokens(1, x.data(), y.data());
+  const int64_t Vp = kConfig.padded_vocab();
+  std::vector<float> got(Vp), want(Vp);
+  sharded.cache_prefill(x.data(), 3, got.data());
+  single.next_token_logits(x.data(), 3, want.data());
+  EXPECT_LT(test::rel_l2(got.data(), want.data(), Vp), 1e-5) << "prefill";
+  for (int64_t t = 3; t < kT; ++t) {
+    sharded.cache_decode(x[t], got.data());
+    single.next_token_logits(x.data(), t + 1, want.data());
+    EXPECT_LT(test::rel_l2(got.data(), want.data(), Vp), 1e-5) << "step at position " << t;
+  }
+  SampleOptions opt{2 * kT, 1.0f, 5, 9};
+  const std::vector<int32_t> want_tokens = generate(single, {1, 2, 3}, kT, opt);
+  EXPECT_EQ(generate(sharded, {1, 2, 3}, kT, opt), want_tokens);
+  opt.kv_cache = false;
+  EXPECT_EQ(generate(sharded, {1, 2, 3}, kT, opt), want_tokens);
+}
+
 // A TpGroup that only answers size questions: the model must refuse to split before communicating.
 class SizeOnlyGroup final : public TpGroup {
  public:
