@@ -35,7 +35,11 @@ TEST(TrainingBar, RatesEtaAndTheEnds) {
   EXPECT_EQ(training_bar(10, 10, 812.4, 0, 30), "step 10/10 100.0% | 812 tok/s | ETA 0:00");
   EXPECT_NE(training_bar(5, 10, 2.5e6, 59.6, 80).find("| 2.50M tok/s | ETA 1:00"), std::string::npos);
   const std::string done = training_bar(10, 10, 1000, 0, 80);
-  EXPECT_NE(done.find("[" + std::string(done.find(']') - done.find('[') - 1, '=') + "]"), std::string::npos)
+  const size_t open = done.find('['), close = done.find(']');
+  ASSERT_NE(open, std::string::npos) << done;
+  ASSERT_NE(close, std::string::npos) << done;
+  ASSERT_LT(open + 1, close) << done;
+  EXPECT_EQ(done.substr(open + 1, close - open - 1).find_first_not_of('='), std::string::npos)
       << "a finished bar is all '=': " << done;
 }
 
