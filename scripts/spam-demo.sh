@@ -2,11 +2,12 @@
 # The SpamAssassin demonstration of `kervan finetune`: bert-mini classifies e-mails as spam or ham,
 # once trained from scratch and once after masked-LM pretraining on the training e-mails' text, with
 # the same fine-tuning settings; prints both validation accuracies.
-#   scripts/spam-demo.sh            (about 30 minutes on 2 cores; writes data/spam/ and runs/spam/)
+#   scripts/spam-demo.sh            (about 25 minutes on 2 idle cores; writes data/spam/ and runs/spam/)
 # The pretraining is `kervan train` with a checkpoint (runs/spam/pretrain/: run again, it resumes
 # or finds nothing left to do), the fine-tuning starts from it (finetune.init_from). On a slow
-# machine the steps can be shrunk, e.g. SPAM_PRETRAIN_STEPS=100 SPAM_FINETUNE_STEPS=60 (the configs'
-# 300 and 100 otherwise; the learning-rate schedules follow train.steps; report what you used).
+# machine the steps can be shrunk, e.g. SPAM_PRETRAIN_STEPS=300 SPAM_FINETUNE_STEPS=100 (the configs'
+# 1500 and 300 otherwise; the learning-rate schedules follow train.steps; report what you used: with
+# 100 pretraining steps the pretrained model did worse, bench/RESULTS.md).
 # Every fifth e-mail (in the package's order: easy ham, hard ham, spam) is held out for validation.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
