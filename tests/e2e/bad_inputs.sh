@@ -187,5 +187,11 @@ expect 2 "ckpt verify of a folder that is not a checkpoint" "user" "$kervan" ckp
 expect 2 "ckpt inspect of a missing folder" "missing" "$kervan" ckpt inspect missing
 expect 2 "tokenizer encode with a missing tokenizer folder" "no-tok" "$kervan" tokenizer encode --tokenizer no-tok text.txt
 expect 2 "finetune without its file" "finetune.train" "$kervan" finetune --config c.toml
+expect 2 "an unknown train.device" "train.device" "${train[@]}" --set 'train.device="tpu"'
+# A build without CUDA, or this machine without a GPU (CI's): one clear sentence, exit 2.
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect 2 "train.device = cuda without a GPU" "no CUDA device" "${train[@]}" --set 'train.device="cuda"'
+  expect 2 "bench train --device cuda without a GPU" "no CUDA device" "$kervan" bench train --device cuda --steps 1
+fi
 
 finish bad_inputs "$cases bad inputs: each one message, the right exit code, nothing changed on disk"
