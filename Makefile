@@ -21,8 +21,9 @@ configure: $(BUILD)/build.ninja
 build: deps configure
 	cmake --build $(BUILD) -j$(JOBS)
 
+# Every test but the GPU ones (label gpu: scripts/gpu-check.sh runs those where a GPU is).
 test: build
-	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) -LE gpu
 
 # Unit tests once more under AddressSanitizer + UndefinedBehaviorSanitizer (CUDA off: nvcc objects
 # are not instrumented).
