@@ -5,7 +5,8 @@
 // 1e-5 relative, each parameter's gradient to relative L2 1e-4 (the bound the CPU model meets
 // against PyTorch in tests/unit/test_gpt_parity.cpp); after 50 AdamW steps the GPU's loss curve
 // within 2% of the CPU's at every step (rounding differences grow through training but must not
-// change what it learns), and two GPU runs bit-identical (no atomics anywhere: deterministic).
+// change what it learns) and at least 20% below where it started, and two GPU runs bit-identical
+// (no atomics anywhere: deterministic).
 #include <cmath>
 
 #include "core/optim/adamw.h"
@@ -110,7 +111,7 @@ TEST_F(GpuModelTest, FiftyStepsFallLikeTheCpuRunAndRepeatBitIdentically) {
     return train(*m, view(b, c, B, T, 0), 50);
   };
   const std::vector<float> lc = run(*cpu), lg = run(*gpu), lg2 = run(*gpu);
-  EXPECT_LT(lg.back(), 0.5f * lg.front()) << "the GPU run did not learn the batch";
+  EXPECT_LT(lg.back(), 0.8f * lg.front()) << "the GPU run did not learn the batch";
   for (size_t s = 0; s < lc.size(); ++s) EXPECT_NEAR(lg[s], lc[s], 0.02 * lc[s]) << "step " << s;
   EXPECT_EQ(lg, lg2) << "two GPU runs differ: something is not deterministic";
 }
