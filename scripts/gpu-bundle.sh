@@ -26,7 +26,7 @@ nice -n 19 cmake --build "$BUILD" --target kervan gpu_tests -j"${JOBS:-2}"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib"
-cp "$BUILD/launcher/kervan" "$BUILD/tests/gpu/gpu_tests" "$stage/bin/"
+cp "$BUILD/kervan" "$BUILD/tests/gpu/gpu_tests" "$stage/bin/"
 strip --strip-unneeded "$stage/bin/"*
 
 # Everything ldd resolves, minus what must come from the target machine: the C library and loader
