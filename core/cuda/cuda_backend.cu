@@ -19,10 +19,10 @@ using namespace cuda;
 CudaAvailability cuda_availability() {
   int n = 0;
   const cudaError_t err = cudaGetDeviceCount(&n);
-  if (err != cudaSuccess) {
-    (void)cudaGetLastError();
-    return {false, std::string("no CUDA device: ") + cudaGetErrorString(err)};
-  }
+  if (err == cudaErrorInsufficientDriver)  // also what a machine with no NVIDIA driver at all reports
+    return {false, "no CUDA device: no NVIDIA driver, or one older than this CUDA runtime needs"};
+  if (err != cudaSuccess)
+    return {false, std::string("no CUDA device: ") + cudaGetErrorName(err) + ": " + cudaGetErrorString(err)};
   if (n == 0) return {false, "no CUDA device: the driver sees none"};
   return {true, ""};
 }
