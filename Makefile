@@ -21,8 +21,9 @@ configure: $(BUILD)/build.ninja
 build: deps configure
 	cmake --build $(BUILD) -j$(JOBS)
 
+# Every test but the GPU ones (label gpu: scripts/gpu-check.sh runs those where a GPU is).
 test: build
-	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) -LE gpu
 
 # The unit tests and the MPI tests (mpi_tests under mpirun -np 2, 3, 4 and the collective
 # timeout) once more under AddressSanitizer + UndefinedBehaviorSanitizer (CUDA off: nvcc objects

@@ -52,9 +52,13 @@ if(NOT KERVAN_CUDA STREQUAL "OFF")
   include(CheckLanguage)
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
+    # A100 (80) and H100/H200 (90) machine code; set CMAKE_CUDA_ARCHITECTURES for others.
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      set(CMAKE_CUDA_ARCHITECTURES 90)
+      set(CMAKE_CUDA_ARCHITECTURES 80 90)
     endif()
+    # One CUDA runtime in the process, the shared one that NCCL and cuBLAS use too (a static copy
+    # beside it would keep state of its own).
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} REQUIRED)

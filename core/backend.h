@@ -45,11 +45,11 @@ struct AttentionSpec {
   const Tensor* bias = nullptr;         // [NH, Tq, Tk]; null: none
 };
 
-// Every kernel the layers, models and optimizer use, one implementation per device (today the CPU
-// one: OpenBLAS + OpenMP, in core/cpu). Models call only this interface, so they never branch on
-// the device. Tensors are row-major and contiguous; "[N, C]" below means any tensor whose last
-// dimension is C, viewed as N rows. Unless a kernel says otherwise, an output must not alias an
-// input (implementations check it).
+// Every kernel the layers, models and optimizer use, one implementation per device (the CPU
+// one: OpenBLAS + OpenMP, in core/cpu; the CUDA one in core/cuda). Models call only this interface, so they
+// never branch on the device. Tensors are row-major and contiguous; "[N, C]" below means any tensor whose
+// last dimension is C, viewed as N rows. Unless a kernel says otherwise, an output must not alias an input
+// (implementations check it).
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -128,16 +128,28 @@ class Backend {
   // Multi-head attention over column blocks (see AttentionSpec): per batch b and head h, with Q
   // [Tq, hs], K, V [Tk, hs] that head's columns,
   //   S = scale Q K^T + bias_h,  P = softmax(S) over the visible keys (0 elsewhere),  O = P V.
-  // out [B, Tq, NH*hs]; the probabilities probs [B, NH, Tq, Tk] are saved for backward.
-  virtual void attention_forward(Tensor& out, Tensor& probs, const ColumnBlock& q, const ColumnBlock& k,
+  // out [B, Tq, NH*hs]; `saved` is what backward needs, of attention_saved_shape().
+  virtual void attention_forward(Tensor& out, Tensor& saved, const ColumnBlock& q, const ColumnBlock& k,
                                  const ColumnBlock& v, const AttentionSpec& spec) = 0;
-  // dq, dk, dv overwritten (they may be blocks of one tensor, not of q, k, v's); dprobs
-  // [B, NH, Tq, Tk] is scratch which, when spec.bias is set, holds dS = dLoss/dS on return (every
-  // entry; the bias gradient is its sum over b).
+  // dq, dk, dv overwritten (they may be blocks of one tensor, not of q, k, v's); dprobs, of
+  // attention_scratch_shape(), is scratch which, when spec.bias is set, holds dS = dLoss/dS
+  // [B, NH, Tq, Tk] on return (every entry; the bias gradient is its sum over b).
   virtual void attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv,
                                   Tensor& dprobs, const Tensor& dout, const ColumnBlock& q,
-                                  const ColumnBlock& k, const ColumnBlock& v, const Tensor& probs,
+                                  const ColumnBlock& k, const ColumnBlock& v, const Tensor& saved,
                                   const AttentionSpec& spec) = 0;
+  // The shapes of attention's saved state and backward scratch are each backend's choice, so that a
+  // GPU need not store a [Tq, Tk] matrix per head (at seq 1024 and beyond that dominates memory
+  // and bandwidth). The CPU saves the probabilities P [B, NH, Tq, Tk] and uses a scratch of the
+  // same shape for dP; the CUDA backend saves each query row's log-sum-exp [B, NH, Tq] and
+  // recomputes P in backward, flash-style, needing no scratch unless a bias wants dS.
+  virtual Shape attention_saved_shape(int64_t B, int64_t n_head, int64_t Tq, int64_t Tk) const {
+    return {B, n_head, Tq, Tk};
+  }
+  virtual Shape attention_scratch_shape(int64_t B, int64_t n_head, int64_t Tq, int64_t Tk, bool bias) const {
+    (void)bias;
+    return {B, n_head, Tq, Tk};
+  }
   // T5's relative position bias: bias[h, i, j] = table[buckets[i, j], h]  (table [NB, NH],
   // buckets [Tq, Tk] int32, bias [NH, Tq, Tk]).
   virtual void relative_bias_forward(Tensor& bias, const Tensor& table, const Tensor& buckets) = 0;
@@ -189,6 +201,10 @@ class Backend {
   // ---- optimizer
   virtual void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
                             const AdamWStep& step) = 0;
+
+  // Waits until the work this backend queued is done (a CPU backend's is done on return): timing
+  // code calls it before it reads a clock.
+  virtual void synchronize() {}
 
   // Host threads this backend computes with (CPU: the process's OpenMP/OpenBLAS threads, which
   // core/cpu/host_threads.h sets; a device backend: its host-side helpers).

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/backends/backends.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
@@ -102,8 +103,11 @@ int run_bench_train(const BenchTrainOptions& o) {
   if (grid.tp > 1) tp_group = std::make_unique<CommunicatorTpGroup>(*tp);
 
   set_host_threads(static_cast<int>(o.threads));
-  auto be = make_cpu_backend();
-  const double peak = measure_gemm_flops(*be, 1024, 5) * ranks;
+  if (o.device != "cpu" && ranks > 1)
+    throw UserError("bench train: --device " + o.device + " runs in one process for now (docs/gpu.md)");
+  auto be = make_backend(o.device);
+  // The GEMM rate this run's MFU is measured against: 1024^3 on the CPU, a size that fills a GPU there.
+  const double peak = measure_gemm_flops(*be, o.device == "cpu" ? 1024 : 8192, 5) * ranks;
   std::unique_ptr<Model> model_ptr = make_model(cfg, *be, o.batch, tp_group.get(), T_dec);
   Model& model = *model_ptr;
   model.init_weights(1337);
@@ -119,13 +123,16 @@ int run_bench_train(const BenchTrainOptions& o) {
     const auto t0 = Clock::now();
     model.params().zero_grad(*be);
     model.forward(batch_view(ex));
+    be->synchronize();  // a device backend queues its work: wait before reading the clock
     const double t_fwd = since(t0);
     train_step.before_last_backward();
     model.backward(1.0f);
     // Counted in backward: the all-reduce the overlap did not hide (or ZeRO-1's reduce-scatter).
     const float norm = train_step.reduce_gradients();
+    be->synchronize();
     const double t_bwd = since(t0) - t_fwd;
     train_step.step(1e-4f, clip_factor(norm, 1.0f));
+    be->synchronize();
     const double t_all = since(t0);
     if (step >= o.warmup_steps) {
       fwd += t_fwd;
@@ -143,13 +150,17 @@ int run_bench_train(const BenchTrainOptions& o) {
                                        static_cast<double>(T_dec) / o.seq);
   nlohmann::json j = {{"impl", "kervan"},
                       {"family", o.arch},
+                      {"preset", o.preset},
                       {"tokens_per_s", tps},
                       {"ms_per_step", 1e3 * total / o.steps},
                       {"mfu", flops * tps / peak},
+                      {"flops_per_token", flops},
                       {"params", model_params(cfg)},
                       {"peak_rss_mb", peak_rss_mb()},
                       {"gemm_gflops", peak / 1e9},
                       {"threads", o.threads},
+                      {"device", o.device},
+                      {"peak_device_mb", static_cast<double>(device_peak_bytes(*be)) / 1e6},
                       {"ranks", ranks},
                       {"tp", grid.tp},
                       {"zero", o.zero1 ? 1 : 0},

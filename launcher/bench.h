@@ -11,9 +11,10 @@ struct BenchTrainOptions {
   std::string preset;
   int64_t layers = 0, heads = 0, d_model = 0, vocab = 0;
   int64_t batch = 4, seq = 64, threads = 1, steps = 10, warmup_steps = 2;
-  int64_t tp = 1;        // tensor-parallel size (ranks / tp data-parallel replicas)
-  bool zero1 = false;    // shard AdamW state over the data-parallel replicas (ZeRO-1)
-  bool profile = false;  // also print per-phase timings
+  int64_t tp = 1;              // tensor-parallel size (ranks / tp data-parallel replicas)
+  bool zero1 = false;          // shard AdamW state over the data-parallel replicas (ZeRO-1)
+  bool profile = false;        // also print per-phase timings
+  std::string device = "cpu";  // cpu or cuda (one process)
 };
 
 struct BenchLoaderOptions {

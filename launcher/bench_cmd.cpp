@@ -66,6 +66,8 @@ BenchCommand::BenchCommand(CLI::App& app) {
   train_->add_option("--warmup-steps", bt.warmup_steps, "Untimed steps first")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   train_->add_flag("--profile", bt.profile, "Also report forward / backward / optimizer time");
+  train_->add_option("--device", bt.device, "Device: cpu, or cuda (one process, docs/gpu.md)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
 
   checkpoint_ =
       cmd_->add_subcommand("checkpoint", "Checkpoint save/load speed vs plain I/O; async save stall vs sync");

@@ -147,6 +147,13 @@ std::vector<ConfigKey> make_keys() {
        [](C& c) -> ConfigField { return &c.train.grad_clip; }, at_least(0)},
       {"train.threads", "int", "0 (all cores)", "OpenMP / OpenBLAS threads per process",
        [](C& c) -> ConfigField { return &c.train.threads; }, range(0, 1024)},
+      {"train.device",
+       "string",
+       "",
+       "`cpu`, or `cuda` (one process on the first GPU, fp32: docs/gpu.md); without a GPU or a CUDA build it "
+       "exits 2",
+       [](C& c) -> ConfigField { return &c.train.device; },
+       {}},
       {"train.eval_every", "int", "0 (off)",
        "validation loss every N steps and after the last, on the `val` split of every `data.path` that has "
        "one: "

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "core/backends/backends.h"
 #include "core/error.h"
 #include "core/model/recurrent_config.h"
 #include "core/paths.h"
@@ -384,6 +385,8 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
     throw UserError(r.where("train.weight_decay") +
                     ": train.lr x train.weight_decay must be < 1 (each step "
                     "multiplies the weights by 1 - lr x weight_decay)");
+  if (!is_device_name(t.device))
+    throw UserError(r.where("train.device") + ": train.device must be cpu or cuda, got '" + t.device + "'");
   try {
     parse_schedule_kind(t.schedule);
   } catch (const UserError& e) {

@@ -61,11 +61,12 @@ struct RunConfig {
     int64_t decay_steps = 0;  // wsd
     float weight_decay = 0.1f;
     float beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f;
-    float grad_clip = 1.0f;     // 0: off
-    int64_t threads = 0;        // 0: all cores
-    int64_t eval_every = 0;     // validation loss every N steps and at the end (0: off)
-    int64_t eval_batches = 8;   // global batches of the validation split per evaluation
-    int64_t max_bad_steps = 5;  // consecutive non-finite steps (each skipped) that stop the run
+    float grad_clip = 1.0f;      // 0: off
+    int64_t threads = 0;         // 0: all cores
+    std::string device = "cpu";  // "cpu" or "cuda" (core/backends)
+    int64_t eval_every = 0;      // validation loss every N steps and at the end (0: off)
+    int64_t eval_batches = 8;    // global batches of the validation split per evaluation
+    int64_t max_bad_steps = 5;   // consecutive non-finite steps (each skipped) that stop the run
   } train;
 
   struct Parallel {

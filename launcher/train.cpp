@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "checkpoint/failpoint.h"
+#include "core/backends/backends.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
@@ -427,8 +428,16 @@ int run_train(const RunConfig& cfg) {
   Job job = start_job(cfg);
   if (!job.leader()) log_to_rank_file(cfg, job.grid.world_rank);
   set_host_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : omp_get_num_procs());
-  auto be = make_cpu_backend();
-  check_same_config(cfg, job, *be);
+  // The model computes on train.device; control messages between ranks (config hashes, shared
+  // verdicts, coordinator words) stay in host memory, on a CPU backend.
+  auto host = make_cpu_backend();
+  auto device_be = cfg.train.device == "cpu" ? nullptr : make_backend(cfg.train.device);
+  Backend& be = device_be ? *device_be : *host;
+  if (device_be && (job.world->size() > 1 || cfg.parallel.zero))
+    throw UserError(cfg.file + ": train.device = \"" + cfg.train.device +
+                    "\" trains in one process without ZeRO for now (the NCCL communicator is not wired into "
+                    "data and tensor parallelism yet; docs/gpu.md)");
+  check_same_config(cfg, job, *host);
   // data.tokenizer is loaded now, sampling or not: a wrong one is a mistake found before the data
   // is verified and compute is spent, not a surprise in the first sample.
   if (!cfg.data.tokenizer.empty()) {
@@ -445,12 +454,13 @@ int run_train(const RunConfig& cfg) {
   std::unique_ptr<CoordinatedData> coordinated;
   if (!cfg.data.coordinator.empty() || !cfg.parallel.coordinator.empty())
     coordinated = std::make_unique<CoordinatedData>(cfg, job.grid, job.node->size() == job.world->size(),
-                                                    *job.world, *be);
+                                                    *job.world, *host);
   std::optional<TrainingData> verified;
   if (coordinated)
     verified = open_training_data(cfg, coordinated->paths(), coordinated->opener());
   else
-    run_on_root_and_share_outcome(*job.node, *be, [&] { verified = open_training_data(cfg, Verify::Full); });
+    run_on_root_and_share_outcome(*job.node, *host,
+                                  [&] { verified = open_training_data(cfg, Verify::Full); });
   TrainingData data = verified ? std::move(*verified) : open_training_data(cfg, Verify::HeaderOnly);
   // The sample prompt is checked now, on every rank, rather than after training.
   const TextCodec codec(cfg.sample.tokens > 0 ? data.tokenizer : "none");
@@ -464,9 +474,10 @@ int run_train(const RunConfig& cfg) {
   const TrainingSampler sampler = [&](Model& model, const std::string& title) {
     print_sample(model, job, cfg, codec, prompt, title);
   };
-  TrainedModel trained = train_on_job(cfg, job, *be, data, signals, coordinated.get(), &sampler);
+  TrainedModel trained = train_on_job(cfg, job, be, data, signals, coordinated.get(), &sampler);
   // What the memory plan is measured against (tests/e2e/train_plan.sh).
   spdlog::info("peak resident memory of this rank: {:.3f} GB (VmHWM)", peak_resident_bytes() / 1e9);
+  if (device_be) spdlog::info("peak device memory of this rank: {:.3f} GB", device_peak_bytes(be) / 1e9);
   if (trained.exit_code != 0) return trained.exit_code;
   // Sampling runs on the first data-parallel replica; all its tensor-parallel ranks take part
   // (the logits are gathered over the vocabulary shards); the leader prints.

@@ -2,10 +2,33 @@
 
 #include "core/error.h"
 #include "parallel/communicator.h"
+#ifdef KERVAN_HAVE_NCCL
+#include <cuda_runtime.h>
+#endif
 
 namespace kervan {
 
 namespace {
+
+// A one-rank collective is a copy, of host or of device memory (a CUDA backend's tensors).
+void copy_bytes(const Tensor& out, const Tensor& in) {
+  if (out.raw() == in.raw()) return;
+  if (out.device() == Device::CPU && in.device() == Device::CPU) {
+    std::memmove(out.raw(), in.raw(), in.bytes());
+    return;
+  }
+#ifdef KERVAN_HAVE_NCCL
+  // The backend computes on its own non-blocking stream, which a plain cudaMemcpy does not wait for.
+  cudaError_t err = cudaDeviceSynchronize();
+  if (err == cudaSuccess) err = cudaMemcpy(out.raw(), in.raw(), in.bytes(), cudaMemcpyDefault);
+  if (err != cudaSuccess)
+    throw EnvironmentError("cudaMemcpy", "a one-rank collective of " + std::to_string(in.bytes()) + " bytes",
+                           cudaGetErrorString(err));
+#else
+  KERVAN_CHECK(false, "a device tensor in a build without CUDA");
+#endif
+}
+
 class DoneHandle final : public CommHandle {
  public:
   void wait() override {}
@@ -18,16 +41,18 @@ std::unique_ptr<CommHandle> SoloCommunicator::all_reduce_async(Tensor&, ReduceOp
 
 std::unique_ptr<CommHandle> SoloCommunicator::reduce_scatter_async(Tensor& out, const Tensor& in, ReduceOp) {
   KERVAN_CHECK(out.bytes() == in.bytes(), "reduce_scatter sizes");
-  std::memmove(out.raw(), in.raw(), in.bytes());
+  copy_bytes(out, in);
   return std::make_unique<DoneHandle>();
 }
 
 std::unique_ptr<CommHandle> SoloCommunicator::all_gather_async(Tensor& out, const Tensor& in) {
   KERVAN_CHECK(out.bytes() == in.bytes(), "all_gather sizes");
-  if (out.raw() != in.raw()) std::memmove(out.raw(), in.raw(), in.bytes());
+  copy_bytes(out, in);
   return std::make_unique<DoneHandle>();
 }
 
-std::unique_ptr<CommHandle> SoloCommunicator::broadcast_async(Tensor&, int) { return std::make_unique<DoneHandle>(); }
+std::unique_ptr<CommHandle> SoloCommunicator::broadcast_async(Tensor&, int) {
+  return std::make_unique<DoneHandle>();
+}
 
 }  // namespace kervan

@@ -6,7 +6,7 @@ namespace kervan {
 // What forward keeps for backward, per layer.
 struct AttentionSaved {
   Tensor qkv;    // [B, T, 3I]   c_attn(x), I = heads * head size
-  Tensor probs;  // [B, NH, T, T] softmax of the scores
+  Tensor probs;  // the softmax, as Backend::attention_saved_shape() keeps it
   Tensor att;    // [B, T, I]    heads concatenated, input of c_proj
 };
 
@@ -14,7 +14,7 @@ struct AttentionSaved {
 struct AttentionScratch {
   Tensor datt;    // [B, T, I]
   Tensor dqkv;    // [B, T, 3I]
-  Tensor dprobs;  // [B, NH, T, T]
+  Tensor dprobs;  // Backend::attention_scratch_shape(); dS [B, NH, T, T] with a bias
 };
 
 // The shape of an attention layer and how it starts.

@@ -7,7 +7,7 @@ namespace kervan {
 struct CrossAttentionSaved {
   Tensor q;      // [B, Tq, I]    x W_q^T
   Tensor kv;     // [B, Tk, 2I]   memory W_kv^T, [k | v]
-  Tensor probs;  // [B, NH, Tq, Tk]
+  Tensor probs;  // the softmax, as Backend::attention_saved_shape() keeps it
   Tensor att;    // [B, Tq, I]
 };
 
@@ -16,7 +16,7 @@ struct CrossAttentionScratch {
   Tensor datt;     // [B, Tq, I]
   Tensor dq;       // [B, Tq, I]
   Tensor dkv;      // [B, Tk, 2I]
-  Tensor dprobs;   // [B, NH, Tq, Tk]
+  Tensor dprobs;   // Backend::attention_scratch_shape()
   Tensor dmemory;  // [B, Tk, C]
 };
 

@@ -88,7 +88,7 @@ void Bert::layout(int64_t B, int64_t T) {
   for (int l = 0; l < config_.n_layer; ++l) {
     BlockSaved b;
     b.attn.qkv = a.make({B, T, C3});
-    b.attn.probs = a.make({B, NH, T, T});
+    b.attn.probs = a.make(be_.attention_saved_shape(B, NH, T, T));
     b.attn.att = a.make({B, T, Cl});
     b.res1 = a.make({B, T, C});
     b.x1 = a.make({B, T, C});
@@ -106,7 +106,8 @@ void Bert::layout(int64_t B, int64_t T) {
   s.dres = a.make({B, T, C});
   s.dln = a.make({B, T, C});
   s.dtmp = a.make({B, T, C});
-  s.attn_scratch = {a.make({B, T, Cl}), a.make({B, T, C3}), a.make({B, NH, T, T})};
+  s.attn_scratch = {a.make({B, T, Cl}), a.make({B, T, C3}),
+                    a.make(be_.attention_scratch_shape(B, NH, T, T, false))};
   s.mlp_scratch.dhidden = a.make({B, T, H});
   s.row_ids = a.make({N}, DType::I32);
   s.row_targets = a.make({N}, DType::I32);

@@ -90,7 +90,7 @@ void GPT::layout(int64_t B, int64_t T) {
     b.ln1_mean = a.make({B * T});
     b.ln1_rstd = a.make({B * T});
     b.attn.qkv = a.make({B, T, C3});
-    b.attn.probs = a.make({B, NH, T, T});
+    b.attn.probs = a.make(be_.attention_saved_shape(B, NH, T, T));
     b.attn.att = a.make({B, T, Cl});
     b.res1 = a.make({B, T, C});
     b.ln2 = a.make({B, T, C});
@@ -115,7 +115,7 @@ void GPT::layout(int64_t B, int64_t T) {
   s.mlp_scratch.dhidden = a.make({B, T, H});
   s.attn_scratch.datt = a.make({B, T, Cl});
   s.attn_scratch.dqkv = a.make({B, T, C3});
-  s.attn_scratch.dprobs = a.make({B, NH, T, T});
+  s.attn_scratch.dprobs = a.make(be_.attention_scratch_shape(B, NH, T, T, false));
   a.end();
   step_ = std::move(s);
 }

@@ -104,7 +104,8 @@ T5::StackTensors T5::stack_layout(const RelativePositionBias& rel, int64_t B, in
   s.dres = a.make({B, T, C});
   s.dln = a.make({B, T, C});
   s.dtmp = a.make({B, T, C});
-  s.attn_scratch = {a.make({B, T, I}), a.make({B, T, 3 * I}), a.make({B, NH, T, T})};
+  s.attn_scratch = {a.make({B, T, I}), a.make({B, T, 3 * I}),
+                    a.make(be_.attention_scratch_shape(B, NH, T, T, true))};
   s.mlp_scratch = {a.make({B, T, H}), a.make({B, T, fc})};
   return s;
 }
@@ -130,7 +131,7 @@ void T5::layout(int64_t B, int64_t Te, int64_t Td) {
   for (int l = 0; l < config_.n_layer; ++l) {
     EncoderSaved e;
     std::tie(e.n1, e.n1_rstd) = rms(Te);
-    e.attn = {a.make({B, Te, 3 * I}), a.make({B, NH, Te, Te}), a.make({B, Te, I})};
+    e.attn = {a.make({B, Te, 3 * I}), a.make(be_.attention_saved_shape(B, NH, Te, Te)), a.make({B, Te, I})};
     e.res1 = a.make({B, Te, C});
     std::tie(e.n2, e.n2_rstd) = rms(Te);
     e.mlp = {a.make({B, Te, fc}), a.make({B, Te, H})};
@@ -140,18 +141,19 @@ void T5::layout(int64_t B, int64_t Te, int64_t Td) {
   for (int l = 0; l < config_.n_layer; ++l) {
     DecoderSaved d;
     std::tie(d.n1, d.n1_rstd) = rms(Td);
-    d.attn = {a.make({B, Td, 3 * I}), a.make({B, NH, Td, Td}), a.make({B, Td, I})};
+    d.attn = {a.make({B, Td, 3 * I}), a.make(be_.attention_saved_shape(B, NH, Td, Td)), a.make({B, Td, I})};
     d.res1 = a.make({B, Td, C});
     std::tie(d.n2, d.n2_rstd) = rms(Td);
-    d.cross = {a.make({B, Td, I}), a.make({B, Te, 2 * I}), a.make({B, NH, Td, Te}), a.make({B, Td, I})};
+    d.cross = {a.make({B, Td, I}), a.make({B, Te, 2 * I}), a.make(be_.attention_saved_shape(B, NH, Td, Te)),
+               a.make({B, Td, I})};
     d.res2 = a.make({B, Td, C});
     std::tie(d.n3, d.n3_rstd) = rms(Td);
     d.mlp = {a.make({B, Td, fc}), a.make({B, Td, H})};
     d.res3 = a.make({B, Td, C});
     s.dec_blocks.push_back(std::move(d));
   }
-  s.cross_scratch = {a.make({B, Td, I}), a.make({B, Td, I}), a.make({B, Te, 2 * I}), a.make({B, NH, Td, Te}),
-                     a.make({B, Te, C})};
+  s.cross_scratch = {a.make({B, Td, I}), a.make({B, Td, I}), a.make({B, Te, 2 * I}),
+                     a.make(be_.attention_scratch_shape(B, NH, Td, Te, false)), a.make({B, Te, C})};
   s.dmemory = a.make({B, Te, C});
   s.lm = {a.make({B * Td, Vl}), a.make({B * Td}), a.make({B * Td}), a.make({2, B * Td})};
   a.end();

@@ -329,5 +329,11 @@ for cmd in "prepare --tokenizer bytes --out scratch/disk/c mid.txt" "prepare --t
   rc=$?
   [[ $rc -eq 4 ]] && grep -q "$full_disk" "$work/err" || fail "$cmd on a full disk: exit $rc: $(tail -2 "$work/err")"
 done
+expect 2 "an unknown train.device" "train.device" "${train[@]}" --set 'train.device="tpu"'
+# A build without CUDA, or this machine without a GPU (CI's): one clear sentence, exit 2.
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect 2 "train.device = cuda without a GPU" "no CUDA device" "${train[@]}" --set 'train.device="cuda"'
+  expect 2 "bench train --device cuda without a GPU" "no CUDA device" "$kervan" bench train --device cuda --preset gpt2-tiny --steps 1
+fi
 
 finish bad_inputs "$cases bad inputs: each one message, the right exit code, nothing changed on disk"

@@ -1,0 +1,26 @@
+#pragma once
+#include <memory>
+
+#include "core/backend.h"
+
+namespace kervan {
+
+// Whether this build has the CUDA backend and the machine a device for it; when not, the reason
+// ("this kervan was built without CUDA", "no CUDA device: ...").
+struct CudaAvailability {
+  bool ok = false;
+  std::string reason;
+};
+CudaAvailability cuda_availability();
+
+// The CUDA backend on the process's current device (fp32 storage and arithmetic for now). Throws
+// UserError "no CUDA device ..." where there is none. Every kernel is the twin of core/cpu's of the
+// same name: the same math, stated in a comment at the top of its .cu file, and tests/gpu compares
+// the two on random inputs.
+std::unique_ptr<Backend> make_cuda_backend();
+
+// Device memory of this process: the most ever in use at once, and what is in use now (bytes).
+int64_t cuda_peak_bytes();
+int64_t cuda_in_use_bytes();
+
+}  // namespace kervan

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds kervan's GPU binaries here (nvcc, with this machine's Debian libraries) and gathers what
+# they need to run on a bare GPU machine into one ignored folder to carry there:
+#   gpu-bundle/kervan-gpu.tar.gz   bin/kervan, bin/gpu_tests (stripped) and lib/ with every shared
+#                                  library they load except the C library itself and CUDA's own
+#                                  (libcuda, libcudart, cuBLAS, cuBLASLt, NCCL come from the GPU
+#                                  machine's toolkit or its Python wheels)
+# scripts/gpu-check.sh unpacks and runs it. Usage: scripts/gpu-bundle.sh [BUILD_DIR]  (default build,
+# configured with CUDA on: KERVAN_CUDA=AUTO finds /usr/local/cuda/bin/nvcc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+OUT=gpu-bundle
+LIMIT_MB=60  # the whole working tree that travels must stay under 64 MiB
+
+if [[ ! -f $BUILD/build.ninja ]]; then
+  echo "gpu-bundle: $BUILD is not a configured build folder (run make configure, or cmake -S . -B $BUILD -G Ninja)" >&2
+  exit 2
+fi
+if ! grep -q '^CMAKE_CUDA_COMPILER:' "$BUILD/CMakeCache.txt" || ! grep -q 'KERVAN_HAVE_CUDA\|kervan_cuda' "$BUILD/build.ninja"; then
+  echo "gpu-bundle: $BUILD was configured without CUDA (is nvcc at /usr/local/cuda/bin?)" >&2
+  exit 2
+fi
+nice -n 19 cmake --build "$BUILD" --target kervan gpu_tests -j"${JOBS:-2}"
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/lib"
+cp "$BUILD/kervan" "$BUILD/tests/gpu/gpu_tests" "$stage/bin/"
+strip --strip-unneeded "$stage/bin/"*
+
+# Everything ldd resolves, minus what must come from the target machine: the C library and loader
+# (they must match its kernel and each other) and CUDA's libraries (they must match its driver).
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libcuda\.so|libcudart|libcublas|libcublasLt|libnccl|libnvidia)'
+for bin in "$stage/bin/"*; do
+  ldd "$bin" | awk '/=>/ { print $1, $3 }'
+done | sort -u | while read -r name path; do
+  [[ $name =~ $skip ]] && continue
+  [[ $path == not ]] && { echo "gpu-bundle: $name not found for the bundle" >&2; exit 1; }
+  cp -L "$path" "$stage/lib/$name"
+done
+strip --strip-unneeded "$stage/lib/"* 2>/dev/null || true
+
+mkdir -p "$OUT"
+tar -C "$stage" -czf "$OUT/kervan-gpu.tar.gz" bin lib
+git rev-parse HEAD > "$OUT/commit"
+size_mb=$(( $(stat -c %s "$OUT/kervan-gpu.tar.gz") / 1000000 ))
+echo "gpu-bundle: $OUT/kervan-gpu.tar.gz ${size_mb} MB ($(ls "$stage/lib" | wc -l) libraries, commit $(cut -c1-12 "$OUT/commit"))"
+if (( size_mb > LIMIT_MB )); then
+  echo "gpu-bundle: over ${LIMIT_MB} MB; it would not travel to the GPU machine" >&2
+  exit 1
+fi
+# The binaries start here too; without a GPU they must say so clearly (the expected error).
+dir=$(mktemp -d)
+tar -C "$dir" -xzf "$OUT/kervan-gpu.tar.gz"
+LD_LIBRARY_PATH="$dir/lib:/usr/local/cuda/lib64" "$dir/bin/kervan" --version
+rm -rf "$dir"
