@@ -1,8 +1,7 @@
-// The training progress bar's line (what a terminal shows under the per-step log lines), and the
-// status line's hold on the logger. Drawing needs a terminal: tests/e2e/progress_bar.sh runs
+// The training progress bar's line (what a terminal shows under the per-step log lines). Drawing,
+// and the log lines scrolling above the bar, need a terminal: tests/e2e/progress_bar.sh runs
 // training under a pseudo-terminal.
 #include <gtest/gtest.h>
-#include <spdlog/spdlog.h>
 
 #include "launcher/progress.h"
 
@@ -49,23 +48,6 @@ TEST(TrainingBar, ClockText) {
   EXPECT_EQ(clock_text(59.6), "1:00");
   EXPECT_EQ(clock_text(3599), "59:59");
   EXPECT_EQ(clock_text(3723), "1:02:03");
-}
-
-// On a terminal the status line wraps the logger's stderr sink (log lines then scroll above it)
-// and gives it back when it ends; without one it leaves the logger alone.
-TEST(StatusLine, WrapsTheLoggerSinkOnlyWhileItLives) {
-  auto logger = spdlog::default_logger();
-  ASSERT_EQ(logger->sinks().size(), 1u);
-  const spdlog::sink_ptr own = logger->sinks()[0];
-  {
-    StatusLine off(false);
-    EXPECT_EQ(logger->sinks()[0], own);
-  }
-  {
-    StatusLine on(true);
-    EXPECT_NE(logger->sinks()[0], own);
-  }
-  EXPECT_EQ(logger->sinks()[0], own);
 }
 
 }  // namespace
