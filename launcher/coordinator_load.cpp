@@ -1,14 +1,18 @@
 #include "launcher/coordinator_load.h"
 
 #include <grpcpp/client_context.h>
-#include <grpcpp/completion_queue.h>
+#include <grpcpp/create_channel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <queue>
 #include <random>
+#include <thread>
 
 #include "coordinator/coordinator_client.h"
 #include "core/error.h"
@@ -22,23 +26,22 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// The simulated workers and what they measured, all driven by one thread from one completion
-// queue (gRPC's asynchronous client API): sending a call costs the simulation a few microseconds,
-// so what the figures show is the coordinator's cost, not the simulation's. Latency runs from when
-// a call was due (open loop) or sent (closed loop) to its answer, so a schedule that falls behind
-// shows in the figures instead of hiding (no coordinated omission).
+// The simulated workers and what they measured. Latency runs from when a call was due (open
+// loop) or sent (closed loop) to its answer, so a schedule that falls behind shows in the
+// figures instead of hiding (no coordinated omission).
 struct Sim {
   const LoadOptions& opt;
   v1::RequestHeader header;
-  grpc::CompletionQueue cq;
   std::vector<std::unique_ptr<v1::Coordinator::Stub>> stubs;
   std::vector<uint64_t> worker_ids;
   std::vector<std::mt19937_64> rngs;
   std::vector<uint64_t> shard_bytes;  // of the train split
   std::discrete_distribution<uint32_t> pick_shard;
-  bool stopping = false;
+  std::atomic<bool> stopping = false;
   Clock::time_point window_end = Clock::time_point::max();  // completions after it are not counted in RPC/s
-  int64_t in_flight = 0, errors = 0, in_window = 0;
+  std::atomic<int64_t> in_flight = 0, errors = 0, in_window = 0;
+  std::mutex mu;
+  std::condition_variable drained;
   std::vector<double> heartbeat_ms, fetch_ms;
   std::map<std::string, int64_t> error_codes;
   std::vector<int64_t> calls;  // per worker, closed loop: which call comes next
@@ -46,44 +49,25 @@ struct Sim {
   explicit Sim(const LoadOptions& o) : opt(o) {}
   void record(bool fetch, Clock::time_point due, const grpc::Status& status);
   void send(int w, bool fetch, Clock::time_point due);
-  // After a call of worker w ends: its next call, in a closed loop (one heartbeat per ten fetches).
-  void next(int w) {
-    if (opt.closed_loop && !stopping) send(w, ++calls[w] % 11 != 10, Clock::now());
-  }
   v1::FetchRequest fetch_request(int w);
 };
 
-// A worker's calls carry deadlines, as a training worker's do; this one ends the load run's
-// drain at the latest.
-constexpr auto kCallDeadline = std::chrono::seconds(60);
-
-// A call in flight; the completion queue's tag. step() moves it on; false when it is over.
-class SimCall {
- public:
-  virtual ~SimCall() = default;
-  virtual bool step(bool ok) = 0;
-};
-
-class FetchCall final : public SimCall {
+class FetchCall final : public grpc::ClientReadReactor<v1::TokenData> {
  public:
   FetchCall(Sim& sim, int worker, Clock::time_point due) : sim_(sim), worker_(worker), due_(due) {
-    ctx_.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
-    reader_ = sim.stubs[worker]->PrepareAsyncFetchTokens(&ctx_, sim.fetch_request(worker), &sim.cq);
-    reader_->StartCall(this);
+    req_ = sim.fetch_request(worker);
+    sim.stubs[worker]->async()->FetchTokens(&ctx_, &req_, this);
+    StartRead(&chunk_);
+    StartCall();
   }
-  bool step(bool ok) override {
-    if (finishing_) {
-      sim_.record(true, due_, status_);
-      sim_.next(worker_);
-      return false;
-    }
-    if (ok) {
-      reader_->Read(&chunk_, this);  // the call started, or a message arrived
-    } else {
-      finishing_ = true;  // the stream ended
-      reader_->Finish(&status_, this);
-    }
-    return true;
+  void OnReadDone(bool ok) override {
+    if (ok) StartRead(&chunk_);
+  }
+  void OnDone(const grpc::Status& s) override {
+    sim_.record(true, due_, s);
+    if (sim_.opt.closed_loop && !sim_.stopping)
+      sim_.send(worker_, ++sim_.calls[worker_] % 11 != 10, Clock::now());
+    delete this;
   }
 
  private:
@@ -91,48 +75,26 @@ class FetchCall final : public SimCall {
   int worker_;
   Clock::time_point due_;
   grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientAsyncReader<v1::TokenData>> reader_;
+  v1::FetchRequest req_;
   v1::TokenData chunk_;
-  grpc::Status status_;
-  bool finishing_ = false;
 };
 
-class HeartbeatCall final : public SimCall {
- public:
-  HeartbeatCall(Sim& sim, int worker, Clock::time_point due) : sim_(sim), worker_(worker), due_(due) {
-    v1::HeartbeatRequest req;
-    *req.mutable_header() = sim.header;
-    req.set_worker_id(sim.worker_ids[worker]);
-    req.set_step(1);
-    req.set_consumed_samples(16);
-    req.set_tokens_per_s(160000);
-    ctx_.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
-    rpc_ = sim.stubs[worker]->PrepareAsyncHeartbeat(&ctx_, req, &sim.cq);
-    rpc_->StartCall();
-    rpc_->Finish(&resp_, &status_, this);
-  }
-  bool step(bool) override {
-    sim_.record(false, due_, status_);
-    sim_.next(worker_);
-    return false;
-  }
-
- private:
-  Sim& sim_;
-  int worker_;
-  Clock::time_point due_;
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::HeartbeatResponse>> rpc_;
-  v1::HeartbeatResponse resp_;
-  grpc::Status status_;
+struct HeartbeatCall {
+  grpc::ClientContext ctx;
+  v1::HeartbeatRequest req;
+  v1::HeartbeatResponse resp;
 };
 
 void Sim::record(bool fetch, Clock::time_point due, const grpc::Status& status) {
   const Clock::time_point now = Clock::now();
+  const double ms = std::chrono::duration<double, std::milli>(now - due).count();
   if (now <= window_end) in_window++;
-  (fetch ? fetch_ms : heartbeat_ms).push_back(std::chrono::duration<double, std::milli>(now - due).count());
-  if (!status.ok()) errors++, error_codes[status_code_name(status.error_code())]++;
-  in_flight--;
+  {
+    std::lock_guard lock(mu);
+    (fetch ? fetch_ms : heartbeat_ms).push_back(ms);
+    if (!status.ok()) errors++, error_codes[status_code_name(status.error_code())]++;
+  }
+  if (--in_flight == 0) drained.notify_all();
 }
 
 v1::FetchRequest Sim::fetch_request(int w) {
@@ -140,6 +102,7 @@ v1::FetchRequest Sim::fetch_request(int w) {
   *req.mutable_header() = header;
   req.set_corpus(0);
   req.set_split("train");
+  std::lock_guard lock(mu);  // the rng and the distribution
   for (int i = 0; i < opt.windows; ++i) {
     const uint32_t s = pick_shard(rngs[w]);
     const uint64_t span = shard_bytes[s] > opt.window_bytes ? shard_bytes[s] - opt.window_bytes : 0;
@@ -153,22 +116,21 @@ v1::FetchRequest Sim::fetch_request(int w) {
 
 void Sim::send(int w, bool fetch, Clock::time_point due) {
   in_flight++;
-  if (fetch)
+  if (fetch) {
     new FetchCall(*this, w, due);
-  else
-    new HeartbeatCall(*this, w, due);
-}
-
-// Runs the completion queue until `until` (or until nothing is in flight, with `drain`).
-void run_queue(Sim& sim, Clock::time_point until, bool drain) {
-  void* tag = nullptr;
-  bool ok = false;
-  while (!(drain && sim.in_flight == 0)) {
-    const auto got = sim.cq.AsyncNext(&tag, &ok, until);
-    if (got != grpc::CompletionQueue::GOT_EVENT) return;  // the time is up
-    auto* call = static_cast<SimCall*>(tag);
-    if (!call->step(ok)) delete call;
+    return;
   }
+  auto* call = new HeartbeatCall;
+  *call->req.mutable_header() = header;
+  call->req.set_worker_id(worker_ids[w]);
+  call->req.set_step(1);
+  call->req.set_consumed_samples(16);
+  call->req.set_tokens_per_s(160000);
+  stubs[w]->async()->Heartbeat(&call->ctx, &call->req, &call->resp, [this, w, call, due](grpc::Status s) {
+    record(false, due, s);
+    if (opt.closed_loop && !stopping) send(w, ++calls[w] % 11 != 10, Clock::now());
+    delete call;
+  });
 }
 
 double percentile(std::vector<double>& v, double p) {
@@ -192,12 +154,12 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
   sim.pick_shard = std::discrete_distribution<uint32_t>(sim.shard_bytes.begin(), sim.shard_bytes.end());
   sim.calls.assign(opt.workers, 0);
 
-  // Each worker its own connection (a distinct channel argument keeps gRPC from sharing one),
-  // set up as a training worker's (coordinator_channel).
+  // Each worker its own connection (a distinct channel argument keeps gRPC from sharing one).
   for (int w = 0; w < opt.workers; ++w) {
     grpc::ChannelArguments args;
     args.SetInt("kervan.bench.worker", w);
-    sim.stubs.push_back(v1::Coordinator::NewStub(coordinator_channel(opt.address, args)));
+    sim.stubs.push_back(v1::Coordinator::NewStub(
+        grpc::CreateCustomChannel(opt.address, grpc::InsecureChannelCredentials(), args)));
     sim.rngs.emplace_back(static_cast<uint64_t>(w) * 7919 + 1);
     v1::RegisterRequest reg;
     *reg.mutable_header() = sim.header;
@@ -225,9 +187,9 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
   sim.window_end = end;
   if (opt.closed_loop) {
     for (int w = 0; w < opt.workers; ++w) sim.send(w, true, Clock::now());
-    run_queue(sim, end, false);
+    std::this_thread::sleep_until(end);
   } else {
-    // Every call at its time; each worker's phase is spread over its periods.
+    // One thread sends every call at its time; each worker's phase is spread over its periods.
     using Event = std::tuple<Clock::time_point, int, bool>;  // due, worker, fetch
     std::priority_queue<Event, std::vector<Event>, std::greater<>> due;
     const auto ms = [](double v) {
@@ -242,15 +204,19 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
     while (!due.empty()) {
       auto [when, w, fetch] = due.top();
       if (when >= end) break;
-      run_queue(sim, when, false);  // answers until the next call is due (those ready, when it is late)
       due.pop();
+      if (when > Clock::now()) std::this_thread::sleep_until(when);
       sim.send(w, fetch, when);
       due.emplace(when + ms(fetch ? opt.step_ms : opt.heartbeat_ms), w, fetch);
     }
   }
   sim.stopping = true;
   out.seconds = std::chrono::duration<double>(end - start).count();
-  run_queue(sim, Clock::now() + kCallDeadline + std::chrono::seconds(5), true);
+  {
+    std::unique_lock lock(sim.mu);
+    sim.drained.wait_for(lock, std::chrono::seconds(60), [&] { return sim.in_flight == 0; });
+  }
+  std::lock_guard lock(sim.mu);
   out.heartbeats = static_cast<int64_t>(sim.heartbeat_ms.size());
   out.fetches = static_cast<int64_t>(sim.fetch_ms.size());
   out.errors = sim.errors;
@@ -263,13 +229,6 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
   out.max_ms = all.empty() ? 0 : *std::max_element(all.begin(), all.end());
   out.heartbeat_p99_ms = percentile(sim.heartbeat_ms, 0.99);
   out.fetch_p99_ms = percentile(sim.fetch_ms, 0.99);
-  sim.cq.Shutdown();  // every call has ended by now (their deadline)
-  void* tag = nullptr;
-  bool ok = false;
-  while (sim.cq.Next(&tag, &ok)) {
-    auto* call = static_cast<SimCall*>(tag);
-    if (!call->step(ok)) delete call;
-  }
   return out;
 }
 

@@ -43,6 +43,7 @@ threads = 1
 eval_every = 0
 [checkpoint]
 every = 4
+keep_every = 4  # step 4 stays for the resume from an older checkpoint
 TOML
 
 # The uninterrupted run, from the folder.
