@@ -53,8 +53,7 @@ std::string status_code_name(grpc::StatusCode code) {
   return i < std::size(names) ? names[i] : "code " + std::to_string(i);
 }
 
-std::shared_ptr<grpc::Channel> coordinator_channel(const std::string& address) {
-  grpc::ChannelArguments args;
+std::shared_ptr<grpc::Channel> coordinator_channel(const std::string& address, grpc::ChannelArguments args) {
   args.SetMaxReceiveMessageSize(256 << 20);  // a manifest of a very large corpus
   // Reconnect quickly after a coordinator restart (gRPC's default back-off grows to 120 s).
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);

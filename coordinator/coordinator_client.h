@@ -1,5 +1,6 @@
 #pragma once
 #include <grpcpp/channel.h>
+#include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/support/status.h>
 
 #include <functional>
@@ -78,8 +79,9 @@ class CoordinatorClient {
 };
 
 // The channel a client (or a benchmark's simulated workers) uses for `address`, TLS per the
-// environment as described above.
-std::shared_ptr<grpc::Channel> coordinator_channel(const std::string& address);
+// environment as described above; `args` adds channel arguments of the caller's.
+std::shared_ptr<grpc::Channel> coordinator_channel(const std::string& address,
+                                                   grpc::ChannelArguments args = {});
 
 // "UNAUTHENTICATED" for the code.
 std::string status_code_name(grpc::StatusCode code);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "coordinator/process_tuning.h"
+#include "coordinator/rpc_calls.h"
 #include "core/error.h"
 
 namespace kervan {
@@ -84,8 +85,9 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, SharedSe
   v1::JournalHeader header;
   header.set_job_id(options_.job_id);
   header.set_corpus_fingerprint(catalog_->fingerprint());
-  journal_ = std::make_unique<Journal>(options_.journal, header,
-                                       [&](const Journal::Record& r) { state_->apply(r, now); });
+  journal_ = std::make_unique<Journal>(
+      options_.journal, header, [&](const Journal::Record& r) { state_->apply(r, now); },
+      options_.journal_advice);
   if (journal_->replayed_records() > 0) {
     state_->restarted(steady_now_ms());
     spdlog::info("{}: replayed {} journal records", options_.journal, journal_->replayed_records());
@@ -100,12 +102,26 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, SharedSe
   builder.SetMaxReceiveMessageSize(options_.max_request_bytes);
   // gRPC sets SO_REUSEPORT by default, which would let a second coordinator share the port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Requests are small: no bandwidth probing (a PING and its timer per burst of requests).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  const int threads = options_.threads > 0
+                          ? options_.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
+  for (int t = 0; t < threads; ++t) queues_.push_back(builder.AddCompletionQueue());
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0)
     throw UserError("cannot listen on " + options_.listen +
                     " (the port is in use, or the address is not one of this machine's" +
                     (options_.tls.enabled() ? ", or --tls-cert and --tls-key do not make a pair" : "") + ")");
   address_ = host_of(options_.listen) + ":" + std::to_string(port);
+  for (auto& queue : queues_) {
+    service_->serve(queue.get());
+    servers_.emplace_back([cq = queue.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq->Next(&tag, &ok)) static_cast<CallTag*>(tag)->proceed(ok);
+    });
+  }
   monitor_ = std::thread([this] { monitor_loop(); });
 }
 
@@ -117,9 +133,13 @@ CoordinatorServer::~CoordinatorServer() {
   monitor_cv_.notify_all();
   if (monitor_.joinable()) monitor_.join();
   if (service_) service_->cancel_waits();
+  // No new calls from here on; the serving threads finish those under way (a reply waiting for
+  // the journal is answered from the journal's thread) or, after 2 s, gRPC cancels them.
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  journal_.reset();  // writes what is queued and answers its calls while the queues still run
+  for (auto& queue : queues_) queue->Shutdown();
+  for (std::thread& t : servers_) t.join();  // each drains its queue, freeing the calls
   server_.reset();
-  journal_.reset();  // writes what is queued
 }
 
 // Reports workers that stopped heartbeating (once each, with rank and host), asks the job to

@@ -1,5 +1,6 @@
 #pragma once
 #include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -28,11 +29,16 @@ struct CoordinatorOptions {
   std::vector<CorpusSpec> corpora;
   std::string listen = "127.0.0.1:7150";  // loopback unless told otherwise; port 0: any free port
   std::string journal;
+  // What a user can do when the journal belongs to another job or other corpora.
+  std::string journal_advice = "give another --journal, or the --job and --corpus it was made with";
   std::string job_id = "default";
   JobState::Timing timing;
   bool stop_on_dead_worker = false;  // a dead training worker asks the job to stop
   TlsServerFiles tls;
   int max_request_bytes = 1 << 20;  // larger requests are refused (RESOURCE_EXHAUSTED)
+  // Threads that serve calls, each with a completion queue of its own; 0: one per two cores (the
+  // other half is left to the kernel's network stack and the workers' side of loopback).
+  int threads = 0;
 };
 
 // The coordinator process's core, runnable in its own process (`kervan coordinator`) or on a
@@ -60,6 +66,8 @@ class CoordinatorServer {
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<CoordinatorService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
+  std::vector<std::thread> servers_;  // one per queue
   std::string address_;
   std::mutex monitor_mutex_;
   std::condition_variable monitor_cv_;

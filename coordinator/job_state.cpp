@@ -55,7 +55,10 @@ void JobState::apply(const Record& record, int64_t now_ms) {
       rendezvous_.emplace(record.rendezvous_set().key(), record.rendezvous_set().value());
       break;
     case Record::kStopRequested:
+      // Its scope follows from the journal's order (the registrations before it), so a replay
+      // gives it the same workers.
       stop_reason_ = record.stop_requested().reason();
+      stop_before_worker_ = next_worker_id_;
       break;
     case Record::kHeader:
     case Record::CHANGE_NOT_SET:
@@ -135,8 +138,10 @@ Status JobState::heartbeat(const v1::HeartbeatRequest& req, int64_t now_ms, v1::
   w.consumed_samples = req.consumed_samples();
   w.tokens_per_s = req.tokens_per_s();
   w.finished = req.finished();
-  resp->set_stop(stop_reason_.has_value());
-  if (stop_reason_) resp->set_stop_reason(*stop_reason_);
+  if (stop_reason_ && req.worker_id() < stop_before_worker_) {
+    resp->set_stop(true);
+    resp->set_stop_reason(*stop_reason_);
+  }
   return Status::OK;
 }
 
@@ -319,8 +324,8 @@ void JobState::status(int64_t now_ms, v1::StatusResponse* resp) const {
     p->set_units_leased(leased);
     p->set_manifest_written(prepare_->units.back().done);
   }
-  resp->set_stop_requested(stop_reason_.has_value());
-  if (stop_reason_) resp->set_stop_reason(*stop_reason_);
+  resp->set_stop_requested(stop_requested());
+  if (stop_requested()) resp->set_stop_reason(*stop_reason_);
 }
 
 std::vector<JobState::DeadWorker> JobState::newly_dead(int64_t now_ms) {

@@ -69,7 +69,9 @@ class JobState {
     bool trains;              // a training worker (the job cannot go on without it)
   };
   std::vector<DeadWorker> newly_dead(int64_t now_ms);
-  bool stop_requested() const { return stop_reason_.has_value(); }
+  // A stop asks the workers registered when it was requested (the job as it ran then); workers
+  // that register afterwards (the job restarted by its scheduler) are not asked again.
+  bool stop_requested() const { return stop_reason_.has_value() && next_worker_id_ <= stop_before_worker_; }
   uint32_t lease_ms() const { return timing_.lease_ms; }
   uint32_t dead_after_ms() const { return timing_.dead_after_ms; }
 
@@ -113,6 +115,7 @@ class JobState {
   std::map<uint64_t, uint32_t> lease_units_;  // every lease ever granted -> its unit
   std::map<std::string, std::string> rendezvous_;
   std::optional<std::string> stop_reason_;
+  uint64_t stop_before_worker_ = 0;  // the stop applies to worker ids below this
 };
 
 }  // namespace kervan

@@ -75,7 +75,7 @@ std::string frame_journal_record(const Journal::Record& record) {
 }
 
 Journal::Journal(std::string path, const v1::JournalHeader& header,
-                 const std::function<void(const Record&)>& replay)
+                 const std::function<void(const Record&)>& replay, const std::string& advice)
     : path_(std::move(path)) {
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd_ < 0) throw UserError(path_ + ": cannot open the journal: " + errno_text());
@@ -86,7 +86,7 @@ Journal::Journal(std::string path, const v1::JournalHeader& header,
   try {
     v1::JournalHeader h = header;
     h.set_format_version(kFormatVersion);
-    replay_existing(h, replay);
+    replay_existing(h, replay, advice);
   } catch (...) {
     ::close(fd_);
     throw;
@@ -107,7 +107,7 @@ Journal::~Journal() {
 // Reads the whole file (journals hold registrations, commits and leases, not heartbeats: small),
 // checks the header, replays the records and cuts off a torn tail.
 void Journal::replay_existing(const v1::JournalHeader& header,
-                              const std::function<void(const Record&)>& replay) {
+                              const std::function<void(const Record&)>& replay, const std::string& advice) {
   struct stat st {};
   ::fstat(fd_, &st);
   std::string data(static_cast<size_t>(st.st_size), '\0');
@@ -188,8 +188,7 @@ void Journal::replay_existing(const v1::JournalHeader& header,
       const v1::JournalHeader& h = record.header();
       if (h.job_id() != header.job_id() || h.corpus_fingerprint() != header.corpus_fingerprint())
         throw UserError(path_ + ": the journal belongs to " + describe(h) + ", not to this coordinator's " +
-                        describe(header) +
-                        " (give another --journal, or the --job and --corpus it was made with)");
+                        describe(header) + " (" + advice + ")");
       if (h.format_version() > kFormatVersion)
         throw UserError(path_ + ": journal format " + std::to_string(h.format_version()) +
                         " is newer than this coordinator's (" + std::to_string(kFormatVersion) + ")");

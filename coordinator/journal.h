@@ -31,10 +31,11 @@ class Journal {
 
   // Opens `path`, creating it (with `header` as its first record) when it does not exist. An
   // existing journal must carry the same job id and corpus fingerprint, else a UserError naming
-  // both; its records after the header go to `replay`, in order. Two coordinators cannot share a
-  // journal (an exclusive lock; the second is refused).
+  // the file and both, ending with `advice` (what the user can do about it); its records after
+  // the header go to `replay`, in order. Two coordinators cannot share a journal (an exclusive
+  // lock; the second is refused).
   Journal(std::string path, const coordinator::v1::JournalHeader& header,
-          const std::function<void(const Record&)>& replay);
+          const std::function<void(const Record&)>& replay, const std::string& advice);
   ~Journal();  // writes what is queued first
   Journal(const Journal&) = delete;
   Journal& operator=(const Journal&) = delete;
@@ -57,7 +58,7 @@ class Journal {
     std::function<void()> on_durable;
   };
   void replay_existing(const coordinator::v1::JournalHeader& header,
-                       const std::function<void(const Record&)>& replay);
+                       const std::function<void(const Record&)>& replay, const std::string& advice);
   void write_loop();
   [[noreturn]] void fail(const std::string& what);
 

@@ -12,6 +12,7 @@
 #include "core/backend.h"
 #include "core/error.h"
 #include "datasets/format/atomic_file.h"
+#include "datasets/format/corpus_manifest.h"
 
 namespace kervan {
 
@@ -79,6 +80,10 @@ CoordinatedData::CoordinatedData(const RunConfig& cfg, const ProcessGrid& grid, 
       o.listen = single_node ? "127.0.0.1:0" : "0.0.0.0:0";
       o.journal = cache_root + "/coordinator.journal";
       o.job_id = d.coordinator_job;
+      o.threads = 1;  // rank 0 trains too
+      o.journal_advice =
+          "the embedded coordinator keeps one journal per job in data.cache_dir: give this data "
+          "its own job with data.coordinator_job, or train on the data.path the job began with";
       embedded_ = std::make_unique<CoordinatorServer>(o, SharedSecret(token));
       const std::string port = embedded_->address().substr(embedded_->address().rfind(':') + 1);
       const std::string address = (single_node ? std::string("127.0.0.1") : host_name()) + ":" + port;
@@ -134,22 +139,38 @@ CoordinatedData::CoordinatedData(const RunConfig& cfg, const ProcessGrid& grid, 
   session_ = std::make_unique<WorkerSession>(client_, me, run);
 }
 
-void CoordinatedData::compare_committed(bool resumed, int64_t step) const {
+void CoordinatedData::align_committed(const std::string& resumed_from, int64_t step,
+                                      int64_t consumed_samples) {
   const std::optional<v1::DataPosition>& c = session_->committed();
-  if (!c) return;
-  if (!resumed)
+  const bool same = c && c->step() == step && c->consumed_samples() == consumed_samples;
+  if (same) {
+    if (!resumed_from.empty())
+      spdlog::info("resumed at the data position the coordinator committed: step {}, {} samples ({})",
+                   c->step(), c->consumed_samples(), c->checkpoint());
+    return;
+  }
+  if (c && resumed_from.empty())
     spdlog::warn(
         "the coordinator at {} holds a data position of job '{}' committed at step {} ({}), but this run "
-        "resumes no checkpoint and starts at step 0",
+        "resumes no checkpoint and starts at step 0; the coordinator's position is reset to it",
         address_, job_id_, c->step(), c->checkpoint());
-  else if (c->step() == step)
-    spdlog::info("resumed at the data position the coordinator committed: step {}, {} samples ({})",
-                 c->step(), c->consumed_samples(), c->checkpoint());
-  else
+  else if (c)
     spdlog::warn(
-        "resumed at step {}, but the coordinator at {} last committed the data position of step {} ({}); "
-        "the checkpoint's own position is used",
-        step, address_, c->step(), c->checkpoint());
+        "resumed at step {} from {}, but the coordinator at {} last committed the data position of step {} "
+        "({}); the checkpoint's own position is used, and committed with the coordinator",
+        step, resumed_from, address_, c->step(), c->checkpoint());
+  if (c || !resumed_from.empty()) session_->commit_position(step, consumed_samples, resumed_from);
+}
+
+std::vector<std::string> CoordinatedData::served_corpora() const {
+  std::vector<std::string> out;
+  for (const std::string& path : paths_) {
+    const auto it = served_as_.find(path);
+    const std::string& name = it == served_as_.end() ? path : it->second;
+    for (const v1::CorpusInfo& c : corpora_->manifest().corpora())
+      if (c.name() == name) out.push_back(name + " " + checksum_hex(c.fingerprint()));
+  }
+  return out;
 }
 
 OpenSource CoordinatedData::opener() {

@@ -34,9 +34,16 @@ class CoordinatedData {
   const std::vector<std::string>& paths() const { return paths_; }
   OpenSource opener();
   WorkerSession& session() { return *session_; }
-  // Rank 0, after the checkpoint resume: logs how the run's starting step (`resumed` from a
-  // checkpoint, or not) relates to the data position the coordinator last committed for this job.
-  void compare_committed(bool resumed, int64_t step) const;
+  // Rank 0, after the checkpoint resume: the run starts at the data position of the checkpoint
+  // it resumed from (`resumed_from`, "" when it starts fresh), whatever the coordinator last
+  // committed for this job (its journal may have moved on: a newer checkpoint that was lost or
+  // damaged, a run that went on without saving). Says how the two relate and, where they differ,
+  // commits the run's own position, so the coordinator's journal holds the state of the checkpoint
+  // the job continues from.
+  void align_committed(const std::string& resumed_from, int64_t step, int64_t consumed_samples);
+  // Per data source, the served corpus it reads ("NAME FINGERPRINT"), for the checkpoint: a
+  // resume through a coordinator that serves other data under the same name is then noticed.
+  std::vector<std::string> served_corpora() const;
 
  private:
   void start_embedded(const RunConfig& cfg, bool single_node, Communicator& world, Backend& be);

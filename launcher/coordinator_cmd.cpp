@@ -34,6 +34,10 @@ CoordinatorCommand::CoordinatorCommand(CLI::App& app) {
   cmd_->add_option("--lease-s", lease_s_,
                    "A work-unit lease not renewed this long goes to another worker (30)")
       ->check(FiniteRange(0.05, 86400.0));
+  cmd_->add_option("--threads", options_.threads,
+                   "Threads that serve calls (0: one per two cores; a coordinator with more cores than "
+                   "its job needs can leave them to the rest of the machine)")
+      ->check(CLI::Range(0, 1024));
   cmd_->add_flag("--stop-on-dead-worker", options_.stop_on_dead_worker,
                  "Ask the job to stop (checkpoint and exit) when a training worker dies");
   cmd_->add_option("--tls-cert", options_.tls.cert, "TLS: the server's certificate chain (PEM)");

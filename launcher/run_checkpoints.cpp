@@ -77,6 +77,7 @@ bool RunCheckpoints::start(Model& model, TrainStep& train_step, TrainProgress& p
   }
   if (from) {
     resume_from(*from, train_step, progress, ck.resume == "auto");
+    resumed_from_ = from->folder();
     return true;
   }
   if (!ck.init_from.empty()) load_weights(ck.init_from, "checkpoint.init_from", model);

@@ -62,6 +62,8 @@ class RunCheckpoints {
   std::string finish();
 
   bool enabled() const { return saver_ != nullptr; }
+  // The checkpoint folder start() resumed from ("" when it did not resume).
+  const std::string& resumed_from() const { return resumed_from_; }
   // Rank 0: the newest checkpoint committed since the last call, once (a background save counts
   // when it has finished without failure; a failure is handled like check_failures'). Other ranks
   // (whose saver does not commit) and runs without checkpoint.dir: none.
@@ -83,6 +85,7 @@ class RunCheckpoints {
   int64_t last_good_ = -1;                          // the last save known to have succeeded
   int64_t saved_consumed_ = 0, good_consumed_ = 0;  // consumed_samples of those two
   int64_t last_taken_ = -1;                         // what take_committed() last returned
+  std::string resumed_from_;
 };
 
 }  // namespace kervan

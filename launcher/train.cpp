@@ -220,8 +220,10 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
     weights.push_back(loader.weight(d));
   }
   TrainProgress progress(cfg, sources, weights);
+  if (coordinated) progress.served_corpora = coordinated->served_corpora();
   const bool resumed = checkpoints.start(model, train_step, progress);
-  if (coordinated && job.leader()) coordinated->compare_committed(resumed, progress.step);
+  if (coordinated && job.leader())
+    coordinated->align_committed(checkpoints.resumed_from(), progress.step, progress.consumed_samples);
   if (resumed && progress.step >= t.steps)
     spdlog::info("the checkpoint is at step {}, train.steps = {}: nothing left to train", progress.step,
                  t.steps);

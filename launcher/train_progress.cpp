@@ -1,5 +1,7 @@
 #include "launcher/train_progress.h"
 
+#include <variant>
+
 #include "checkpoint/gpt2_weights.h"
 
 namespace kervan {
@@ -15,6 +17,7 @@ void TrainProgress::state(StateDict& out) {
   out.values["data/sources"] = sources_;
   out.values["data/weights"] = weights_;
   out.values["data/seq_len"] = config_.train.seq_len;
+  if (!served_corpora.empty()) out.values["data/served_corpora"] = served_corpora;
   out.values["run/config"] = config_.canonical();
   put_gpt_config(out.values, config_.model);
   out.values["model_config/family"] = config_.arch;  // the shape keys are the same for every family
@@ -39,6 +42,13 @@ std::vector<std::string> TrainProgress::data_order_changes(const StateDict& save
     out.push_back("data.path was " + was);
   } else if (saved.value<std::vector<double>>("data/weights") != weights_) {
     out.push_back("the blend weights differ");
+  }
+  const auto it = saved.values.find("data/served_corpora");
+  const auto* was = it == saved.values.end() ? nullptr : std::get_if<std::vector<std::string>>(&it->second);
+  if (was && !served_corpora.empty() && *was != served_corpora) {
+    std::string text;
+    for (const std::string& s : *was) text += (text.empty() ? "" : ", ") + s;
+    out.push_back("the coordinator served other corpora (name and fingerprint: " + text + ")");
   }
   return out;
 }

@@ -19,6 +19,9 @@ class TrainProgress final : public Stateful {
 
   int64_t step = 0;              // optimizer steps done
   int64_t consumed_samples = 0;  // global samples consumed by those steps
+  // Through a coordinator: the served corpus behind each source ("NAME FINGERPRINT"), saved with
+  // the position so that a resume notices other data served under the same names.
+  std::vector<std::string> served_corpora;
 
   void state(StateDict& out) override;
   void load_state(const StateDict& in) override;

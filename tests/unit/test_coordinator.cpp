@@ -309,7 +309,8 @@ TEST_F(Coordinator, ReportsWorkersThatStopHeartbeatingAsDead) {
 
 TEST_F(Coordinator, WorkerSessionReportsProgressAndHearsAStop) {
   auto server = start({50, 10000, 30000});
-  auto c = std::make_shared<CoordinatorClient>(ClientOptions{server->address(), "job1", 5.0}, SharedSecret("secret"));
+  auto c = std::make_shared<CoordinatorClient>(ClientOptions{server->address(), "job1", 5.0},
+                                               SharedSecret("secret"));
   v1::RunShape run;
   run.set_seq_len(64);
   run.set_global_batch(8);
@@ -338,6 +339,36 @@ TEST_F(Coordinator, WorkerSessionReportsProgressAndHearsAStop) {
   const v1::StatusResponse s = c->status();
   EXPECT_EQ(s.workers(0).worker_id(), id);
   EXPECT_EQ(s.workers(0).state(), v1::WorkerStatus::STATE_FINISHED);
+}
+
+// A stop request is journaled: a restarted coordinator still asks the workers registered before
+// it to stop. Workers that register afterwards (the job its scheduler restarted) are not asked.
+TEST_F(Coordinator, AStopSurvivesARestartAndAsksOnlyTheWorkersRegisteredBeforeIt) {
+  const auto stop_of = [](CoordinatorClient& c, uint64_t worker) {
+    v1::HeartbeatRequest h;
+    h.set_worker_id(worker);
+    return c.heartbeat(h);
+  };
+  uint64_t before = 0;
+  {
+    auto server = start();
+    auto c = client(server->address());
+    before = c.register_worker(identity(0, 1), {}).worker_id();
+    c.stop("node drain");
+  }
+  auto server = start();
+  auto c = client(server->address());
+  EXPECT_TRUE(c.status().stop_requested());
+  const v1::HeartbeatResponse asked = stop_of(c, before);
+  EXPECT_TRUE(asked.stop());
+  EXPECT_EQ(asked.stop_reason(), "node drain");
+  const uint64_t after = c.register_worker(identity(0, 1), {}).worker_id();
+  EXPECT_FALSE(stop_of(c, after).stop());
+  EXPECT_TRUE(stop_of(c, before).stop());  // the old job's worker is still asked
+  EXPECT_FALSE(c.status().stop_requested());
+  c.stop("again");  // a new request asks the new job
+  EXPECT_TRUE(stop_of(c, after).stop());
+  EXPECT_EQ(stop_of(c, after).stop_reason(), "again");
 }
 
 TEST_F(Coordinator, RendezvousGetWaitsForTheFirstPut) {

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Two kervan binaries' coordinators under the same simulated workers, interleaved in one run (the
+# machine is shared: each round runs every pairing once, so all see the same load). Each pairing
+# is a `kervan coordinator` of one binary in its own process, loaded by the `bench coordinator
+# --only rpc --coordinator` workers of a binary; its CPU time per answered RPC comes from /proc.
+#   bench/coordinator_before_after.sh BEFORE AFTER [--rounds R] [--workers N] [--seconds S]
+# Pairings: before/before (server/workers), before/after (the old server, the new workers), after/after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+before=${1:?usage: bench/coordinator_before_after.sh BEFORE AFTER [--rounds R] [--workers N] [--seconds S]}
+after=${2:?usage: bench/coordinator_before_after.sh BEFORE AFTER [--rounds R] [--workers N] [--seconds S]}
+shift 2
+rounds=2 workers=1000 seconds=5
+while (($#)); do
+  case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --workers) workers=$2; shift 2 ;;
+    --seconds) seconds=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+work=$(mktemp -d)
+coordinator=""
+trap '[[ -n "$coordinator" ]] && kill "$coordinator" 2>/dev/null; rm -rf "$work"' EXIT
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg), nice $(nice)"
+for i in $(seq 1 20000); do printf 'document %d with a few words in it\n<|endoftext|>\n' "$i"; done >"$work/in.txt"
+"$after" prepare --tokenizer bytes --val-fraction 0 --out "$work/corpus" "$work/in.txt" 2>/dev/null
+export KERVAN_TOKEN=bench-$$
+hz=$(getconf CLK_TCK)
+
+# pairing NAME SERVER WORKERS: one load run; prints its JSON lines tagged with the pairing and the
+# server's CPU per RPC.
+pairing() {
+  local name=$1 server=$2 client=$3
+  rm -f "$work/journal" "$work/address"
+  "$server" coordinator --corpus "$work/corpus" --listen 127.0.0.1:0 --journal "$work/journal" \
+    --address-file "$work/address" --dead-after-s 3600 2>"$work/coordinator.log" &
+  coordinator=$!
+  for _ in $(seq 1 100); do [[ -s "$work/address" ]] && break; sleep 0.1; done
+  local t0 t1
+  t0=$(awk '{ print $14 + $15 }' "/proc/$coordinator/stat")
+  "$client" bench coordinator --only rpc --coordinator "$(cat "$work/address")" --workers "$workers" \
+    --seconds "$seconds" 2>/dev/null >"$work/rpc.jsonl"
+  t1=$(awk '{ print $14 + $15 }' "/proc/$coordinator/stat")
+  kill "$coordinator"
+  wait "$coordinator" 2>/dev/null || true
+  coordinator=""
+  local rpcs
+  rpcs=$(grep -o '"\(heartbeats\|fetches\)":[0-9]*' "$work/rpc.jsonl" | awk -F: '{ s += $2 } END { print s + 0 }')
+  rpcs=$((rpcs + 4 * workers))  # each of the four load runs registers its workers
+  local us
+  us=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$rpcs" 'BEGIN { printf "%.1f", 1e6 * t / hz / n }')
+  sed "s/^{/{\"pairing\":\"$name\",\"server_us_per_rpc\":$us,/" "$work/rpc.jsonl"
+}
+
+for r in $(seq 1 "$rounds"); do
+  pairing "server before, workers before" "$before" "$before"
+  pairing "server before, workers after" "$before" "$after"
+  pairing "server after, workers after" "$after" "$after"
+done
