@@ -68,6 +68,9 @@ cat <<TEXT
 - On a Slurm cluster: sbatch --export=ALL,KERVAN_CONFIG=$config,KERVAN_CKPT_DIR=$run/ckpt slurm/train.sbatch
   (slurm/README.md: many nodes, preemption and requeue)
 - Several runs in one plot: $kervan plot runs/a/metrics.jsonl runs/b/metrics.jsonl -o compare.png
-- The data coordinator (kervan coordinator, slurm/coordinator.sbatch) arrives with issue 11.
+- Serve the corpus to workers without a shared filesystem: kervan coordinator and data.coordinator
+  (README "The coordinator", slurm/coordinator.sbatch).
+- Other families: BERT, T5 and LSTM/GRU (docs/), fine-tuning (scripts/spam-demo.sh), a GPU
+  (configs/gpt2-small-gpu.toml, docs/gpu.md).
 - make test runs every test, including a real Slurm cluster's preemption and requeue.
 TEXT
