@@ -8,7 +8,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "$0")/lib.sh"
 
-for i in $(seq 1 80); do echo "Line $i of a small corpus, with words that repeat and repeat again for the model."; done >"$work/t.txt"
+small_text 80 "$work/t.txt"
 "$kervan" prepare --tokenizer bytes --out "$work/t.bin" "$work/t.txt" 2>/dev/null || fail "prepare"
 cat >"$work/c.toml" <<TOML
 [model]

@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "$0")/lib.sh"
 
-for i in $(seq 1 80); do echo "Line $i of a small corpus, with words that repeat and repeat again for the model."; done >"$work/a.txt"
+small_text 80 "$work/a.txt"
 for i in $(seq 1 60); do echo "Another source $i: numbers, commas; and a different rhythm to tell the blend apart."; done >"$work/b.txt"
 "$kervan" prepare --tokenizer bytes --out "$work/a.bin" "$work/a.txt" 2>/dev/null || fail "prepare a"
 "$kervan" prepare --tokenizer bytes --out "$work/b.bin" "$work/b.txt" 2>/dev/null || fail "prepare b"

@@ -11,7 +11,7 @@ pids=()
 trap 'kill -KILL "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
 source "$(dirname "$0")/lib.sh"
 
-for i in $(seq 1 80); do echo "Line $i of a small corpus, with words that repeat and repeat again for the model."; done >"$work/t.txt"
+small_text 80 "$work/t.txt"
 "$kervan" prepare --tokenizer bytes --out "$work/t.bin" "$work/t.txt" 2>/dev/null || fail "prepare"
 # A constant learning rate: a run stopped early and one of fewer steps follow the same schedule.
 cat >"$work/c.toml" <<TOML

@@ -16,6 +16,13 @@ expect_exit() {
 # expect_error NAME WANT command...: a user error (exit code 2) whose message names WANT.
 expect_error() { expect_exit 2 "$@"; }
 
+# small_text N FILE: N numbered lines of words that repeat, a text tiny models learn within a few
+# steps (the e2e scripts' corpus).
+small_text() {
+  local i
+  for i in $(seq 1 "$1"); do echo "Line $i of a small corpus, with words that repeat and repeat again for the model."; done >"$2"
+}
+
 # losses FILE.jsonl: the loss of every step in a metrics file, one per line.
 losses() { grep -o '"loss":[^,]*' "$1" | cut -d: -f2; }
 

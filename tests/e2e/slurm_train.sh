@@ -22,7 +22,7 @@ trap 'slurm_stop; [[ -n ${KEEP:-} ]] || rm -rf "$work"' EXIT
 slurm_install || { echo "FAIL: cannot install slurmctld slurmd slurm-client munge"; exit 1; }
 slurm_start "$work/slurm" 1 || { echo "FAIL: the test cluster did not start"; tail -5 "$work"/slurm/*.log; exit 1; }
 
-for i in $(seq 1 200); do echo "Line $i of a small corpus, with words that repeat and repeat again for the model."; done >"$work/t.txt"
+small_text 200 "$work/t.txt"
 "$kervan" prepare --tokenizer bytes --val-documents 0 --out "$work/corpus" "$work/t.txt" >/dev/null 2>&1 || fail "prepare"
 # A constant learning rate, so that every step's loss depends only on the state before it.
 cat >"$work/c.toml" <<TOML

@@ -11,7 +11,7 @@ work=$(mktemp -d)
 trap '[[ -n ${KEEP:-} ]] || rm -rf "$work"' EXIT
 source "$(dirname "$0")/lib.sh"
 
-for i in $(seq 1 120); do echo "Line $i of a small corpus, with words that repeat and repeat again for the model."; done >"$work/t.txt"
+small_text 120 "$work/t.txt"
 "$kervan" prepare --tokenizer bytes --val-documents 0 --out "$work/corpus" "$work/t.txt" >/dev/null 2>&1 || fail "prepare"
 cat >"$work/c.toml" <<TOML
 [model]
