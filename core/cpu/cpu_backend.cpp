@@ -1,6 +1,5 @@
 #include "core/cpu/cpu_backend.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <cstdlib>
@@ -8,6 +7,7 @@
 #include <new>
 #include <vector>
 
+#include "core/cpu/gemm.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
 
@@ -78,8 +78,8 @@ void CpuBackend::matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& 
       k == kb && y.dim(0) == m && y.dim(1) == n,
       "matmul shapes " + shape_str(a.shape()) + " x " + shape_str(b.shape()) + " -> " + shape_str(y.shape()));
   KERVAN_CHECK(!overlaps(y, a) && !overlaps(y, b), "matmul output aliases an input");
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
-              k, alpha, a.data<float>(), a.dim(1), b.data<float>(), b.dim(1), beta, y.data<float>(), n);
+  sgemm(trans_a, trans_b, m, n, k, alpha, a.data<float>(), a.dim(1), b.data<float>(), b.dim(1), beta,
+        y.data<float>(), n, omp_in_parallel() ? 1 : omp_get_max_threads());
 }
 
 void CpuBackend::add_bias(Tensor& y, const Tensor& bias) {

@@ -5,8 +5,9 @@
 
 namespace kervan {
 
-// CPU backend: GEMMs through OpenBLAS (cblas_sgemm), everything else as OpenMP loops with static
-// schedules and fixed-order reductions, so a run with the same thread count is bit-reproducible.
+// CPU backend: GEMMs through sgemm (gemm.h: kervan's AVX-512 kernel, else OpenBLAS), everything
+// else as OpenMP loops with static schedules and fixed-order reductions, so a run with the same
+// thread count is bit-reproducible.
 // The kernels are spread over the files of core/cpu/, one file per layer family.
 class CpuBackend final : public Backend {
  public:

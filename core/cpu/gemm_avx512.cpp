@@ -1,0 +1,219 @@
+#include "core/cpu/gemm_avx512.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/cpu/cpu_backend.h"
+
+// A blocked GEMM in the manner of BLIS/GotoBLAS, for CPUs with AVX-512:
+//
+//   for jc over n in kNC columns            (B panel kKC x kNC, packed, shared, in L2/L3)
+//     for pc over k in kKC                  (one rank-kKC update of C)
+//       pack B[pc:pc+kc, jc:jc+nc] into kNR-column micro-panels        (threads split the panels)
+//       for (ib, q) over (kMC-row blocks of A) x (micro-panels of B)    (threads split the pairs)
+//         pack A[ib, pc:pc+kc] into kMR-row micro-panels (per thread, reused while ib repeats)
+//         for ir over the block's micro-panels: C[ir, q] += A_ir * B_q   (micro-kernel, registers)
+//
+// The micro-kernel keeps a kMR x kNR tile of C in 24 zmm registers; per k it loads one row of the
+// B micro-panel (three zmm) and broadcasts kMR values of A. The B micro-panel (kKC x kNR) stays in
+// L1 while the kMC x kKC block of A streams from L2. No loop splits k, so each element of C is
+// summed over k in one order whatever the thread count.
+namespace kervan {
+namespace {
+
+constexpr int kMR = 8;
+constexpr int kNR = 48;
+constexpr int64_t kKC = 256;
+constexpr int64_t kMC = 128;
+constexpr int64_t kNC = 3072;
+
+#define KERVAN_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+
+KERVAN_AVX512 inline __mmask16 mask_first(int64_t n) {
+  return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// C[0:rows, 0:cols] = alpha * (A_panel * B_panel) + beta * C, for one kMR x kNR tile.
+// a: kc x kMR (k-major), b: kc rows of kNR floats, zero-padded beyond rows/cols.
+// read_c = false means beta is 0 and C is not read.
+KERVAN_AVX512 void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c,
+                                int64_t ldc, int rows, int cols, float alpha, float beta, bool read_c) {
+  __m512 acc[kMR][3];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 3
+    for (int j = 0; j < 3; ++j) acc[i][j] = _mm512_setzero_ps();
+
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
+#pragma GCC unroll 8
+    for (int i = 0; i < kMR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(ai, b2, acc[i][2]);
+    }
+    a += kMR;
+    b += kNR;
+  }
+
+  const __mmask16 mask[3] = {mask_first(cols), mask_first(cols - 16), mask_first(cols - 32)};
+  const __m512 valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i) {
+    if (i >= rows) break;
+    float* ci = c + i * ldc;
+#pragma GCC unroll 3
+    for (int j = 0; j < 3; ++j) {
+      __m512 r = _mm512_mul_ps(acc[i][j], valpha);
+      if (read_c) r = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(mask[j], ci + 16 * j), r);
+      _mm512_mask_storeu_ps(ci + 16 * j, mask[j], r);
+    }
+  }
+}
+
+// Element (i, p) of op(A) is a[i*lda + p], or a[p*lda + i] when transposed; likewise op(B)'s (p, j).
+struct Operand {
+  const float* data;
+  int64_t ld;
+  bool trans;
+};
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] into kMR-row micro-panels, each kc x kMR, rows past mc zero.
+KERVAN_AVX512 void pack_a(float* __restrict dst, const Operand& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc) {
+  for (int64_t ir = 0; ir < mc; ir += kMR) {
+    const int rows = int(std::min<int64_t>(kMR, mc - ir));
+    float* d = dst + ir * kc;
+    if (a.trans) {
+      const __mmask8 m = __mmask8(mask_first(rows));
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = a.data + (p0 + p) * a.ld + i0 + ir;
+        _mm256_storeu_ps(d + p * kMR, _mm256_maskz_loadu_ps(m, src));
+      }
+    } else {
+      for (int r = 0; r < kMR; ++r) {
+        if (r < rows) {
+          const float* src = a.data + (i0 + ir + r) * a.ld + p0;
+          for (int64_t p = 0; p < kc; ++p) d[p * kMR + r] = src[p];
+        } else {
+          for (int64_t p = 0; p < kc; ++p) d[p * kMR + r] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// Packs micro-panel q of op(B)[p0:p0+kc, j0:j0+nc] (columns j0 + q*kNR ...) as kc rows of kNR floats.
+KERVAN_AVX512 void pack_b_panel(float* __restrict dst, const Operand& b, int64_t p0, int64_t kc, int64_t j0,
+                                int64_t nc, int64_t q) {
+  const int64_t jr = q * kNR;
+  const int cols = int(std::min<int64_t>(kNR, nc - jr));
+  float* d = dst + jr * kc;
+  if (!b.trans) {
+    const __mmask16 m[3] = {mask_first(cols), mask_first(cols - 16), mask_first(cols - 32)};
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = b.data + (p0 + p) * b.ld + j0 + jr;
+      for (int v = 0; v < 3; ++v) _mm512_store_ps(d + p * kNR + 16 * v, _mm512_maskz_loadu_ps(m[v], src + 16 * v));
+    }
+  } else {
+    for (int j = 0; j < kNR; ++j) {
+      if (j < cols) {
+        const float* src = b.data + (j0 + jr + j) * b.ld + p0;
+        for (int64_t p = 0; p < kc; ++p) d[p * kNR + j] = src[p];
+      } else {
+        for (int64_t p = 0; p < kc; ++p) d[p * kNR + j] = 0.0f;
+      }
+    }
+  }
+}
+
+struct Problem {
+  Operand a, b;
+  int64_t m, n, k;
+  float alpha, beta;
+  float* c;
+  int64_t ldc;
+  float* bpack;  // kKC x round_up(min(n, kNC), kNR), shared by the team
+};
+
+float* aligned_buffer(std::vector<float>& v, size_t floats) {
+  if (v.size() < floats + 16) v.resize(floats + 16);
+  auto addr = reinterpret_cast<uintptr_t>(v.data());
+  return v.data() + ((64 - addr % 64) % 64) / sizeof(float);
+}
+
+void barrier(int nthreads) {
+  if (nthreads > 1) {
+#pragma omp barrier
+  }
+}
+
+// Thread t's share of the whole product, for a team of nthreads (1: called alone, maybe from inside
+// another parallel region, so no worksharing construct may appear here; only barriers when > 1).
+void run(const Problem& pr, int t, int nthreads) {
+  thread_local std::vector<float> abuf;
+  float* apack = aligned_buffer(abuf, size_t(kMC * kKC));
+  for (int64_t jc = 0; jc < pr.n; jc += kNC) {
+    const int64_t nc = std::min(kNC, pr.n - jc);
+    const int64_t panels = (nc + kNR - 1) / kNR;
+    for (int64_t pc = 0; pc < pr.k; pc += kKC) {
+      const int64_t kc = std::min(kKC, pr.k - pc);
+      int64_t begin, end;
+      chunk_range(panels, nthreads, t, begin, end);
+      for (int64_t q = begin; q < end; ++q) pack_b_panel(pr.bpack, pr.b, pc, kc, jc, nc, q);
+      barrier(nthreads);
+
+      const bool first = pc == 0;
+      const bool read_c = !first || pr.beta != 0.0f;
+      const float beta = first ? pr.beta : 1.0f;
+      const int64_t blocks = (pr.m + kMC - 1) / kMC;
+      chunk_range(blocks * panels, nthreads, t, begin, end);
+      int64_t packed = -1;
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t ib = item / panels, q = item % panels;
+        const int64_t i0 = ib * kMC, mc = std::min(kMC, pr.m - i0);
+        if (ib != packed) {
+          pack_a(apack, pr.a, i0, mc, pc, kc);
+          packed = ib;
+        }
+        const int cols = int(std::min<int64_t>(kNR, nc - q * kNR));
+        for (int64_t ir = 0; ir < mc; ir += kMR) {
+          float* c = pr.c + (i0 + ir) * pr.ldc + jc + q * kNR;
+          micro_kernel(kc, apack + ir * kc, pr.bpack + q * kNR * kc, c, pr.ldc,
+                       int(std::min<int64_t>(kMR, mc - ir)), cols, pr.alpha, beta, read_c);
+        }
+      }
+      barrier(nthreads);  // before the next pc overwrites the packed B
+    }
+  }
+}
+
+}  // namespace
+
+void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int threads) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.0f) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  thread_local std::vector<float> bbuf;
+  const int64_t ncols = (std::min(n, kNC) + kNR - 1) / kNR * kNR;
+  Problem pr{{a, lda, trans_a}, {b, ldb, trans_b}, m, n, k, alpha, beta, c, ldc,
+             aligned_buffer(bbuf, size_t(kKC * ncols))};
+  // Fewer threads than work items of one B panel would leave threads idle at every barrier.
+  const int64_t items = (m + kMC - 1) / kMC * ((std::min(n, kNC) + kNR - 1) / kNR);
+  const int team = int(std::min<int64_t>(threads, items));
+  if (team <= 1) {
+    run(pr, 0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(team)
+  run(pr, omp_get_thread_num(), omp_get_num_threads());
+}
+
+}  // namespace kervan
