@@ -1,6 +1,13 @@
 #include "core/cpu/gemm_avx512.h"
 
+// GCC 12 warns that _mm512_undefined_ps's deliberately undefined value is uninitialised when the
+// intrinsics are used under a target attribute rather than -mavx512f; the warning is about the
+// header's idiom, not this code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 #include <omp.h>
 
 #include <algorithm>
@@ -34,6 +41,41 @@ constexpr int64_t kNC = 3072;
 
 KERVAN_AVX512 inline __mmask16 mask_first(int64_t n) {
   return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
+}
+
+// Transposes a 16 x 16 block held as 16 rows: afterwards r[c] holds what was column c.
+// Three rounds: pairs of floats (unpack), 4 x 4 blocks within 128-bit lanes (shuffle), then lanes.
+KERVAN_AVX512 void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  // Lane l of r[4i + c] now holds column 4l + c of rows 4i..4i+3.
+  for (int c = 0; c < 4; ++c) {
+    const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+    const __m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+    const __m512 u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+    t[c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+    t[8 + c] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+    t[4 + c] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+    t[12 + c] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// Reads up to 16 x 16 of a row-major source (rows x cols valid, the rest read as zero), transposed:
+// r[c] holds source column c.
+KERVAN_AVX512 void load_transposed(__m512 r[16], const float* src, int64_t ld, int rows, int cols) {
+  const __mmask16 m = mask_first(cols);
+  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * ld) : _mm512_setzero_ps();
+  transpose16(r);
 }
 
 // C[0:rows, 0:cols] = alpha * (A_panel * B_panel) + beta * C, for one kMR x kNR tile.
@@ -94,13 +136,13 @@ KERVAN_AVX512 void pack_a(float* __restrict dst, const Operand& a, int64_t i0, i
         _mm256_storeu_ps(d + p * kMR, _mm256_maskz_loadu_ps(m, src));
       }
     } else {
-      for (int r = 0; r < kMR; ++r) {
-        if (r < rows) {
-          const float* src = a.data + (i0 + ir + r) * a.ld + p0;
-          for (int64_t p = 0; p < kc; ++p) d[p * kMR + r] = src[p];
-        } else {
-          for (int64_t p = 0; p < kc; ++p) d[p * kMR + r] = 0.0f;
-        }
+      // Rows of A become columns of the panel: 16 values of k at a time, through a transpose.
+      const float* src = a.data + (i0 + ir) * a.ld + p0;
+      for (int64_t p = 0; p < kc; p += 16) {
+        const int depth = int(std::min<int64_t>(16, kc - p));
+        __m512 r[16];
+        load_transposed(r, src + p, a.ld, rows, depth);
+        for (int i = 0; i < depth; ++i) _mm256_storeu_ps(d + (p + i) * kMR, _mm512_castps512_ps256(r[i]));
       }
     }
   }
@@ -119,12 +161,15 @@ KERVAN_AVX512 void pack_b_panel(float* __restrict dst, const Operand& b, int64_t
       for (int v = 0; v < 3; ++v) _mm512_store_ps(d + p * kNR + 16 * v, _mm512_maskz_loadu_ps(m[v], src + 16 * v));
     }
   } else {
-    for (int j = 0; j < kNR; ++j) {
-      if (j < cols) {
-        const float* src = b.data + (j0 + jr + j) * b.ld + p0;
-        for (int64_t p = 0; p < kc; ++p) d[p * kNR + j] = src[p];
-      } else {
-        for (int64_t p = 0; p < kc; ++p) d[p * kNR + j] = 0.0f;
+    // op(B) = B^T: rows of B become columns of the panel, 16 x 16 at a time.
+    for (int v = 0; v < 3; ++v) {
+      const float* src = b.data + (j0 + jr + 16 * v) * b.ld + p0;
+      const int rows = std::max(0, std::min(16, cols - 16 * v));
+      for (int64_t p = 0; p < kc; p += 16) {
+        const int depth = int(std::min<int64_t>(16, kc - p));
+        __m512 r[16];
+        load_transposed(r, src + p, b.ld, rows, depth);
+        for (int i = 0; i < depth; ++i) _mm512_store_ps(d + (p + i) * kNR + 16 * v, r[i]);
       }
     }
   }
