@@ -8,15 +8,14 @@
 //   dQ = scale dS K,  dK = scale dS^T Q
 // Each (b, h) is one independent task of small GEMMs over blocks of query rows; a block only
 // multiplies against the keys some row of it can see (under a causal mask most of the upper
-// triangle is skipped), and OpenMP spreads the tasks. OpenBLAS's OpenMP build runs a GEMM called
-// inside a parallel region on the calling thread (it checks omp_in_parallel), so the GEMMs need
-// no thread setting of their own.
-#include <cblas.h>
+// triangle is skipped), and OpenMP spreads the tasks; each task's GEMMs run on its own thread
+// (sgemm's threads = 1).
 
 #include <algorithm>
 #include <cmath>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/gemm.h"
 #include "core/error.h"
 
 namespace kervan {
@@ -98,8 +97,8 @@ void CpuBackend::attention_forward(Tensor& out, Tensor& probs, const ColumnBlock
       float* o = pout + b * Tq * ldo + h * hs;
       for (int64_t r0 = 0; r0 < Tq; r0 += kRowBlock) {
         const int64_t r1 = std::min(Tq, r0 + kRowBlock), kend = visible_end(spec, r1 - 1, L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, kend, hs, scale, qh + r0 * Q.ld, Q.ld,
-                    kh, K.ld, 0.0f, P + r0 * Tk, Tk);
+        sgemm(false, true, r1 - r0, kend, hs, scale, qh + r0 * Q.ld, Q.ld, kh, K.ld, 0.0f, P + r0 * Tk, Tk,
+              1);
         for (int64_t i = r0; i < r1; ++i) {
           float* row = P + i * Tk;
           const int64_t jend = visible_end(spec, i, L);
@@ -118,8 +117,7 @@ void CpuBackend::attention_forward(Tensor& out, Tensor& probs, const ColumnBlock
           for (int64_t j = 0; j < jend; ++j) row[j] *= inv;
           for (int64_t j = jend; j < Tk; ++j) row[j] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, hs, kend, 1.0f, P + r0 * Tk, Tk, vh,
-                    V.ld, 0.0f, o + r0 * ldo, ldo);
+        sgemm(false, false, r1 - r0, hs, kend, 1.0f, P + r0 * Tk, Tk, vh, V.ld, 0.0f, o + r0 * ldo, ldo, 1);
       }
     }
   }
@@ -165,10 +163,8 @@ void CpuBackend::attention_backward(const ColumnBlock& dq, const ColumnBlock& dk
         const int64_t r1 = std::min(Tq, r0 + kRowBlock), n = r1 - r0, kend = visible_end(spec, r1 - 1, L);
         const float* Pb = P + r0 * Tk;
         float* dPb = dP + r0 * Tk;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, kend, hs, 1.0f, dO + r0 * ldo, ldo, vh, V.ld,
-                    0.0f, dPb, Tk);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kend, hs, n, 1.0f, Pb, Tk, dO + r0 * ldo, ldo,
-                    1.0f, dvh, dV.ld);
+        sgemm(false, true, n, kend, hs, 1.0f, dO + r0 * ldo, ldo, vh, V.ld, 0.0f, dPb, Tk, 1);
+        sgemm(true, false, kend, hs, n, 1.0f, Pb, Tk, dO + r0 * ldo, ldo, 1.0f, dvh, dV.ld, 1);
         for (int64_t i = r0; i < r1; ++i) {  // dP becomes dS in place
           const float* p = P + i * Tk;
           float* d = dP + i * Tk;
@@ -178,10 +174,8 @@ void CpuBackend::attention_backward(const ColumnBlock& dq, const ColumnBlock& dk
           for (int64_t j = 0; j < jend; ++j) d[j] = p[j] * (d[j] - dot);
           for (int64_t j = jend; j < (full_ds ? Tk : kend); ++j) d[j] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, kend, scale, dPb, Tk, kh, K.ld, 0.0f,
-                    dqh + r0 * dQ.ld, dQ.ld);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kend, hs, n, scale, dPb, Tk, qh + r0 * Q.ld,
-                    Q.ld, 1.0f, dkh, dK.ld);
+        sgemm(false, false, n, hs, kend, scale, dPb, Tk, kh, K.ld, 0.0f, dqh + r0 * dQ.ld, dQ.ld, 1);
+        sgemm(true, false, kend, hs, n, scale, dPb, Tk, qh + r0 * Q.ld, Q.ld, 1.0f, dkh, dK.ld, 1);
       }
     }
   }

@@ -34,7 +34,7 @@ namespace {
 constexpr int kMR = 8;
 constexpr int kNR = 48;
 constexpr int64_t kKC = 256;
-constexpr int64_t kMC = 128;
+constexpr int64_t kMC = 64;
 constexpr int64_t kNC = 3072;
 
 #define KERVAN_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
@@ -59,7 +59,8 @@ KERVAN_AVX512 void transpose16(__m512 r[16]) {
   }
   // Lane l of r[4i + c] now holds column 4l + c of rows 4i..4i+3.
   for (int c = 0; c < 4; ++c) {
-    const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+    const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88),
+                 u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
     const __m512 u2 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
     const __m512 u3 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
     t[c] = _mm512_shuffle_f32x4(u0, u2, 0x88);
@@ -89,6 +90,11 @@ KERVAN_AVX512 void micro_kernel(int64_t kc, const float* __restrict a, const flo
 #pragma GCC unroll 3
     for (int j = 0; j < 3; ++j) acc[i][j] = _mm512_setzero_ps();
 
+  // The tile of C is read (or written) only after the loop; fetching it now hides that miss.
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; j += 16)
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + j), _MM_HINT_T0);
+#pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
 #pragma GCC unroll 8
@@ -125,7 +131,8 @@ struct Operand {
 };
 
 // Packs op(A)[i0:i0+mc, p0:p0+kc] into kMR-row micro-panels, each kc x kMR, rows past mc zero.
-KERVAN_AVX512 void pack_a(float* __restrict dst, const Operand& a, int64_t i0, int64_t mc, int64_t p0, int64_t kc) {
+KERVAN_AVX512 void pack_a(float* __restrict dst, const Operand& a, int64_t i0, int64_t mc, int64_t p0,
+                          int64_t kc) {
   for (int64_t ir = 0; ir < mc; ir += kMR) {
     const int rows = int(std::min<int64_t>(kMR, mc - ir));
     float* d = dst + ir * kc;
@@ -158,7 +165,8 @@ KERVAN_AVX512 void pack_b_panel(float* __restrict dst, const Operand& b, int64_t
     const __mmask16 m[3] = {mask_first(cols), mask_first(cols - 16), mask_first(cols - 32)};
     for (int64_t p = 0; p < kc; ++p) {
       const float* src = b.data + (p0 + p) * b.ld + j0 + jr;
-      for (int v = 0; v < 3; ++v) _mm512_store_ps(d + p * kNR + 16 * v, _mm512_maskz_loadu_ps(m[v], src + 16 * v));
+      for (int v = 0; v < 3; ++v)
+        _mm512_store_ps(d + p * kNR + 16 * v, _mm512_maskz_loadu_ps(m[v], src + 16 * v));
     }
   } else {
     // op(B) = B^T: rows of B become columns of the panel, 16 x 16 at a time.
@@ -248,7 +256,15 @@ void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
   }
   thread_local std::vector<float> bbuf;
   const int64_t ncols = (std::min(n, kNC) + kNR - 1) / kNR * kNR;
-  Problem pr{{a, lda, trans_a}, {b, ldb, trans_b}, m, n, k, alpha, beta, c, ldc,
+  Problem pr{{a, lda, trans_a},
+             {b, ldb, trans_b},
+             m,
+             n,
+             k,
+             alpha,
+             beta,
+             c,
+             ldc,
              aligned_buffer(bbuf, size_t(kKC * ncols))};
   // Fewer threads than work items of one B panel would leave threads idle at every barrier.
   const int64_t items = (m + kMC - 1) / kMC * ((std::min(n, kNC) + kNR - 1) / kNR);

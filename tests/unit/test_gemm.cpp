@@ -50,8 +50,8 @@ void check(const Case& cs, int threads) {
       for (int64_t j = 0; j < cs.n; ++j) c.v[size_t(i * c.ld + j)] = std::numeric_limits<float>::quiet_NaN();
 
   omp_set_num_threads(threads);
-  sgemm(cs.ta, cs.tb, cs.m, cs.n, cs.k, cs.alpha, a.v.data(), a.ld, b.v.data(), b.ld, cs.beta, c.v.data(), c.ld,
-        threads);
+  sgemm(cs.ta, cs.tb, cs.m, cs.n, cs.k, cs.alpha, a.v.data(), a.ld, b.v.data(), b.ld, cs.beta, c.v.data(),
+        c.ld, threads);
 
   const double eps = std::numeric_limits<float>::epsilon();
   for (int64_t i = 0; i < cs.m; ++i) {
@@ -75,9 +75,9 @@ void check(const Case& cs, int threads) {
         magnitude += std::fabs(double(cs.beta) * c0.at(i, j));
       }
       const double tol = 2.0 * double(cs.k + 2) * eps * magnitude + 1e-30;
-      ASSERT_NEAR(got, ref, tol) << "C[" << i << "," << j << "] of m=" << cs.m << " n=" << cs.n << " k=" << cs.k
-                                 << " ta=" << cs.ta << " tb=" << cs.tb << " alpha=" << cs.alpha
-                                 << " beta=" << cs.beta << " threads=" << threads;
+      ASSERT_NEAR(got, ref, tol) << "C[" << i << "," << j << "] of m=" << cs.m << " n=" << cs.n
+                                 << " k=" << cs.k << " ta=" << cs.ta << " tb=" << cs.tb
+                                 << " alpha=" << cs.alpha << " beta=" << cs.beta << " threads=" << threads;
     }
   }
 }
