@@ -7,6 +7,7 @@
 
 #include "core/backends/backends.h"
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/gemm.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -32,7 +33,7 @@ int run_bench_gemm(int64_t n, int64_t threads, int reps) {
   set_host_threads(static_cast<int>(threads));
   auto be = make_cpu_backend();
   const double flops = measure_gemm_flops(*be, n, reps);
-  nlohmann::json j = {{"bench", "gemm"}, {"n", n}, {"threads", threads}, {"gflops", flops / 1e9}};
+  nlohmann::json j = {{"bench", "gemm"}, {"n", n}, {"threads", threads}, {"gflops", flops / 1e9}, {"kernel", sgemm_kernel_name()}};
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }

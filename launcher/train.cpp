@@ -20,6 +20,7 @@
 #include "checkpoint/failpoint.h"
 #include "core/backends/backends.h"
 #include "core/cpu/cpu_backend.h"
+#include "core/cpu/gemm.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
 #include "core/model/generate.h"
@@ -202,8 +203,9 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
                      : fmt::format("span corruption, decoder length {}", data.train->decoder_seq()),
                  data.specials.base_vocab);
   spdlog::info("data: {}", data.describe());
-  spdlog::info("{}; {} tokens per step; {} threads per rank; GEMM peak {:.1f} GFLOP/s in all",
-               job.grid.describe(), tokens_per_step, be.num_threads(), peak_flops / 1e9);
+  spdlog::info("{}; {} tokens per step; {} threads per rank; GEMM peak {:.1f} GFLOP/s in all{}",
+               job.grid.describe(), tokens_per_step, be.num_threads(), peak_flops / 1e9,
+               be.device() == Device::CPU ? fmt::format(" ({} kernel)", sgemm_kernel_name()) : "");
   if (train_step.num_buckets() > 0)
     spdlog::info("data parallel: {} gradient buckets of ~{} MB", train_step.num_buckets(),
                  cfg.parallel.bucket_mb);
