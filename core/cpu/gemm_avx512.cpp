@@ -15,19 +15,20 @@
 
 #include "core/cpu/cpu_backend.h"
 
-// A blocked GEMM in the manner of BLIS/GotoBLAS, for CPUs with AVX-512:
+// A blocked GEMM in the manner of BLIS/GotoBLAS, for CPUs with AVX-512. Threads first split C
+// into a grid of blocks (gemm_block, one per thread, no barriers); each block is then
 //
-//   for jc over n in kNC columns            (B panel kKC x kNC, packed, shared, in L2/L3)
-//     for pc over k in kKC                  (one rank-kKC update of C)
-//       pack B[pc:pc+kc, jc:jc+nc] into kNR-column micro-panels        (threads split the panels)
-//       for (ib, q) over (kMC-row blocks of A) x (micro-panels of B)    (threads split the pairs)
-//         pack A[ib, pc:pc+kc] into kMR-row micro-panels (per thread, reused while ib repeats)
-//         for ir over the block's micro-panels: C[ir, q] += A_ir * B_q   (micro-kernel, registers)
+//   for jc over its columns in kNC           (B panel kKC x kNC, packed, in L2)
+//     for pc over k in kKC                   (one rank-kKC update of C)
+//       pack B[pc:pc+kc, jc:jc+nc] into kNR-column micro-panels
+//       for ib over its rows in kMC
+//         pack A[ib:ib+mc, pc:pc+kc] into kMR-row micro-panels
+//         for q over B's micro-panels, ir over A's: C[ir, q] += A_ir * B_q   (micro-kernel)
 //
 // The micro-kernel keeps a kMR x kNR tile of C in 24 zmm registers; per k it loads one row of the
-// B micro-panel (three zmm) and broadcasts kMR values of A. The B micro-panel (kKC x kNR) stays in
-// L1 while the kMC x kKC block of A streams from L2. No loop splits k, so each element of C is
-// summed over k in one order whatever the thread count.
+// B micro-panel (three zmm) and broadcasts kMR values of A. The B micro-panel (kKC x kNR, 48 KB)
+// stays in L1 while the kMC x kKC block of A streams from L2. No loop splits k, so each element of
+// C is summed over k in one order whatever the thread count.
 namespace kervan {
 namespace {
 
@@ -185,11 +186,10 @@ KERVAN_AVX512 void pack_b_panel(float* __restrict dst, const Operand& b, int64_t
 
 struct Problem {
   Operand a, b;
-  int64_t m, n, k;
+  int64_t k;
   float alpha, beta;
   float* c;
   int64_t ldc;
-  float* bpack;  // kKC x round_up(min(n, kNC), kNR), shared by the team
 };
 
 float* aligned_buffer(std::vector<float>& v, size_t floats) {
@@ -198,48 +198,33 @@ float* aligned_buffer(std::vector<float>& v, size_t floats) {
   return v.data() + ((64 - addr % 64) % 64) / sizeof(float);
 }
 
-void barrier(int nthreads) {
-  if (nthreads > 1) {
-#pragma omp barrier
-  }
-}
-
-// Thread t's share of the whole product, for a team of nthreads (1: called alone, maybe from inside
-// another parallel region, so no worksharing construct may appear here; only barriers when > 1).
-void run(const Problem& pr, int t, int nthreads) {
-  thread_local std::vector<float> abuf;
+// The product for the block C[i0:i0+m, j0:j0+n] on the calling thread alone, with its own packed
+// copies of A and B: threads computing different blocks never wait for each other.
+void gemm_block(const Problem& pr, int64_t i0, int64_t m, int64_t j0, int64_t n) {
+  thread_local std::vector<float> abuf, bbuf;
   float* apack = aligned_buffer(abuf, size_t(kMC * kKC));
-  for (int64_t jc = 0; jc < pr.n; jc += kNC) {
-    const int64_t nc = std::min(kNC, pr.n - jc);
+  float* bpack = aligned_buffer(bbuf, size_t(kKC * ((std::min(n, kNC) + kNR - 1) / kNR * kNR)));
+  for (int64_t jc = j0; jc < j0 + n; jc += kNC) {
+    const int64_t nc = std::min(kNC, j0 + n - jc);
     const int64_t panels = (nc + kNR - 1) / kNR;
     for (int64_t pc = 0; pc < pr.k; pc += kKC) {
       const int64_t kc = std::min(kKC, pr.k - pc);
-      int64_t begin, end;
-      chunk_range(panels, nthreads, t, begin, end);
-      for (int64_t q = begin; q < end; ++q) pack_b_panel(pr.bpack, pr.b, pc, kc, jc, nc, q);
-      barrier(nthreads);
-
+      for (int64_t q = 0; q < panels; ++q) pack_b_panel(bpack, pr.b, pc, kc, jc, nc, q);
       const bool first = pc == 0;
       const bool read_c = !first || pr.beta != 0.0f;
       const float beta = first ? pr.beta : 1.0f;
-      const int64_t blocks = (pr.m + kMC - 1) / kMC;
-      chunk_range(blocks * panels, nthreads, t, begin, end);
-      int64_t packed = -1;
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t ib = item / panels, q = item % panels;
-        const int64_t i0 = ib * kMC, mc = std::min(kMC, pr.m - i0);
-        if (ib != packed) {
-          pack_a(apack, pr.a, i0, mc, pc, kc);
-          packed = ib;
-        }
-        const int cols = int(std::min<int64_t>(kNR, nc - q * kNR));
-        for (int64_t ir = 0; ir < mc; ir += kMR) {
-          float* c = pr.c + (i0 + ir) * pr.ldc + jc + q * kNR;
-          micro_kernel(kc, apack + ir * kc, pr.bpack + q * kNR * kc, c, pr.ldc,
-                       int(std::min<int64_t>(kMR, mc - ir)), cols, pr.alpha, beta, read_c);
+      for (int64_t ib = i0; ib < i0 + m; ib += kMC) {
+        const int64_t mc = std::min(kMC, i0 + m - ib);
+        pack_a(apack, pr.a, ib, mc, pc, kc);
+        for (int64_t q = 0; q < panels; ++q) {
+          const int cols = int(std::min<int64_t>(kNR, nc - q * kNR));
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            float* c = pr.c + (ib + ir) * pr.ldc + jc + q * kNR;
+            micro_kernel(kc, apack + ir * kc, bpack + q * kNR * kc, c, pr.ldc,
+                         int(std::min<int64_t>(kMR, mc - ir)), cols, pr.alpha, beta, read_c);
+          }
         }
       }
-      barrier(nthreads);  // before the next pc overwrites the packed B
     }
   }
 }
@@ -254,27 +239,24 @@ void sgemm_avx512(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, f
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
     return;
   }
-  thread_local std::vector<float> bbuf;
-  const int64_t ncols = (std::min(n, kNC) + kNR - 1) / kNR * kNR;
-  Problem pr{{a, lda, trans_a},
-             {b, ldb, trans_b},
-             m,
-             n,
-             k,
-             alpha,
-             beta,
-             c,
-             ldc,
-             aligned_buffer(bbuf, size_t(kKC * ncols))};
-  // Fewer threads than work items of one B panel would leave threads idle at every barrier.
-  const int64_t items = (m + kMC - 1) / kMC * ((std::min(n, kNC) + kNR - 1) / kNR);
-  const int team = int(std::min<int64_t>(threads, items));
-  if (team <= 1) {
-    run(pr, 0, 1);
+  const Problem pr{{a, lda, trans_a}, {b, ldb, trans_b}, k, alpha, beta, c, ldc};
+  // Threads split C into a grid of blocks, columns first (in whole micro-panels), then rows (in
+  // whole micro-tiles); each packs what its block needs, so there is no barrier to wait at.
+  const int64_t panels = (n + kNR - 1) / kNR, tiles = (m + kMR - 1) / kMR;
+  const int64_t across = std::min<int64_t>(threads, panels);
+  const int64_t down = std::min<int64_t>(threads / across, tiles);
+  if (across * down <= 1) {
+    gemm_block(pr, 0, m, 0, n);
     return;
   }
-#pragma omp parallel num_threads(team)
-  run(pr, omp_get_thread_num(), omp_get_num_threads());
+#pragma omp parallel for num_threads(int(across * down)) schedule(static)
+  for (int64_t w = 0; w < across * down; ++w) {
+    int64_t p0, p1, t0, t1;
+    chunk_range(panels, int(across), int(w % across), p0, p1);
+    chunk_range(tiles, int(down), int(w / across), t0, t1);
+    const int64_t j0 = p0 * kNR, i0 = t0 * kMR;
+    gemm_block(pr, i0, std::min(m, t1 * kMR) - i0, j0, std::min(n, p1 * kNR) - j0);
+  }
 }
 
 }  // namespace kervan
