@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -111,6 +112,17 @@ TEST(Gemm, ZeroDepthAndZeroAlphaScaleC) {
   check({5, 9, 0, false, false, 1.0f, 0.5f}, 1);
   check({5, 9, 0, false, false, 1.0f, 0.0f}, 1);
   check({5, 9, 4, false, false, 0.0f, 2.0f}, 1);
+}
+
+// The own kernel is used exactly where the CPU has AVX-512, unless KERVAN_GEMM=openblas asks otherwise
+// (ctest runs these tests a second time that way: unit.gemm_openblas).
+TEST(Gemm, KernelFollowsTheCpuAndTheEnvironment) {
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+  const char* forced = std::getenv("KERVAN_GEMM");
+  const bool openblas = forced != nullptr && std::string(forced) == "openblas";
+  EXPECT_EQ(std::string(sgemm_kernel_name()), avx512 && !openblas ? "avx512" : "openblas");
 }
 
 // The kernel never splits k, so the bits of C do not depend on how many threads computed it.
