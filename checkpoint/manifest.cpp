@@ -1,6 +1,7 @@
 #include "checkpoint/manifest.h"
 
 #include <cstdio>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -142,6 +143,19 @@ json parse_or_throw(const std::string& text, const std::string& path) {
   }
 }
 
+// A file or a tensor slice listed twice: a reader would take either copy and a verifier would pass
+// a checkpoint whose other copy is missing from the count.
+void refuse_repeated_entries(const Manifest& m) {
+  std::set<std::string> seen;
+  for (const SavedFile& f : m.files)
+    if (!seen.insert(f.name).second) throw BadField("file " + f.name + " is listed twice");
+  seen.clear();
+  for (const SavedTensor& t : m.tensors) {
+    const std::string key = t.name + " " + t.slice.describe() + " (replica " + std::to_string(t.replica) + ")";
+    if (!seen.insert(key).second) throw BadField("tensor " + key + " is listed twice");
+  }
+}
+
 }  // namespace
 
 std::string WriterLayout::describe() const {
@@ -194,6 +208,7 @@ Manifest manifest_from_json(const std::string& text, const std::string& path) {
     for (const json& f : j.at("files")) m.files.push_back(file_from(f));
     for (const json& t : j.at("tensors")) m.tensors.push_back(tensor_from(t));
     for (const auto& [key, v] : j.at("values").items()) m.values[key] = value_from(v);
+    refuse_repeated_entries(m);
   } catch (const json::exception& e) {
     throw UserError(path + ": damaged manifest: " + e.what());
   } catch (const BadField& e) {

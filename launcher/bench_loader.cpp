@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "datasets/loader/data_loader.h"
 #include "launcher/bench.h"
 
@@ -16,6 +17,7 @@ int run_bench_loader(const BenchLoaderOptions& opt) {
   if (opt.paths.empty()) throw UserError("bench loader: give one or more --data paths");
   if (!opt.weights.empty() && opt.weights.size() != opt.paths.size())
     throw UserError("bench loader: --weights needs one weight per --data path");
+  refuse_repeated_files(opt.paths, "--data path");  // a blend of a corpus with itself is a mistake
   const auto t_open = std::chrono::steady_clock::now();
   std::vector<DataLoader::Source> sources;
   for (size_t i = 0; i < opt.paths.size(); ++i) {

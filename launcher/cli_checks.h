@@ -47,6 +47,28 @@ class IntegerInRange : public CLI::Validator {
   }
 };
 
+// Refuses an empty value ("--out ''"): for a path it would otherwise reach the file system as "",
+// whose error ("cannot create the output folder: Invalid argument") names nothing.
+class NonEmpty : public CLI::Validator {
+ public:
+  NonEmpty() {
+    name_ = "NONEMPTY";
+    func_ = [](std::string& text) -> std::string { return text.empty() ? "an empty value names nothing" : ""; };
+  }
+};
+
+// Puts NonEmpty on every text option in `app` and its subcommands except those where an empty
+// text means something (an empty prompt, no document delimiter, a stop without a reason).
+inline void check_texts_everywhere(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options()) {
+    const std::string name = opt->get_name();
+    if (opt->get_type_name().starts_with("TEXT") && name != "--prompt" && name != "--doc-delimiter" &&
+        name != "--stop")
+      opt->check(NonEmpty());
+  }
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) check_texts_everywhere(*sub);
+}
+
 // Puts IntegerInRange on every integer option (type INT or UINT), in `app` and all its subcommands.
 inline void check_integers_everywhere(CLI::App& app) {
   for (CLI::Option* opt : app.get_options()) {

@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
   TokenizerCommand tokenizer_cmd(app);  // kervan tokenizer encode|decode|bench
 
   check_integers_everywhere(app);  // "--seed 99999999999999999999" is refused, not taken as 2^63 - 1
+  check_texts_everywhere(app);     // "--out ''" is refused, not handed to the file system
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty())
     return fail(unknown, kExitUser);
   try {

@@ -81,6 +81,7 @@ int run_decode(const BpeTokenizer& tok, const std::string& input) {
 int run_bench(const BpeTokenizer& tok, const std::string& name, const std::string& input, int threads,
               int reps) {
   const std::string text = read_input(input);
+  if (text.empty()) throw UserError(input + ": empty file, nothing to time");
   double best = 1e300;
   size_t tokens = 0;
   for (int r = 0; r < reps; ++r) {

@@ -79,13 +79,14 @@ gzip -c text.txt >text.txt.gz
 grep -v -e n_head -e max_seq_len c.toml >rnn.toml
 "$kervan" train --config rnn.toml --set 'model.arch="gru"' --set "checkpoint.dir=\"$work/gck\"" 2>/dev/null ||
   fail "a GRU run that saves a checkpoint"
-for bad in dotdot absolute; do
+for bad in dotdot absolute twice; do
   cp -r ck/step_00000003 "ck_$bad"
   python3 - "ck_$bad/manifest.json" "$bad" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 if sys.argv[2] == "dotdot": m["files"][0]["name"] = "../../text.bin"
-else: m["tensors"][0]["file"] = "/etc/passwd"
+elif sys.argv[2] == "absolute": m["tensors"][0]["file"] = "/etc/passwd"
+else: m["tensors"].append(m["tensors"][0])
 json.dump(m, open(sys.argv[1], "w"))
 PY
 done
@@ -167,6 +168,9 @@ wait "$first" || fail "the first prepare into scratch/busy failed"
 rm -f scratch/big.txt
 # A failed prepare into a new folder leaves no folder behind.
 expect 2 "prepare of empty input into a new folder" "no documents" "$kervan" prepare --tokenizer bytes --out new-out empty.txt
+expect 2 "bench loader with one corpus twice" "twice" "$kervan" bench loader --data corpus --data corpus
+expect 2 "tokenizer bench on an empty file" "empty.txt: empty file" "$kervan" tokenizer bench --tokenizer tok empty.txt
+expect 2 "prepare --out an empty path" "--out" "$kervan" prepare --tokenizer bytes --out "" text.txt
 
 # --- 2. silently wrong results: every value is checked against its meaning ---------------------
 expect 2 "prepare: one file given twice" "given twice" "$kervan" prepare --tokenizer bytes --out scratch/d text.txt text.txt
@@ -292,6 +296,8 @@ expect 2 "tokenizer encode with a missing tokenizer folder" "no-tok" "$kervan" t
 expect 2 "finetune without its file" "finetune.train" "$kervan" finetune --config c.toml
 expect 2 "ckpt verify: a manifest naming ../" "ck_dotdot/manifest.json: damaged manifest: the files entry '../../text.bin'" \
   "$kervan" ckpt verify ck_dotdot
+expect 2 "ckpt verify: a manifest listing a slice twice" "ck_twice/manifest.json: damaged manifest: tensor model/wte" \
+  "$kervan" ckpt verify ck_twice
 expect 2 "init_from: a manifest naming an absolute path" "ck_absolute/manifest.json: damaged manifest: tensor 'model/wte' names the file '/etc/passwd'" \
   "${train[@]}" --set "checkpoint.init_from=\"$work/ck_absolute\""
 expect 2 "ckpt export of a BERT checkpoint" "export supports GPT checkpoints only" "$kervan" ckpt export --format hf bck scratch/hf
