@@ -12,8 +12,9 @@ and the study reports per architecture
       hidden state; GPT's residual stream entering its last block),
   (d) a long-dependency probe: a key letter, d random filler letters, '?', and the key again; per
       distance d a corpus is generated (deterministically, from the seed), every architecture
-      trains on it briefly, and `kervan study recall` scores the key after '?' on held-out
-      documents,
+      trains on it (by default starting from its model of the previous distance: a curriculum),
+      and `kervan study recall` scores the key after '?' on held-out documents: accuracy, and the
+      cross-entropy and probability of the right key,
   (e) parameter counts, and the LSTM and GRU layer parameters at equal width,
 
 into OUT/study.json, with plots OUT/loss.png (`kervan plot`), OUT/grad-norms.png and
@@ -21,8 +22,10 @@ OUT/probe.png (gnuplot) and each run's config and metrics under OUT/runs/. Every
 kervan's own output. This is a driver over `kervan train` rather than C++ so that the study cannot
 drift from the trainer it measures.
 
-  bench/recurrent_study.py --kervan build/kervan --config STUDY.toml
+  bench/recurrent_study.py --kervan build/kervan --config STUDY.toml [--probe-only]
   bench/recurrent_study.py --check OUT/study.json      # every field present and finite (exit 1)
+
+--probe-only runs (d) alone and writes OUT/probe.json and OUT/probe.png.
 
 STUDY.toml has one [study] table (keys and defaults: STUDY_KEYS below) and an optional
 [study.probe] table (PROBE_KEYS); study.corpus, a kervan corpus with a validation split (kervan
@@ -45,12 +48,13 @@ ARCHS = ("gpt", "lstm", "gru", "rnn")
 # 4 GRU layers of 6 C^2 and 12 RNN layers of 2 C^2.
 STUDY_KEYS = {
     "corpus": None, "out": "recurrent-study", "threads": 2, "seed": 1, "d_model": 64, "n_head": 4,
-    "layers": {"gpt": 2, "lstm": 3, "gru": 4, "rnn": 12}, "steps": 40, "micro_batch": 16, "seq_len": 64,
+    "layers": {"gpt": 2, "lstm": 3, "gru": 4, "rnn": 12}, "residual": True, "steps": 40, "micro_batch": 16,
+    "seq_len": 64,
     "lr": 3e-3, "eval_every": 10, "eval_batches": 4, "grad_batches": 4,
 }
 PROBE_KEYS = {
-    "distances": [8, 32, 128, 512], "keys": 8, "fillers": 8, "train_documents": 256, "val_documents": 64,
-    "steps": 32, "micro_batch": 8, "lr": 1e-2,
+    "distances": [8, 32, 128, 512], "keys": 8, "fillers": 2, "train_documents": 4096, "val_documents": 64,
+    "first_steps": 4096, "steps": 1024, "micro_batch": 8, "lr": 5e-3, "curriculum": True, "seeds": 3,
 }
 KEY_LETTERS, FILLER_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 
@@ -62,7 +66,9 @@ def refuse(path, message):
 
 def typed(path, where, value, default):
     """`value` checked against the type of its default (exit 2 naming the key)."""
-    if isinstance(default, bool) or default is None:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif default is None:
         ok = isinstance(value, str)
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -73,7 +79,8 @@ def typed(path, where, value, default):
     else:
         ok = isinstance(value, str)
     if not ok:
-        kind = {int: "a positive integer", float: "a positive number", list: "a list of positive integers"}
+        kind = {bool: "true or false", int: "a positive integer", float: "a positive number",
+                list: "a list of positive integers"}
         refuse(path, f"{where} = {value!r}: expected {kind.get(type(default), 'a string')}")
     return value
 
@@ -141,13 +148,15 @@ def corpus_vocab(corpus):
 
 
 def train_config(arch, s, corpus, vocab, *, steps, micro_batch, seq_len, lr, eval_every, max_seq_len, metrics,
-                 checkpoints):
-    gpt = f"n_head = {s['n_head']}\nmax_seq_len = {max_seq_len}\n" if arch == "gpt" else ""
+                 checkpoints, init_from=None):
+    shape = (f"n_head = {s['n_head']}\nmax_seq_len = {max_seq_len}\n" if arch == "gpt"
+             else f"residual = {str(s['residual']).lower()}\n")
     evals = f"eval_every = {eval_every}\neval_batches = {s['eval_batches']}\n" if eval_every else ""
+    init = f'init_from = "{init_from}"\n' if init_from else ""
     return f"""[model]
 arch = "{arch}"
 n_layer = {s['layers'][arch]}
-{gpt}d_model = {s['d_model']}
+{shape}d_model = {s['d_model']}
 vocab_size = {vocab}
 [data]
 path = "{corpus}"
@@ -163,7 +172,7 @@ threads = {s['threads']}
 metrics_file = "{metrics}"
 [checkpoint]
 dir = "{checkpoints}"
-"""
+{init}"""
 
 
 def train(binary, arch, s, work, name, **kw):
@@ -253,35 +262,66 @@ def probe_text(d, n, p, seed):
 
 
 def probe_study(binary, s, p, work):
-    """(d): per distance a byte corpus whose documents are exactly one training window (seq_len =
-    d + 4: the loader's windows start at multiples of seq_len, so each is one document), each
-    architecture trained on it for probe.steps, then scored on the held-out documents. GPT's
-    position table is sized for the longest distance at every d, so its parameters do not vary."""
+    """(d): per seed and distance a byte corpus whose documents are exactly one training window
+    (seq_len = d + 4: the loader's windows start at multiples of seq_len, so each is one document),
+    each architecture trained on it (probe.first_steps at the first distance, probe.steps at the
+    others), then scored on the held-out documents. With probe.curriculum each distance starts from
+    the architecture's model of the previous one (a fresh optimizer and schedule): from scratch no
+    model learned d = 32 in 512 steps, and whether a model learns d = 8 at all within 1024 steps
+    varies with the seed; so the first, cheap distance gets the long training and each later one
+    measures whether the learned memory stretches to d. probe.seeds repeats it all with seeds
+    study.seed, study.seed + 1, ... (corpus, initialisation, data order); the figures are means over
+    the seeds, with each seed's under per_seed. GPT's position table is sized for the longest
+    distance at every d, so its parameters do not vary and its models carry over."""
     max_seq = max(p["distances"]) + 4
-    result = {"distances": p["distances"], "chance": 1.0 / p["keys"], "keys": p["keys"], "fillers": p["fillers"],
-              "train_documents": p["train_documents"], "val_documents": p["val_documents"], "steps": p["steps"],
-              "micro_batch": p["micro_batch"], "archs": {a: {"params": param_count(a, s, 257, max_seq), "accuracy": []}
-                                                         for a in ARCHS}}
-    for d in p["distances"]:
-        text = os.path.join(work, f"probe-{d}.txt")
-        corpus = os.path.join(work, f"probe-{d}")
-        with open(text, "w") as f:
-            f.write(probe_text(d, p["train_documents"] + p["val_documents"], p, s["seed"]))
-        kervan(binary, "prepare", "--tokenizer", "bytes", "--val-documents", str(p["val_documents"]), "--seed",
-               str(s["seed"]), "--out", corpus, text)
-        for arch in ARCHS:
-            name = f"probe-{d}-{arch}"
-            cfg, _, _ = train(binary, arch, s, work, name, corpus=corpus, vocab=257, steps=p["steps"],
-                              micro_batch=p["micro_batch"], seq_len=d + 4, lr=p["lr"], eval_every=0,
-                              max_seq_len=max_seq)
-            r = json.loads(kervan(binary, "study", "recall", "--config", cfg, "--checkpoint",
-                                  os.path.join(work, name, "ckpt")).stdout)
-            if r["documents"] != p["val_documents"]:
-                sys.exit(f"kervan study recurrent: {name}: scored {r['documents']} of {p['val_documents']} documents")
-            result["archs"][arch]["accuracy"].append(r["accuracy"])
-            shutil.rmtree(os.path.join(work, name, "ckpt"))
-        print(f"probe d={d}: " + ", ".join(f"{a} {result['archs'][a]['accuracy'][-1]:.2f}" for a in ARCHS),
-              file=sys.stderr, flush=True)
+    fields = ("accuracy", "loss", "probability")
+    seeds = [s["seed"] + i for i in range(p["seeds"])]
+    result = {"distances": p["distances"], "chance": 1.0 / p["keys"], "chance_loss": math.log(p["keys"]),
+              **{k: p[k] for k in ("keys", "fillers", "train_documents", "val_documents", "first_steps", "steps",
+                                   "micro_batch", "lr", "curriculum")}, "seeds": seeds,
+              "archs": {a: {"params": param_count(a, s, 257, max_seq), "per_seed": {f: [] for f in fields}}
+                        for a in ARCHS}}
+    for seed in seeds:
+        run = {**s, "seed": seed}
+        for a in ARCHS:
+            for f in fields:
+                result["archs"][a]["per_seed"][f].append([])
+        previous = {}  # arch -> the checkpoint folder of its model at the previous distance
+        for i, d in enumerate(p["distances"]):
+            text = os.path.join(work, f"probe-{seed}-{d}.txt")
+            corpus = os.path.join(work, f"probe-{seed}-{d}")
+            with open(text, "w") as f:
+                f.write(probe_text(d, p["train_documents"] + p["val_documents"], p, seed))
+            kervan(binary, "prepare", "--tokenizer", "bytes", "--val-documents", str(p["val_documents"]), "--seed",
+                   str(seed), "--out", corpus, text)
+            for arch in ARCHS:
+                name = f"probe-{seed}-{d}-{arch}"
+                ckpt = os.path.join(work, name, "ckpt")
+                cfg, _, _ = train(binary, arch, run, work, name, corpus=corpus, vocab=257,
+                                  steps=p["first_steps"] if i == 0 else p["steps"], micro_batch=p["micro_batch"],
+                                  seq_len=d + 4, lr=p["lr"], eval_every=0, max_seq_len=max_seq,
+                                  init_from=previous.get(arch))
+                r = json.loads(kervan(binary, "study", "recall", "--config", cfg, "--checkpoint", ckpt).stdout)
+                if r["documents"] != p["val_documents"]:
+                    sys.exit(f"kervan study recurrent: {name}: scored {r['documents']} of {p['val_documents']} "
+                             "documents")
+                for f in fields:
+                    result["archs"][arch]["per_seed"][f][-1].append(r[f])
+                if arch in previous:
+                    shutil.rmtree(previous.pop(arch))
+                if p["curriculum"]:
+                    previous[arch] = ckpt
+                else:
+                    shutil.rmtree(ckpt)
+            os.remove(text)
+            shutil.rmtree(corpus)
+            print(f"probe seed {seed} d={d}: accuracy (nats on the key) " + ", ".join(
+                f"{a} {result['archs'][a]['per_seed']['accuracy'][-1][-1]:.2f} "
+                f"({result['archs'][a]['per_seed']['loss'][-1][-1]:.3f})" for a in ARCHS), file=sys.stderr, flush=True)
+    for a in ARCHS:
+        r = result["archs"][a]
+        for f in fields:
+            r[f] = [statistics.fmean(column) for column in zip(*r["per_seed"][f])]
     return result
 
 
@@ -293,10 +333,13 @@ def gnuplot(script, png):
     os.replace(png + ".tmp", png)
 
 
+HEAD = 'set terminal pngcairo size 1200,900 noenhanced font ",10"\nset grid\nset key top right\n'
+
+
 def plots(binary, study, out, work):
     kervan(binary, "plot", *[os.path.join(out, "runs", a, "metrics.jsonl") for a in ARCHS], "-o",
            os.path.join(out, "loss.png"))
-    head = 'set terminal pngcairo size 1200,900 noenhanced font ",10"\nset grid\nset key top right\n'
+    head = HEAD
     g = head + f'set output "{os.path.join(out, "grad-norms.png")}.tmp"\nset multiplot layout 2,1\n'
     g += "set logscale y\nset format y '%.0e'\nset xlabel 'positions back from the loss'\n"
     for when in ("init", "trained"):
@@ -310,18 +353,28 @@ def plots(binary, study, out, work):
         g += f"set title 'norm of d(loss at the last position)/d(state), {when}'\nset ylabel 'norm'\n"
         g += "plot " + ", ".join(series) + "\n"
     gnuplot(g + "unset multiplot\nset output\n", os.path.join(out, "grad-norms.png"))
-    probe = study["probe"]
-    g = head + f'set output "{os.path.join(out, "probe.png")}.tmp"\nset logscale x 2\nset yrange [0:1.05]\n'
-    g += "set xlabel 'distance d (filler tokens between key and query)'\nset ylabel 'recall accuracy'\n"
-    g += f"set title 'long-dependency probe ({probe['steps']} steps of {probe['micro_batch']} documents per d)'\n"
-    series = []
-    for a in ARCHS:
-        dat = os.path.join(work, f"probe-{a}.dat")
-        with open(dat, "w") as f:
-            f.writelines(f"{d} {acc}\n" for d, acc in zip(probe["distances"], probe["archs"][a]["accuracy"]))
-        series.append(f'"{dat}" using 1:2 with linespoints pt 7 title "{a}"')
-    series.append(f'{probe["chance"]} with lines dashtype 2 title "chance"')
-    gnuplot(g + "plot " + ", ".join(series) + "\nset output\n", os.path.join(out, "probe.png"))
+    probe_plot(study["probe"], out, work)
+
+
+def probe_plot(probe, out, work):
+    """OUT/probe.png: accuracy and the cross-entropy of the key against d, with chance."""
+    g = HEAD + f'set output "{os.path.join(out, "probe.png")}.tmp"\nset multiplot layout 2,1\nset logscale x 2\n'
+    g += "set xlabel 'distance d (filler tokens between key and query)'\n"
+    how = "each d starting from the model of the previous d" if probe["curriculum"] else "from scratch"
+    how += f", mean of {len(probe['seeds'])} seeds"
+    for field, label, chance, yrange in (("accuracy", "recall accuracy", probe["chance"], "[0:1.05]"),
+                                         ("loss", "cross-entropy of the key (nats)", probe["chance_loss"], "[0:*]")):
+        series = []
+        for a in ARCHS:
+            dat = os.path.join(work, f"probe-{a}-{field}.dat")
+            with open(dat, "w") as f:
+                f.writelines(f"{d} {v}\n" for d, v in zip(probe["distances"], probe["archs"][a][field]))
+            series.append(f'"{dat}" using 1:2 with linespoints pt 7 title "{a}"')
+        series.append(f'{chance} with lines dashtype 2 title "chance"')
+        g += (f"set yrange {yrange}\nset ylabel '{label}'\nset title 'long-dependency probe ({probe['first_steps']} "
+              f"steps of {probe['micro_batch']} documents at d = {probe['distances'][0]}, {probe['steps']} at each "
+              f"later d, {how})'\nplot " + ", ".join(series) + "\n")
+    gnuplot(g + "unset multiplot\nset output\n", os.path.join(out, "probe.png"))
 
 
 def check(path):
@@ -342,6 +395,29 @@ def check(path):
         elif isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
             bad.append(f"{where}: {v}")
     walk(j, "study")
+    probe = j.get("probe", {})
+    for field in ("distances", "seeds", "chance", "chance_loss"):
+        if field not in probe:
+            bad.append(f"probe.{field}: missing")
+    for arch in ARCHS:
+        n = len(probe.get("distances", []))
+        for field in ("accuracy", "loss", "probability"):
+            r = probe.get("archs", {}).get(arch, {})
+            v, per_seed = r.get(field), r.get("per_seed", {}).get(field)
+            if not isinstance(v, list) or len(v) != n:
+                bad.append(f"probe.archs.{arch}.{field}: missing, or not one per distance")
+            if not isinstance(per_seed, list) or len(per_seed) != len(probe.get("seeds", [])) or any(
+                    len(row) != n for row in per_seed):
+                bad.append(f"probe.archs.{arch}.per_seed.{field}: missing, or not one per seed and distance")
+    if j.get("probe_only") is not True:
+        lm_fields(j, bad)
+    if bad:
+        sys.exit("recurrent_study --check: " + "; ".join(bad))
+    print(f"{path}: every field present and finite")
+
+
+def lm_fields(j, bad):
+    """(a), (b), (c), (e) present: the whole study's JSON."""
     archs = j.get("archs", {})
     for arch in ARCHS:
         a = archs.get(arch, {})
@@ -356,21 +432,30 @@ def check(path):
                     bad.append(f"archs.{arch}.grad_norms.{when}.{field}: missing")
             if len(g.get("norms", [])) != j.get("seq_len"):
                 bad.append(f"archs.{arch}.grad_norms.{when}.norms: not one norm per position")
-        acc = j.get("probe", {}).get("archs", {}).get(arch, {}).get("accuracy")
-        if not isinstance(acc, list) or len(acc) != len(j.get("probe", {}).get("distances", [])):
-            bad.append(f"probe.archs.{arch}.accuracy: missing, or not one per distance")
     for field in ("lstm_layer_params", "gru_layer_params", "gru_over_lstm"):
         if field not in j.get("equal_width", {}):
             bad.append(f"equal_width.{field}: missing")
-    if bad:
-        sys.exit("recurrent_study --check: " + "; ".join(bad))
-    print(f"{path}: every field present and finite")
+
+
+def write_json(path, value):
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def print_probe(probe):
+    for arch in ARCHS:
+        r = probe["archs"][arch]
+        print(f"{arch:5} probe accuracy " + " ".join(f"{v:.2f}" for v in r["accuracy"]) + "  nats on the key "
+              + " ".join(f"{v:.3f}" for v in r["loss"]))
+    print(f"probe distances {probe['distances']}, chance {probe['chance']:.3f} ({probe['chance_loss']:.3f} nats)")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kervan", default="build/kervan")
     ap.add_argument("--config", help="the study's TOML config")
+    ap.add_argument("--probe-only", action="store_true", help="run (d) alone: OUT/probe.json, OUT/probe.png")
     ap.add_argument("--check", metavar="FILE")
     a = ap.parse_args()
     if a.check:
@@ -381,30 +466,37 @@ def main():
     vocab = corpus_vocab(s["corpus"])
     out = os.path.abspath(s["out"])
     os.makedirs(out, exist_ok=True)
+    head = {"config": os.path.abspath(a.config), "probe_only": a.probe_only}
+    if a.probe_only:
+        with tempfile.TemporaryDirectory(prefix="kervan-study.") as work:
+            probe = probe_study(a.kervan, s, p, work)
+            probe_plot(probe, out, work)
+        path = os.path.join(out, "probe.json")
+        write_json(path, {**head, "probe": probe})
+        print_probe(probe)
+        print(f"wrote {path}, {os.path.join(out, 'probe.png')}")
+        return
     with tempfile.TemporaryDirectory(prefix="kervan-study.") as work:
         archs, budget = lm_study(a.kervan, s, vocab, work, out)
         C = s["d_model"]
         lstm_layer, gru_layer = 4 * C * (2 * C) + 8 * C, 3 * C * (2 * C) + 6 * C
-        study = {"config": os.path.abspath(a.config), "corpus": os.path.abspath(s["corpus"]), "vocab": vocab,
-                 "d_model": C, "threads": s["threads"], "seq_len": s["seq_len"], "micro_batch": s["micro_batch"],
-                 "steps": s["steps"], "tokens": s["steps"] * s["micro_batch"] * s["seq_len"],
-                 "equal_wall_s": budget, "archs": archs,
+        study = {**head, "corpus": os.path.abspath(s["corpus"]), "vocab": vocab, "d_model": C,
+                 "residual": s["residual"], "threads": s["threads"], "seq_len": s["seq_len"],
+                 "micro_batch": s["micro_batch"], "steps": s["steps"],
+                 "tokens": s["steps"] * s["micro_batch"] * s["seq_len"], "equal_wall_s": budget, "archs": archs,
                  "equal_width": {"d_model": C, "lstm_layer_params": lstm_layer, "gru_layer_params": gru_layer,
                                  "gru_over_lstm": gru_layer / lstm_layer},
                  "probe": probe_study(a.kervan, s, p, work)}
         plots(a.kervan, study, out, work)
     path = os.path.join(out, "study.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(study, f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_json(path, study)
     for arch, r in archs.items():
         g = r["grad_norms"]
         print(f"{arch:5} {r['params'] / 1e6:6.3f}M params  {r['tokens_per_s']:8.0f} tok/s  {r['wall_s']:7.1f} s  "
               f"val {r['val_loss_equal_tokens']:.4f} (equal tokens) {r['val_loss_equal_wall']:.4f} (equal wall "
               f"{budget:.1f} s)  grad far/near {g['init']['far_over_near']:.2e} init, "
-              f"{g['trained']['far_over_near']:.2e} trained  probe "
-              + " ".join(f"{acc:.2f}" for acc in study["probe"]["archs"][arch]["accuracy"]))
-    print(f"probe distances {study['probe']['distances']}, chance {study['probe']['chance']:.3f}")
+              f"{g['trained']['far_over_near']:.2e} trained")
+    print_probe(study["probe"])
     print(f"wrote {path}, {', '.join(os.path.join(out, n) for n in ('loss.png', 'grad-norms.png', 'probe.png'))}")
 
 

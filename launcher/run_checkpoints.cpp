@@ -10,6 +10,7 @@
 #include "checkpoint/format.h"
 #include "checkpoint/resume.h"
 #include "core/error.h"
+#include "core/model/recurrent_config.h"
 
 namespace kervan {
 
@@ -45,7 +46,8 @@ void check_same_model(const CheckpointReader& checkpoint, const RunConfig& confi
   const GPTConfig& m = config.model;
   std::vector<std::pair<std::string, int64_t>> shape{
       {"n_layer", m.n_layer}, {"n_head", m.n_head}, {"d_model", m.d_model}, {"vocab_size", m.vocab_size}};
-  if (config.arch != "t5") shape.emplace_back("max_seq_len", m.max_seq_len);  // T5 has no position table
+  // T5 and the recurrent models have no position table: they continue at any seq_len.
+  if (config.arch != "t5" && !is_recurrent_arch(config.arch)) shape.emplace_back("max_seq_len", m.max_seq_len);
   for (const auto& [name, want] : shape) {
     const auto it = values.find("model_config/" + name);
     const int64_t* saved = it == values.end() ? nullptr : std::get_if<int64_t>(&it->second);

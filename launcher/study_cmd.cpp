@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -99,6 +100,7 @@ StudyCommand::StudyCommand(CLI::App& app) {
       "GPT, LSTM, GRU and RNN of equal parameter count: speed, loss, gradient norms through "
       "time, a long-dependency probe; one JSON file and plots");
   recurrent_->add_option("--config", study_config_, "The study's config (TOML, a [study] table)")->required();
+  recurrent_->add_flag("--probe-only", probe_only_, "Run the long-dependency probe alone (OUT/probe.json)");
   grad_norms_ = cmd_->add_subcommand(
       "grad-norms", "Norms of d(loss at the last position)/d(state) at each position back from it (JSON)");
   grad_norms_->add_option("--config", run_config_, "The run's config (kervan train's)")->required();
@@ -131,6 +133,7 @@ int StudyCommand::run_recurrent() const {
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   std::vector<std::string> args{"/usr/bin/python3", script.string(), "--kervan", self,
                                 "--config",         study_config_};
+  if (probe_only_) args.emplace_back("--probe-only");
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -189,6 +192,7 @@ int StudyCommand::run_recall() const {
     throw UserError(cfg.file + ": model.arch \"" + cfg.arch + "\" does not predict next tokens");
   std::vector<float> logits(model.logits_width());
   int64_t scored = 0, correct = 0, skipped = 0;
+  double nats = 0.0, probability = 0.0;  // summed over the scored documents
   size_t begin = 0;
   for (size_t i = 0; i < val.tokens.size(); ++i) {
     if (val.tokens[i] != val.eot) continue;
@@ -200,8 +204,14 @@ int StudyCommand::run_recall() const {
       continue;
     }
     model.next_token_logits(doc, n - 1, logits.data());
-    const auto best = std::max_element(logits.begin(), logits.begin() + model.vocab_size()) - logits.begin();
-    correct += best == doc[n - 1];
+    const auto top = std::max_element(logits.begin(), logits.begin() + model.vocab_size());
+    correct += top - logits.begin() == doc[n - 1];
+    // The cross-entropy of the right token, which moves before the argmax does.
+    double sum = 0.0;
+    for (int64_t v = 0; v < model.vocab_size(); ++v) sum += std::exp(static_cast<double>(logits[v] - *top));
+    const double log_p = static_cast<double>(logits[doc[n - 1]] - *top) - std::log(sum);
+    nats -= log_p;
+    probability += std::exp(log_p);
     if (++scored == documents_) break;
   }
   if (scored == 0)
@@ -215,7 +225,9 @@ int StudyCommand::run_recall() const {
                      {"documents", scored},
                      {"skipped", skipped},
                      {"correct", correct},
-                     {"accuracy", static_cast<double>(correct) / static_cast<double>(scored)}});
+                     {"accuracy", static_cast<double>(correct) / static_cast<double>(scored)},
+                     {"loss", nats / static_cast<double>(scored)},
+                     {"probability", probability / static_cast<double>(scored)}});
 }
 
 }  // namespace kervan

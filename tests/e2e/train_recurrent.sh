@@ -3,8 +3,9 @@
 # train (the loss falls) and sample text; DP=2 reproduces one process (to 1e-5 relative, with and
 # without the carried state); with model.carry_state a run killed before step 8 (checkpoints every
 # 3 steps) and resumed logs every later step with the straight run's loss bit for bit (the carried
-# hidden state is in the checkpoint). Mistakes exit 2 naming the
-# key: parallel.tp = 2, transformer-only keys, carry_state with grad_accum or a blend, finetune.
+# hidden state is in the checkpoint); a checkpoint starts a run of another seq_len. Mistakes exit 2
+# naming the key: parallel.tp = 2, transformer-only keys, carry_state with grad_accum or a blend,
+# finetune.
 set -uo pipefail
 kervan=${1:?usage: train_recurrent.sh path/to/kervan}
 work=$(mktemp -d)
@@ -71,6 +72,17 @@ KERVAN_FAILPOINT=train_step@8 bash -c '"$@"; exit $?' - "$kervan" train --config
   fail "carry: resumed run: $(tail -3 "$work/resume.out")"
 grep -q "resumed from $work/ck/step_0000000[36]" "$work/resume.out" || fail "carry: did not resume"
 losses_match "carry resume" "$work/carry-1.jsonl" "$work/carry-r.jsonl" 0 11 0
+# A recurrent model has no position table: its weights start a run of another seq_len (the
+# recurrent study's curriculum), at step 0 and with the checkpoint's loss, not a fresh model's.
+for run in init32 fresh32; do
+  from=()
+  [[ $run == init32 ]] && from=(--set "checkpoint.init_from=\"$work/ck\"")
+  "$kervan" train --config "$c" --set train.seq_len=32 --set train.steps=2 "${from[@]}" \
+    --set log.metrics_file="\"$work/$run.jsonl\"" >/dev/null 2>"$work/err" || fail "$run: $(tail -3 "$work/err")"
+done
+init=$(losses "$work/init32.jsonl" | head -1)
+fresh=$(losses "$work/fresh32.jsonl" | head -1)
+awk -v a="$init" -v b="$fresh" 'BEGIN { exit !(a < b - 0.5) }' || fail "init_from at seq_len 32: first loss $init, fresh $fresh"
 
 expect_error "tp" 'parallel.tp = 2: recurrent models (model.arch = "lstm") are not split' \
   "${mpi[@]}" "$kervan" train --config "$c" --set parallel.tp=2
