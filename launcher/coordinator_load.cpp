@@ -6,7 +6,9 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <queue>
@@ -39,6 +41,9 @@ class Call {
 // The simulated workers are split into lanes (worker w in lane w % lanes), each a thread that
 // sends its workers' calls at their times and takes their completions from a completion queue
 // of its own, so a call is sent and answered on one thread without handing it to another.
+// Like a real worker (its token cache fetches on one thread, its session heartbeats on another,
+// each call waiting for the last), a simulated worker has at most one fetch and one heartbeat
+// in flight: a call that falls due while the last of its kind is unanswered waits for it.
 // Latency runs from when a call was due (open loop) or sent (closed loop) to its answer, so a
 // schedule that falls behind shows in the figures instead of hiding (no coordinated omission).
 struct Lane {
@@ -67,6 +72,10 @@ struct Sim {
   std::vector<uint64_t> shard_bytes;  // of the train split
   Clock::time_point end;       // of the timed window; completions after it are not counted in RPC/s
   std::vector<int64_t> calls;  // per worker, closed loop: which call comes next
+  // Per worker and kind (heartbeat 0, fetch 1): a call in flight, and the due times of those
+  // waiting for it.
+  std::vector<std::array<bool, 2>> busy;
+  std::vector<std::array<std::deque<Clock::time_point>, 2>> waiting;
 
   explicit Sim(const LoadOptions& o) : opt(o) {}
 };
@@ -150,6 +159,8 @@ class HeartbeatCall final : public Call {
 };
 
 void Lane::send(int w, bool fetch, Clock::time_point due_at) {
+  if (sim.busy[w][fetch]) return sim.waiting[w][fetch].push_back(due_at);
+  sim.busy[w][fetch] = true;
   in_flight++;
   if (fetch)
     new FetchCall(*this, w, due_at);
@@ -163,6 +174,12 @@ void Lane::record(int w, bool fetch, Clock::time_point due_at, const grpc::Statu
   if (now <= sim.end) in_window++;
   if (!status.ok()) errors++, error_codes[status_code_name(status.error_code())]++;
   in_flight--;
+  sim.busy[w][fetch] = false;
+  if (std::deque<Clock::time_point>& next = sim.waiting[w][fetch]; !next.empty()) {
+    const Clock::time_point was_due = next.front();
+    next.pop_front();
+    send(w, fetch, was_due);
+  }
   if (sim.opt.closed_loop && now < sim.end) send(w, sim.opt.fetch && ++sim.calls[w] % 11 != 10, now);
 }
 
@@ -247,6 +264,8 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
   for (const v1::ShardInfo& s : manifest.corpora(0).splits(0).shards())
     sim.shard_bytes.push_back(s.tokens() * s.token_bytes());
   sim.calls.assign(opt.workers, 0);
+  sim.busy.assign(opt.workers, {false, false});
+  sim.waiting.resize(opt.workers);
 
   // Each worker its own connection, set up as a real worker's (a distinct channel argument keeps
   // gRPC from sharing one).
