@@ -70,8 +70,8 @@ struct Sim {
   std::vector<uint64_t> worker_ids;
   std::vector<std::mt19937_64> rngs;
   std::vector<uint64_t> shard_bytes;  // of the train split
-  Clock::time_point end;       // of the timed window; completions after it are not counted in RPC/s
-  std::vector<int64_t> calls;  // per worker, closed loop: which call comes next
+  Clock::time_point end;              // of the timed window; completions after it are not counted in RPC/s
+  std::vector<int64_t> calls;         // per worker, closed loop: which call comes next
   // Per worker and kind (heartbeat 0, fetch 1): a call in flight, and the due times of those
   // waiting for it.
   std::vector<std::array<bool, 2>> busy;
@@ -170,7 +170,8 @@ void Lane::send(int w, bool fetch, Clock::time_point due_at) {
 
 void Lane::record(int w, bool fetch, Clock::time_point due_at, const grpc::Status& status) {
   const Clock::time_point now = Clock::now();
-  (fetch ? fetch_ms : heartbeat_ms).push_back(std::chrono::duration<double, std::milli>(now - due_at).count());
+  (fetch ? fetch_ms : heartbeat_ms)
+      .push_back(std::chrono::duration<double, std::milli>(now - due_at).count());
   if (now <= sim.end) in_window++;
   if (!status.ok()) errors++, error_codes[status_code_name(status.error_code())]++;
   in_flight--;
@@ -195,15 +196,18 @@ void Lane::run() {
       auto [when, w, fetch] = due.top();
       due.pop();
       send(w, fetch, when);
-      if (!sim.opt.closed_loop) due.emplace(when + ms(fetch ? sim.opt.step_ms : sim.opt.heartbeat_ms), w, fetch);
+      if (!sim.opt.closed_loop)
+        due.emplace(when + ms(fetch ? sim.opt.step_ms : sim.opt.heartbeat_ms), w, fetch);
     }
     const bool more = !due.empty() && std::get<0>(due.top()) < sim.end;
     if (!more && in_flight == 0) return;
     // (gRPC takes deadlines on its own clocks: the wait until the next call, from now)
     const gpr_timespec until =
-        more ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                            gpr_time_from_nanos(std::max<int64_t>(0, std::chrono::nanoseconds(std::get<0>(due.top()) - now).count()),
-                                                GPR_TIMESPAN))
+        more ? gpr_time_add(
+                   gpr_now(GPR_CLOCK_MONOTONIC),
+                   gpr_time_from_nanos(
+                       std::max<int64_t>(0, std::chrono::nanoseconds(std::get<0>(due.top()) - now).count()),
+                       GPR_TIMESPAN))
              : gpr_inf_future(GPR_CLOCK_MONOTONIC);
     void* tag = nullptr;
     bool ok = false;
