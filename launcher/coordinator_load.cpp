@@ -292,6 +292,7 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
     v1::RegisterResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_wait_for_ready(true);  // a connection refused or slow under load is tried again
     const grpc::Status s = sim.stubs.back()->Register(&ctx, reg, &resp);
     if (!s.ok()) throw EnvironmentError("Register", "the coordinator at " + opt.address, s.error_message());
     sim.worker_ids.push_back(resp.worker_id());
