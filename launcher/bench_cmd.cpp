@@ -110,7 +110,8 @@ BenchCommand::BenchCommand(CLI::App& app) {
   coordinator_->add_option("--heartbeat-ms", bco.heartbeat_ms, "rpc: ms between a worker's heartbeats")
       ->check(FiniteRange(1.0, 1e6));
   coordinator_->add_flag("--no-fetch", bco.no_fetch,
-                         "rpc: heartbeats only, the smallest RPC (gRPC's own cost per call)");
+                         "rpc: heartbeats only, the smallest RPC (gRPC's own cost per call): every "
+                         "--heartbeat-ms, or closed loop for a pace of 0");
   coordinator_->add_option("--only", bco.only, "rpc, stream or memory")
       ->check(CLI::IsMember({"rpc", "stream", "memory"}));
   coordinator_->add_option("--coordinator", bco.coordinator,
