@@ -39,7 +39,7 @@ before=$(ticks)
   --seconds "$seconds" 2>/dev/null | tee "$work/rpc.jsonl"
 after=$(ticks)
 rpcs=$(grep -o '"\(heartbeats\|fetches\)":[0-9]*' "$work/rpc.jsonl" | awk -F: '{ s += $2 } END { print s }')
-rpcs=$((rpcs + 3 * workers))  # each run registers its workers
+rpcs=$((rpcs + $(wc -l <"$work/rpc.jsonl") * workers))  # each load run registers its workers
 hz=$(getconf CLK_TCK)
 awk -v t=$((after - before)) -v hz="$hz" -v n="$rpcs" 'BEGIN {
   printf "{\"bench\":\"coordinator_server_cpu\",\"rpcs\":%d,\"cpu_s\":%.2f,\"us_per_rpc\":%.1f,\"rpc_per_s_per_core\":%.0f}\n",

@@ -31,6 +31,11 @@ struct BenchCoordinatorOptions {
   uint64_t manifest_tokens = 1'000'000'000'000;  // (c): a 1 TB-token corpus
   uint64_t shard_tokens = 100'000'000;           // (c): kervan prepare's default shard size
   std::string only;                              // "rpc", "stream" or "memory"; empty: all three
+  // rpc: the fetch paces to load with, each a run of its own (ms per fetch; 0: closed loop).
+  std::vector<double> paces_ms = {1000, 100, 50, 0};
+  int client_threads = 2;  // rpc: threads that drive the simulated workers
+  double heartbeat_ms = 1000;  // rpc: a worker's heartbeat period
+  bool no_fetch = false;       // rpc: heartbeats only (gRPC's own cost per call, for comparison)
   // rpc only: load a coordinator running elsewhere (serving a corpus; token from $KERVAN_TOKEN)
   // instead of one in this process, so that its CPU time can be told from the clients'.
   std::string coordinator;

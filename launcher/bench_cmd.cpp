@@ -101,6 +101,17 @@ BenchCommand::BenchCommand(CLI::App& app) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 60));
   coordinator_->add_option("--shard-tokens", bco.shard_tokens, "Memory: tokens per shard (1e8)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 60));
+  coordinator_
+      ->add_option("--paces", bco.paces_ms, "rpc: ms between a worker's fetches, one run each (0: closed loop)")
+      ->delimiter(',')
+      ->check(FiniteRange(0.0, 1e6));
+  coordinator_->add_option("--client-threads", bco.client_threads, "rpc: threads driving the simulated workers")
+      ->check(CLI::Range(1, 256));
+  coordinator_->add_option("--heartbeat-ms", bco.heartbeat_ms, "rpc: ms between a worker's heartbeats")
+      ->check(FiniteRange(1.0, 1e6));
+  coordinator_->add_flag("--no-fetch", bco.no_fetch,
+                         "rpc: heartbeats only, the smallest RPC (gRPC's own cost per call): every "
+                         "--heartbeat-ms, or closed loop for a pace of 0");
   coordinator_->add_option("--only", bco.only, "rpc, stream or memory")
       ->check(CLI::IsMember({"rpc", "stream", "memory"}));
   coordinator_->add_option("--coordinator", bco.coordinator,

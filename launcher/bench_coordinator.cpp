@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -72,24 +73,26 @@ void print(const nlohmann::json& j) {
 
 void bench_rpc(const BenchCoordinatorOptions& opt, const std::string& address, const SharedSecret& secret,
                const v1::ManifestResponse& manifest) {
-  struct Run {
-    const char* mode;
-    double step_ms;
-    bool closed;
-  };
   // A fetch per step is a worker whose token cache never hits; one per second is closer to a
   // warm cache (docs/scaling.md).
-  for (const Run& run : {Run{"fetch every 1000 ms", 1000, false}, Run{"fetch every 100 ms", 100, false},
-                         Run{"fetch every 50 ms", 50, false}, Run{"closed loop", 0, true}}) {
+  for (const double pace : opt.paces_ms) {
+    const bool closed = pace == 0;
+    const std::string mode =
+        opt.no_fetch ? (closed ? "closed loop, heartbeats only"
+                               : fmt::format("heartbeats only, every {:g} ms", opt.heartbeat_ms))
+                     : (closed ? "closed loop" : fmt::format("fetch every {:g} ms", pace));
     LoadOptions lo;
     lo.address = address;
     lo.workers = opt.workers;
     lo.seconds = opt.seconds;
-    lo.step_ms = run.closed ? 100 : run.step_ms;
-    lo.closed_loop = run.closed;
+    lo.step_ms = closed ? 100 : pace;
+    lo.closed_loop = closed;
+    lo.threads = opt.client_threads;
+    lo.heartbeat_ms = opt.heartbeat_ms;
+    lo.fetch = !opt.no_fetch;
     const LoadResult r = run_coordinator_load(lo, secret, manifest);
     print({{"bench", "coordinator_rpc"},
-           {"mode", run.mode},
+           {"mode", mode},
            {"workers", opt.workers},
            {"offered_rpc_per_s", r.offered_per_s},
            {"answered_rpc_per_s", r.answered_per_s},
@@ -102,7 +105,10 @@ void bench_rpc(const BenchCoordinatorOptions& opt, const std::string& address, c
            {"p99_ms", r.p99_ms},
            {"max_ms", r.max_ms},
            {"heartbeat_p99_ms", r.heartbeat_p99_ms},
-           {"fetch_p99_ms", r.fetch_p99_ms}});
+           {"fetch_p99_ms", r.fetch_p99_ms},
+           // with --coordinator the simulated workers' CPU alone; in-process, both sides'
+           {"process_cpu_us_per_rpc",
+            1e6 * r.process_cpu_s / static_cast<double>(std::max<int64_t>(1, r.heartbeats + r.fetches))}});
   }
 }
 

@@ -1,15 +1,16 @@
 #include "launcher/coordinator_load.h"
 
 #include <grpcpp/client_context.h>
-#include <grpcpp/create_channel.h>
+#include <grpcpp/completion_queue.h>
+#include <sys/resource.h>
+#include <xxhash.h>
 
 #include <algorithm>
-#include <atomic>
+#include <array>
 #include <chrono>
-#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <queue>
 #include <random>
 #include <thread>
@@ -26,9 +27,42 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// The simulated workers and what they measured. Latency runs from when a call was due (open
-// loop) or sent (closed loop) to its answer, so a schedule that falls behind shows in the
-// figures instead of hiding (no coordinated omission).
+struct Sim;
+
+constexpr auto kCallDeadline = std::chrono::seconds(30);  // as a worker's CoordinatorClient sets
+
+// A call in flight; its tag on a completion queue.
+class Call {
+ public:
+  virtual ~Call() = default;
+  virtual void proceed(bool ok) = 0;
+};
+
+// The simulated workers are split into lanes (worker w in lane w % lanes), each a thread that
+// sends its workers' calls at their times and takes their completions from a completion queue
+// of its own, so a call is sent and answered on one thread without handing it to another.
+// Like a real worker (its token cache fetches on one thread, its session heartbeats on another,
+// each call waiting for the last), a simulated worker has at most one fetch and one heartbeat
+// in flight: a call that falls due while the last of its kind is unanswered waits for it.
+// Latency runs from when a call was due (open loop) or sent (closed loop) to its answer, so a
+// schedule that falls behind shows in the figures instead of hiding (no coordinated omission).
+struct Lane {
+  Sim& sim;
+  grpc::CompletionQueue cq;
+  int64_t in_flight = 0, in_window = 0, errors = 0;
+  std::vector<double> heartbeat_ms, fetch_ms;
+  std::map<std::string, int64_t> error_codes;
+  using Event = std::tuple<Clock::time_point, int, bool>;  // due, worker, fetch
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> due;
+  std::discrete_distribution<uint32_t> pick_shard;  // weighted by size
+
+  explicit Lane(Sim& s);
+  void run();
+  void send(int w, bool fetch, Clock::time_point due_at);
+  void record(int w, bool fetch, Clock::time_point due_at, const grpc::Status& status);
+  v1::FetchRequest fetch_request(int w);
+};
+
 struct Sim {
   const LoadOptions& opt;
   v1::RequestHeader header;
@@ -36,101 +70,182 @@ struct Sim {
   std::vector<uint64_t> worker_ids;
   std::vector<std::mt19937_64> rngs;
   std::vector<uint64_t> shard_bytes;  // of the train split
-  std::discrete_distribution<uint32_t> pick_shard;
-  std::atomic<bool> stopping = false;
-  Clock::time_point window_end = Clock::time_point::max();  // completions after it are not counted in RPC/s
-  std::atomic<int64_t> in_flight = 0, errors = 0, in_window = 0;
-  std::mutex mu;
-  std::condition_variable drained;
-  std::vector<double> heartbeat_ms, fetch_ms;
-  std::map<std::string, int64_t> error_codes;
-  std::vector<int64_t> calls;  // per worker, closed loop: which call comes next
+  Clock::time_point end;              // of the timed window; completions after it are not counted in RPC/s
+  std::vector<int64_t> calls;         // per worker, closed loop: which call comes next
+  // Per worker and kind (heartbeat 0, fetch 1): a call in flight, and the due times of those
+  // waiting for it.
+  std::vector<std::array<bool, 2>> busy;
+  std::vector<std::array<std::deque<Clock::time_point>, 2>> waiting;
 
   explicit Sim(const LoadOptions& o) : opt(o) {}
-  void record(bool fetch, Clock::time_point due, const grpc::Status& status);
-  void send(int w, bool fetch, Clock::time_point due);
-  v1::FetchRequest fetch_request(int w);
 };
 
-class FetchCall final : public grpc::ClientReadReactor<v1::TokenData> {
+Lane::Lane(Sim& s) : sim(s), pick_shard(s.shard_bytes.begin(), s.shard_bytes.end()) {}
+
+class FetchCall final : public Call {
  public:
-  FetchCall(Sim& sim, int worker, Clock::time_point due) : sim_(sim), worker_(worker), due_(due) {
-    req_ = sim.fetch_request(worker);
-    sim.stubs[worker]->async()->FetchTokens(&ctx_, &req_, this);
-    StartRead(&chunk_);
-    StartCall();
+  FetchCall(Lane& lane, int worker, Clock::time_point due) : lane_(lane), worker_(worker), due_(due) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+    req_ = lane.fetch_request(worker);
+    rpc_ = lane.sim.stubs[worker]->PrepareAsyncFetchTokens(&ctx_, req_, &lane.cq);
+    rpc_->StartCall(this);
   }
-  void OnReadDone(bool ok) override {
-    if (ok) StartRead(&chunk_);
+  void proceed(bool ok) override {
+    switch (state_) {
+      case State::kStarting:  // the request went out (or the call failed): read, or ask why not
+      case State::kReading:
+        if (ok) {
+          if (state_ == State::kReading) check_pieces();
+          state_ = State::kReading;
+          return rpc_->Read(&chunk_, this);
+        }
+        state_ = State::kFinishing;
+        return rpc_->Finish(&status_, this);
+      case State::kFinishing:
+        if (status_.ok() && bad_pieces_ > 0)
+          status_ = grpc::Status(grpc::StatusCode::DATA_LOSS, "a piece failed its checksum");
+        lane_.record(worker_, true, due_, status_);
+        delete this;
+    }
   }
-  void OnDone(const grpc::Status& s) override {
-    sim_.record(true, due_, s);
-    if (sim_.opt.closed_loop && !sim_.stopping)
-      sim_.send(worker_, ++sim_.calls[worker_] % 11 != 10, Clock::now());
+
+ private:
+  // As a worker's CoordinatorClient::fetch does: every piece against its XXH3-64.
+  void check_pieces() {
+    for (const v1::TokenChunk& piece : chunk_.chunks())
+      if (XXH3_64bits(piece.data().data(), piece.data().size()) != piece.checksum()) bad_pieces_++;
+  }
+
+  enum class State { kStarting, kReading, kFinishing };
+  Lane& lane_;
+  int worker_;
+  Clock::time_point due_;
+  State state_ = State::kStarting;
+  grpc::ClientContext ctx_;
+  v1::FetchRequest req_;
+  v1::TokenData chunk_;
+  int bad_pieces_ = 0;
+  grpc::Status status_;
+  decltype(std::declval<v1::Coordinator::Stub>().PrepareAsyncFetchTokens(nullptr, {}, nullptr)) rpc_;
+};
+
+class HeartbeatCall final : public Call {
+ public:
+  HeartbeatCall(Lane& lane, int worker, Clock::time_point due) : lane_(lane), worker_(worker), due_(due) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+    *req_.mutable_header() = lane.sim.header;
+    req_.set_worker_id(lane.sim.worker_ids[worker]);
+    req_.set_step(1);
+    req_.set_consumed_samples(16);
+    req_.set_tokens_per_s(160000);
+    rpc_ = lane.sim.stubs[worker]->PrepareAsyncHeartbeat(&ctx_, req_, &lane.cq);
+    rpc_->StartCall();
+    rpc_->Finish(&resp_, &status_, this);
+  }
+  void proceed(bool) override {
+    lane_.record(worker_, false, due_, status_);
     delete this;
   }
 
  private:
-  Sim& sim_;
+  Lane& lane_;
   int worker_;
   Clock::time_point due_;
   grpc::ClientContext ctx_;
-  v1::FetchRequest req_;
-  v1::TokenData chunk_;
+  v1::HeartbeatRequest req_;
+  v1::HeartbeatResponse resp_;
+  grpc::Status status_;
+  decltype(std::declval<v1::Coordinator::Stub>().PrepareAsyncHeartbeat(nullptr, {}, nullptr)) rpc_;
 };
 
-struct HeartbeatCall {
-  grpc::ClientContext ctx;
-  v1::HeartbeatRequest req;
-  v1::HeartbeatResponse resp;
-};
-
-void Sim::record(bool fetch, Clock::time_point due, const grpc::Status& status) {
-  const Clock::time_point now = Clock::now();
-  const double ms = std::chrono::duration<double, std::milli>(now - due).count();
-  if (now <= window_end) in_window++;
-  {
-    std::lock_guard lock(mu);
-    (fetch ? fetch_ms : heartbeat_ms).push_back(ms);
-    if (!status.ok()) errors++, error_codes[status_code_name(status.error_code())]++;
-  }
-  if (--in_flight == 0) drained.notify_all();
+void Lane::send(int w, bool fetch, Clock::time_point due_at) {
+  if (sim.busy[w][fetch]) return sim.waiting[w][fetch].push_back(due_at);
+  sim.busy[w][fetch] = true;
+  in_flight++;
+  if (fetch)
+    new FetchCall(*this, w, due_at);
+  else
+    new HeartbeatCall(*this, w, due_at);
 }
 
-v1::FetchRequest Sim::fetch_request(int w) {
+void Lane::record(int w, bool fetch, Clock::time_point due_at, const grpc::Status& status) {
+  const Clock::time_point now = Clock::now();
+  (fetch ? fetch_ms : heartbeat_ms)
+      .push_back(std::chrono::duration<double, std::milli>(now - due_at).count());
+  if (now <= sim.end) in_window++;
+  if (!status.ok()) errors++, error_codes[status_code_name(status.error_code())]++;
+  in_flight--;
+  sim.busy[w][fetch] = false;
+  if (std::deque<Clock::time_point>& next = sim.waiting[w][fetch]; !next.empty()) {
+    const Clock::time_point was_due = next.front();
+    next.pop_front();
+    send(w, fetch, was_due);
+  }
+  if (sim.opt.closed_loop && now < sim.end) send(w, sim.opt.fetch && ++sim.calls[w] % 11 != 10, now);
+}
+
+// Sends what is due and takes completions until the next call is due; after the timed window,
+// until every call of the lane is answered (each has a deadline, as a real worker's calls do).
+void Lane::run() {
+  const auto ms = [](double v) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(v));
+  };
+  for (;;) {
+    const Clock::time_point now = Clock::now();
+    while (!due.empty() && std::get<0>(due.top()) <= now && std::get<0>(due.top()) < sim.end) {
+      auto [when, w, fetch] = due.top();
+      due.pop();
+      send(w, fetch, when);
+      if (!sim.opt.closed_loop)
+        due.emplace(when + ms(fetch ? sim.opt.step_ms : sim.opt.heartbeat_ms), w, fetch);
+    }
+    const bool more = !due.empty() && std::get<0>(due.top()) < sim.end;
+    if (!more && in_flight == 0) return;
+    // (gRPC takes deadlines on its own clocks: the wait until the next call, from now)
+    const gpr_timespec until =
+        more ? gpr_time_add(
+                   gpr_now(GPR_CLOCK_MONOTONIC),
+                   gpr_time_from_nanos(
+                       std::max<int64_t>(0, std::chrono::nanoseconds(std::get<0>(due.top()) - now).count()),
+                       GPR_TIMESPAN))
+             : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    void* tag = nullptr;
+    bool ok = false;
+    switch (cq.AsyncNext(&tag, &ok, until)) {
+      case grpc::CompletionQueue::GOT_EVENT:
+        static_cast<Call*>(tag)->proceed(ok);
+        break;
+      case grpc::CompletionQueue::TIMEOUT:
+        break;
+      case grpc::CompletionQueue::SHUTDOWN:
+        return;
+    }
+  }
+}
+
+v1::FetchRequest Lane::fetch_request(int w) {
+  const LoadOptions& opt = sim.opt;
   v1::FetchRequest req;
-  *req.mutable_header() = header;
+  *req.mutable_header() = sim.header;
   req.set_corpus(0);
   req.set_split("train");
-  std::lock_guard lock(mu);  // the rng and the distribution
   for (int i = 0; i < opt.windows; ++i) {
-    const uint32_t s = pick_shard(rngs[w]);
-    const uint64_t span = shard_bytes[s] > opt.window_bytes ? shard_bytes[s] - opt.window_bytes : 0;
+    const uint32_t s = pick_shard(sim.rngs[w]);
+    const uint64_t bytes = sim.shard_bytes[s];
+    const uint64_t span = bytes > opt.window_bytes ? bytes - opt.window_bytes : 0;
     v1::TokenRange* r = req.add_ranges();
     r->set_shard(s);
-    r->set_offset(span ? (rngs[w]() % span) & ~uint64_t{1} : 0);
-    r->set_length(std::min(opt.window_bytes, shard_bytes[s]));
+    r->set_offset(span ? (sim.rngs[w]() % span) & ~uint64_t{1} : 0);
+    r->set_length(std::min(opt.window_bytes, bytes));
   }
   return req;
 }
 
-void Sim::send(int w, bool fetch, Clock::time_point due) {
-  in_flight++;
-  if (fetch) {
-    new FetchCall(*this, w, due);
-    return;
-  }
-  auto* call = new HeartbeatCall;
-  *call->req.mutable_header() = header;
-  call->req.set_worker_id(worker_ids[w]);
-  call->req.set_step(1);
-  call->req.set_consumed_samples(16);
-  call->req.set_tokens_per_s(160000);
-  stubs[w]->async()->Heartbeat(&call->ctx, &call->req, &call->resp, [this, w, call, due](grpc::Status s) {
-    record(false, due, s);
-    if (opt.closed_loop && !stopping) send(w, ++calls[w] % 11 != 10, Clock::now());
-    delete call;
-  });
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 double percentile(std::vector<double>& v, double p) {
@@ -146,20 +261,22 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
                                 const v1::ManifestResponse& manifest) {
   if (manifest.corpora_size() == 0 || manifest.corpora(0).splits_size() == 0)
     throw UserError("bench coordinator: the coordinator serves no corpus");
+  if (opt.threads < 1) throw UserError("bench coordinator: --client-threads must be at least 1");
   Sim sim(opt);
   CoordinatorClient header_source({opt.address, "default", 10}, secret);
   sim.header = header_source.header();
   for (const v1::ShardInfo& s : manifest.corpora(0).splits(0).shards())
     sim.shard_bytes.push_back(s.tokens() * s.token_bytes());
-  sim.pick_shard = std::discrete_distribution<uint32_t>(sim.shard_bytes.begin(), sim.shard_bytes.end());
   sim.calls.assign(opt.workers, 0);
+  sim.busy.assign(opt.workers, {false, false});
+  sim.waiting.resize(opt.workers);
 
-  // Each worker its own connection (a distinct channel argument keeps gRPC from sharing one).
+  // Each worker its own connection, set up as a real worker's (a distinct channel argument keeps
+  // gRPC from sharing one).
   for (int w = 0; w < opt.workers; ++w) {
     grpc::ChannelArguments args;
     args.SetInt("kervan.bench.worker", w);
-    sim.stubs.push_back(v1::Coordinator::NewStub(
-        grpc::CreateCustomChannel(opt.address, grpc::InsecureChannelCredentials(), args)));
+    sim.stubs.push_back(v1::Coordinator::NewStub(coordinator_channel(opt.address, args)));
     sim.rngs.emplace_back(static_cast<uint64_t>(w) * 7919 + 1);
     v1::RegisterRequest reg;
     *reg.mutable_header() = sim.header;
@@ -175,60 +292,68 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
     v1::RegisterResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_wait_for_ready(true);  // a connection refused or slow under load is tried again
     const grpc::Status s = sim.stubs.back()->Register(&ctx, reg, &resp);
     if (!s.ok()) throw EnvironmentError("Register", "the coordinator at " + opt.address, s.error_message());
     sim.worker_ids.push_back(resp.worker_id());
   }
 
+  const int lanes = std::min(opt.threads, opt.workers);
+  std::vector<std::unique_ptr<Lane>> lane;
+  for (int t = 0; t < lanes; ++t) lane.push_back(std::make_unique<Lane>(sim));
   LoadResult out;
-  const Clock::time_point start = Clock::now();
-  const Clock::time_point end =
-      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.seconds));
-  sim.window_end = end;
-  if (opt.closed_loop) {
-    for (int w = 0; w < opt.workers; ++w) sim.send(w, true, Clock::now());
-    std::this_thread::sleep_until(end);
-  } else {
-    // One thread sends every call at its time; each worker's phase is spread over its periods.
-    using Event = std::tuple<Clock::time_point, int, bool>;  // due, worker, fetch
-    std::priority_queue<Event, std::vector<Event>, std::greater<>> due;
-    const auto ms = [](double v) {
-      return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(v));
-    };
-    std::mt19937_64 phase(1);
-    for (int w = 0; w < opt.workers; ++w) {
-      due.emplace(start + ms(opt.heartbeat_ms * (phase() % 1000) / 1000.0), w, false);
-      due.emplace(start + ms(opt.step_ms * (phase() % 1000) / 1000.0), w, true);
+  const double cpu0 = process_cpu_seconds();
+  const Clock::time_point start = Clock::now() + std::chrono::milliseconds(10);  // the lanes' threads start
+  sim.end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.seconds));
+  // Open loop: each worker's heartbeats and fetches at their periods, its phase spread over them.
+  // Closed loop: every worker's first fetch at the start.
+  const auto ms = [](double v) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(v));
+  };
+  std::mt19937_64 phase(1);
+  for (int w = 0; w < opt.workers; ++w) {
+    auto& due = lane[static_cast<size_t>(w % lanes)]->due;
+    if (opt.closed_loop) {
+      due.emplace(start, w, opt.fetch);
+      continue;
     }
-    out.offered_per_s = opt.workers * (1000.0 / opt.heartbeat_ms + 1000.0 / opt.step_ms);
-    while (!due.empty()) {
-      auto [when, w, fetch] = due.top();
-      if (when >= end) break;
-      due.pop();
-      if (when > Clock::now()) std::this_thread::sleep_until(when);
-      sim.send(w, fetch, when);
-      due.emplace(when + ms(fetch ? opt.step_ms : opt.heartbeat_ms), w, fetch);
-    }
+    due.emplace(start + ms(opt.heartbeat_ms * static_cast<double>(phase() % 1000) / 1000.0), w, false);
+    const Clock::time_point first_fetch =
+        start + ms(opt.step_ms * static_cast<double>(phase() % 1000) / 1000.0);
+    if (opt.fetch) due.emplace(first_fetch, w, true);
   }
-  sim.stopping = true;
-  out.seconds = std::chrono::duration<double>(end - start).count();
-  {
-    std::unique_lock lock(sim.mu);
-    sim.drained.wait_for(lock, std::chrono::seconds(60), [&] { return sim.in_flight == 0; });
+  if (!opt.closed_loop)
+    out.offered_per_s = opt.workers * (1000.0 / opt.heartbeat_ms + (opt.fetch ? 1000.0 / opt.step_ms : 0));
+  std::vector<std::thread> threads;
+  for (auto& l : lane) threads.emplace_back([&l] { l->run(); });
+  for (std::thread& t : threads) t.join();
+  out.process_cpu_s = process_cpu_seconds() - cpu0;
+  out.seconds = opt.seconds;
+
+  std::vector<double> all, heartbeats, fetches;
+  int64_t in_window = 0;
+  for (auto& l : lane) {
+    l->cq.Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (l->cq.Next(&tag, &ok)) {
+    }  // nothing is left in flight: drains the queue's own shutdown
+    heartbeats.insert(heartbeats.end(), l->heartbeat_ms.begin(), l->heartbeat_ms.end());
+    fetches.insert(fetches.end(), l->fetch_ms.begin(), l->fetch_ms.end());
+    in_window += l->in_window;
+    out.errors += l->errors;
+    for (const auto& [code, n] : l->error_codes) out.error_codes[code] += n;
   }
-  std::lock_guard lock(sim.mu);
-  out.heartbeats = static_cast<int64_t>(sim.heartbeat_ms.size());
-  out.fetches = static_cast<int64_t>(sim.fetch_ms.size());
-  out.errors = sim.errors;
-  out.error_codes = sim.error_codes;
-  out.answered_per_s = static_cast<double>(sim.in_window) / out.seconds;
-  std::vector<double> all = sim.heartbeat_ms;
-  all.insert(all.end(), sim.fetch_ms.begin(), sim.fetch_ms.end());
+  out.heartbeats = static_cast<int64_t>(heartbeats.size());
+  out.fetches = static_cast<int64_t>(fetches.size());
+  out.answered_per_s = static_cast<double>(in_window) / out.seconds;
+  all = heartbeats;
+  all.insert(all.end(), fetches.begin(), fetches.end());
   out.p50_ms = percentile(all, 0.50);
   out.p99_ms = percentile(all, 0.99);
   out.max_ms = all.empty() ? 0 : *std::max_element(all.begin(), all.end());
-  out.heartbeat_p99_ms = percentile(sim.heartbeat_ms, 0.99);
-  out.fetch_p99_ms = percentile(sim.fetch_ms, 0.99);
+  out.heartbeat_p99_ms = percentile(heartbeats, 0.99);
+  out.fetch_p99_ms = percentile(fetches, 0.99);
   return out;
 }
 

@@ -11,6 +11,7 @@ namespace kervan {
 
 // Simulated workers for `kervan bench coordinator`: each has its own connection, registers, then
 // heartbeats and fetches its batches' token windows the way a training worker does, for a while.
+// A few threads drive them all through gRPC's asynchronous client API (coordinator_load.cpp).
 struct LoadOptions {
   std::string address;
   int workers = 1000;
@@ -23,6 +24,10 @@ struct LoadOptions {
   int windows = 16;
   uint64_t window_bytes = 2050;  // 1025 uint16 tokens: one sequence of seq_len 1024
   bool closed_loop = false;
+  // No fetches: every call a heartbeat, the smallest RPC (what gRPC itself costs per call).
+  bool fetch = true;
+  // Threads that send the workers' calls and take their answers (each worker's calls on one).
+  int threads = 2;
 };
 
 struct LoadResult {
@@ -33,6 +38,9 @@ struct LoadResult {
   double p50_ms = 0, p99_ms = 0, max_ms = 0;  // over every call
   double heartbeat_p99_ms = 0, fetch_p99_ms = 0;
   double offered_per_s = 0;  // what the schedule asked for (open loop)
+  // CPU time of this whole process from the first timed call until every call was answered
+  // (registration excluded): the simulated workers' alone when the coordinator runs elsewhere.
+  double process_cpu_s = 0;
 };
 
 // Runs the load against the coordinator serving `manifest` (its first corpus's train split).
