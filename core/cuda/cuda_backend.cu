@@ -40,6 +40,13 @@ int64_t cuda_in_use_bytes() {
   return device_allocator().in_use_bytes();
 }
 
+void cuda_copy_bytes(void* dst, const void* src, size_t bytes) {
+  // The backend computes on its own non-blocking stream, which a plain cudaMemcpy does not wait for.
+  const std::string what = "a one-rank collective of " + std::to_string(bytes) + " bytes";
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize", what);
+  check(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "cudaMemcpy", what);
+}
+
 CudaBackend::CudaBackend() {
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
   check(cublasCreate(&cublas_), "cublasCreate");
