@@ -14,24 +14,12 @@ namespace kervan {
 namespace {
 
 // Resident size of kervan besides its tensors: the binary and its libraries (OpenBLAS, Open MPI,
-// libgomp; in a CUDA build also cuBLAS, whose relocations alone make about 216 MB resident at
-// start), thread stacks and allocator slack. The libraries are what this process holds when the
-// plan is made (VmRSS); a run grows by kRunGrowthBytes beyond that: the peak resident memory
-// (VmHWM) of a run of a model of a few hundred parameters is 32-33 MB in one process with 1 or 2
-// threads and 40 MB per rank under mpirun -np 2, against 24 MB at start (a CPU-only build, Debian
-// 12, 2 cores, 2026-12-02). tests/e2e/train_plan.sh holds the whole plan within 15% of the measured
-// peak at three model sizes.
-constexpr int64_t kRunGrowthBytes = 12'000'000;
-
-// Resident memory of this process now (VmRSS), in bytes; 24 MB (a CPU-only build at start) when
-// /proc does not say.
-int64_t resident_bytes_now() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.starts_with("VmRSS:")) return std::strtoll(line.c_str() + 6, nullptr, 10) * 1024;
-  return 24'000'000;
-}
+// libgomp, gRPC), thread stacks and allocator slack. Measured as the peak resident memory (VmHWM)
+// of a run of a model of a few hundred parameters: 39-40 MB in one process with 1 or 2 threads, 48
+// MB per rank under mpirun -np 2 (a CUDA build, Debian 12, 2 cores, 2026-12-02); a CPU run never
+// maps cuBLAS (about 200 MB resident), which only train.device = "cuda" loads (core/cuda_module.h).
+// tests/e2e/train_plan.sh holds the whole plan within 15% of the measured peak at three model sizes.
+constexpr int64_t kRuntimeBytes = 44'000'000;
 
 double gb(int64_t bytes) {
   return static_cast<double>(bytes) / 1e9;
@@ -88,7 +76,7 @@ std::optional<MemoryPlan> plan_memory(const RunConfig& config, int tp, int dp) {
   // An asynchronous save copies this rank's state to host memory first, so that training can go on
   // (checkpoint/snapshot.h); an upper bound: its weights and optimizer moments.
   if (!config.checkpoint.dir.empty() && config.checkpoint.async) p.checkpoint = p.weights + p.optimizer;
-  p.runtime = resident_bytes_now() + kRunGrowthBytes + 2 * B * T * 4;  // and the batch's host tokens
+  p.runtime = kRuntimeBytes + 2 * B * T * 4;  // and the batch's host tokens
   return p;
 }
 
