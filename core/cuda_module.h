@@ -2,7 +2,7 @@
 // The boundary between kervan and its CUDA backend. The backend, with cuBLAS and the CUDA runtime
 // it links, is a shared library of its own, libkervan_cuda.so next to the kervan binary, that
 // core/backends loads (dlopen) only when a run asks for train.device = "cuda": a CPU run never maps
-// cuBLAS, whose relocations alone cost about 216 MB resident and 80 ms at start.
+// cuBLAS, whose relocations alone cost about 216 MB resident and 0.1 s of CPU time at start.
 //
 // The NCCL communicator (parallel/nccl_communicator.cpp) is built into the same library, so that
 // NCCL too stays out of CPU runs; its factory joins this table when data parallelism uses it.
