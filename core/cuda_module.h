@@ -19,7 +19,7 @@
 namespace kervan {
 
 // Raise whenever CudaModule or the Backend interface changes.
-inline constexpr int kCudaModuleAbi = 1;
+inline constexpr int kCudaModuleAbi = 2;
 inline constexpr const char* kCudaModuleFile = "libkervan_cuda.so";
 inline constexpr const char* kCudaModuleEntry = "kervan_cuda_module";
 
@@ -31,6 +31,8 @@ struct CudaModule {
   int64_t (*peak_bytes)();
   // dst <- src between device (or host) buffers, after the device's queued work.
   void (*copy_bytes)(void* dst, const void* src, size_t bytes);
+  // Device memory free now (bytes); throws UserError "no CUDA device ..." without a device.
+  int64_t (*free_memory_bytes)();
 };
 
 using CudaModuleEntryFn = const CudaModule* (*)();

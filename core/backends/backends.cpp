@@ -20,6 +20,10 @@ int64_t device_peak_bytes(const Backend& be) {
   return be.device() == Device::CUDA ? cuda_module().peak_bytes() : 0;
 }
 
+int64_t gpu_free_memory_bytes() {
+  return cuda_module().free_memory_bytes();
+}
+
 void copy_device_bytes(void* dst, const void* src, size_t bytes) {
   cuda_module().copy_bytes(dst, src, bytes);
 }

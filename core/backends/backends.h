@@ -19,6 +19,10 @@ bool is_device_name(const std::string& device);
 // reports the resident set instead).
 int64_t device_peak_bytes(const Backend& be);
 
+// Memory free now on the current GPU (bytes), loading the CUDA module; UserError "no CUDA
+// device ..." where there is none.
+int64_t gpu_free_memory_bytes();
+
 // dst <- src, `bytes` between device buffers (a CUDA tensor's, once its queued work is done).
 void copy_device_bytes(void* dst, const void* src, size_t bytes);
 
