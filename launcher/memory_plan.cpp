@@ -17,7 +17,7 @@ namespace {
 // libgomp, gRPC), thread stacks and allocator slack. Measured as the peak resident memory (VmHWM)
 // of a run of a model of a few hundred parameters: 39-40 MB in one process with 1 or 2 threads, 48
 // MB per rank under mpirun -np 2 (a CUDA build, Debian 12, 2 cores, 2026-12-02); a CPU run never
-// maps cuBLAS (about 200 MB resident), which only train.device = "cuda" loads (core/cuda_module.h).
+// maps cuBLAS (about 216 MB resident), which only train.device = "cuda" loads (core/cuda_module.h).
 // tests/e2e/train_plan.sh holds the whole plan within 15% of the measured peak at three model sizes.
 constexpr int64_t kRuntimeBytes = 44'000'000;
 
@@ -65,9 +65,8 @@ std::string MemoryPlan::describe() const {
     return fmt::format("{}, {}runtime {:.2f} GB: {:.2f} GB in all", model, copy, gb(runtime),
                        gb(host_total()));
   return fmt::format(
-      "on the GPU {}, allocator rounding at most {:.2f} GB: {:.2f} GB in all (besides the CUDA context); on "
-      "the "
-      "host {}runtime with CUDA's libraries {:.2f} GB: {:.2f} GB in all",
+      "on the GPU {}, allocator rounding at most {:.2f} GB: {:.2f} GB in all (besides the CUDA context); "
+      "on the host {}runtime with CUDA's libraries {:.2f} GB: {:.2f} GB in all",
       model, gb(rounding), gb(device_total()), copy, gb(runtime), gb(host_total()));
 }
 
