@@ -45,6 +45,22 @@ struct AttentionSpec {
   const Tensor* bias = nullptr;         // [NH, Tq, Tk]; null: none
 };
 
+// The shapes of attention's saved state and backward scratch are each backend's choice, so that a
+// GPU need not store a [Tq, Tk] matrix per head (at seq 1024 and beyond that dominates memory and
+// bandwidth). The CPU saves the probabilities P [B, NH, Tq, Tk] and uses a scratch of the same
+// shape for dP; the CUDA backend saves each query row's log-sum-exp [B, NH, Tq] and recomputes P in
+// backward, flash-style, needing no scratch unless a bias wants dS. Functions of the device rather
+// than of a backend object, so that the memory plan can count a device's activations without one.
+inline Shape attention_saved_shape(Device device, int64_t B, int64_t n_head, int64_t Tq, int64_t Tk) {
+  if (device == Device::CUDA) return {B, n_head, Tq};
+  return {B, n_head, Tq, Tk};
+}
+inline Shape attention_scratch_shape(Device device, int64_t B, int64_t n_head, int64_t Tq, int64_t Tk,
+                                     bool bias) {
+  if (device == Device::CUDA && !bias) return {0};
+  return {B, n_head, Tq, Tk};
+}
+
 // Every kernel the layers, models and optimizer use, one implementation per device (the CPU
 // one: OpenBLAS + OpenMP, in core/cpu; the CUDA one in core/cuda). Models call only this interface, so they
 // never branch on the device. Tensors are row-major and contiguous; "[N, C]" below means any tensor whose
@@ -138,17 +154,13 @@ class Backend {
                                   Tensor& dprobs, const Tensor& dout, const ColumnBlock& q,
                                   const ColumnBlock& k, const ColumnBlock& v, const Tensor& saved,
                                   const AttentionSpec& spec) = 0;
-  // The shapes of attention's saved state and backward scratch are each backend's choice, so that a
-  // GPU need not store a [Tq, Tk] matrix per head (at seq 1024 and beyond that dominates memory
-  // and bandwidth). The CPU saves the probabilities P [B, NH, Tq, Tk] and uses a scratch of the
-  // same shape for dP; the CUDA backend saves each query row's log-sum-exp [B, NH, Tq] and
-  // recomputes P in backward, flash-style, needing no scratch unless a bias wants dS.
-  virtual Shape attention_saved_shape(int64_t B, int64_t n_head, int64_t Tq, int64_t Tk) const {
-    return {B, n_head, Tq, Tk};
+  // The shapes of attention's saved state and backward scratch, this backend's choice (the free
+  // functions below).
+  Shape attention_saved_shape(int64_t B, int64_t n_head, int64_t Tq, int64_t Tk) const {
+    return kervan::attention_saved_shape(device(), B, n_head, Tq, Tk);
   }
-  virtual Shape attention_scratch_shape(int64_t B, int64_t n_head, int64_t Tq, int64_t Tk, bool bias) const {
-    (void)bias;
-    return {B, n_head, Tq, Tk};
+  Shape attention_scratch_shape(int64_t B, int64_t n_head, int64_t Tq, int64_t Tk, bool bias) const {
+    return kervan::attention_scratch_shape(device(), B, n_head, Tq, Tk, bias);
   }
   // T5's relative position bias: bias[h, i, j] = table[buckets[i, j], h]  (table [NB, NH],
   // buckets [Tq, Tk] int32, bias [NH, Tq, Tk]).

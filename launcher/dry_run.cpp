@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "core/backends/backends.h"
 #include "core/error.h"
 #include "launcher/config_keys.h"
 #include "launcher/memory_plan.h"
@@ -104,20 +105,36 @@ int run_dry_run(const RunConfig& cfg, const PlannedLayout& layout) {
   const std::optional<MemoryPlan> memory = plan_memory(cfg, grid.tp, grid.dp);
   const int64_t available = available_memory_bytes();
   const int64_t total_kb = meminfo_kb("MemTotal:");
+  int64_t gpu_free = -1;
   if (memory) {
+    const int64_t host = memory->host_total();
     out += fmt::format("memory per rank: {}\n", memory->describe());
     out += fmt::format(
         "memory on this node: {} rank(s) x {:.2f} GB = {:.2f} GB of {:.2f} GB available ({:.2f} GB "
         "total): {}\n",
-        layout.ranks_per_node, gb(memory->total()), gb(memory->total() * layout.ranks_per_node),
-        gb(available), gb(total_kb * 1024),
-        available < 0 || memory->total() * layout.ranks_per_node <= available ? "fits" : "DOES NOT FIT");
+        layout.ranks_per_node, gb(host), gb(host * layout.ranks_per_node), gb(available), gb(total_kb * 1024),
+        available < 0 || host * layout.ranks_per_node <= available ? "fits" : "DOES NOT FIT");
+    if (memory->device == Device::CUDA) {
+      // Against this machine's GPU where it has one; planning for another machine's needs none.
+      std::string why;
+      try {
+        gpu_free = gpu_free_memory_bytes();
+      } catch (const UserError& e) {
+        why = e.what();
+      }
+      out += gpu_free < 0 ? fmt::format("memory on each GPU: {:.2f} GB per rank; not compared ({})\n",
+                                        gb(memory->device_total()), why)
+                          : fmt::format("memory on each GPU: {:.2f} GB per rank of {:.2f} GB free: {}\n",
+                                        gb(memory->device_total()), gb(gpu_free),
+                                        memory->device_total() <= gpu_free ? "fits" : "DOES NOT FIT");
+    }
   } else {
     out += fmt::format("memory per rank: not planned for model.arch = \"{}\" (GPT only)\n", cfg.arch);
   }
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
   if (memory) require_memory_fits(*memory, layout.ranks_per_node, available, cfg.file);
+  if (memory && gpu_free >= 0) require_device_memory_fits(*memory, gpu_free, cfg.file);
   return 0;
 }
 

@@ -14,24 +14,22 @@ namespace kervan {
 namespace {
 
 // Resident size of kervan besides its tensors: the binary and its libraries (OpenBLAS, Open MPI,
-// libgomp; in a CUDA build also cuBLAS, whose relocations alone make about 216 MB resident at
-// start), thread stacks and allocator slack. The libraries are what this process holds when the
-// plan is made (VmRSS); a run grows by kRunGrowthBytes beyond that: the peak resident memory
-// (VmHWM) of a run of a model of a few hundred parameters is 32-33 MB in one process with 1 or 2
-// threads and 40 MB per rank under mpirun -np 2, against 24 MB at start (a CPU-only build, Debian
-// 12, 2 cores, 2026-12-02). tests/e2e/train_plan.sh holds the whole plan within 15% of the measured
-// peak at three model sizes.
-constexpr int64_t kRunGrowthBytes = 12'000'000;
+// libgomp, gRPC), thread stacks and allocator slack. Measured as the peak resident memory (VmHWM)
+// of a run of a model of a few hundred parameters: 39-40 MB in one process with 1 or 2 threads, 48
+// MB per rank under mpirun -np 2 (a CUDA build, Debian 12, 2 cores, 2026-12-02); a CPU run never
+// maps cuBLAS (about 216 MB resident), which only train.device = "cuda" loads (core/cuda_module.h).
+// tests/e2e/train_plan.sh holds the whole plan within 15% of the measured peak at three model sizes.
+constexpr int64_t kRuntimeBytes = 44'000'000;
 
-// Resident memory of this process now (VmRSS), in bytes; 24 MB (a CPU-only build at start) when
-// /proc does not say.
-int64_t resident_bytes_now() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.starts_with("VmRSS:")) return std::strtoll(line.c_str() + 6, nullptr, 10) * 1024;
-  return 24'000'000;
-}
+// A CUDA run's host memory also holds the CUDA libraries the module loads: cuBLAS, cuBLASLt and the
+// runtime, 216 MB resident (measured as the difference they made to every kervan process when the
+// binary linked them, 2026-12-02). The CUDA context's own host and device memory come on top and
+// are not counted: they wait for the first GPU run to be measured (docs/gpu.md).
+constexpr int64_t kCudaLibrariesBytes = 216'000'000;
+
+// The caching device allocator (core/cuda/device_allocator.cpp) rounds a request of 1 MiB or more
+// up to 2 MiB granules: this is the most that adds per buffer.
+constexpr int64_t kDeviceGranuleBytes = 2 << 20;
 
 double gb(int64_t bytes) {
   return static_cast<double>(bytes) / 1e9;
@@ -59,11 +57,17 @@ int64_t number_in(const std::string& path) {
 }  // namespace
 
 std::string MemoryPlan::describe() const {
+  const std::string model =
+      fmt::format("weights {:.2f} GB, gradients {:.2f} GB, optimizer {:.2f} GB, activations {:.2f} GB",
+                  gb(weights), gb(gradients), gb(optimizer), gb(activations));
+  const std::string copy = checkpoint ? fmt::format("checkpoint copy {:.2f} GB, ", gb(checkpoint)) : "";
+  if (device == Device::CPU)
+    return fmt::format("{}, {}runtime {:.2f} GB: {:.2f} GB in all", model, copy, gb(runtime),
+                       gb(host_total()));
   return fmt::format(
-      "weights {:.2f} GB, gradients {:.2f} GB, optimizer {:.2f} GB, activations {:.2f} GB, {}runtime "
-      "{:.2f} GB: {:.2f} GB in all",
-      gb(weights), gb(gradients), gb(optimizer), gb(activations),
-      checkpoint ? fmt::format("checkpoint copy {:.2f} GB, ", gb(checkpoint)) : "", gb(runtime), gb(total()));
+      "on the GPU {}, allocator rounding at most {:.2f} GB: {:.2f} GB in all (besides the CUDA context); "
+      "on the host {}runtime with CUDA's libraries {:.2f} GB: {:.2f} GB in all",
+      model, gb(rounding), gb(device_total()), copy, gb(runtime), gb(host_total()));
 }
 
 std::optional<MemoryPlan> plan_memory(const RunConfig& config, int tp, int dp) {
@@ -76,19 +80,25 @@ std::optional<MemoryPlan> plan_memory(const RunConfig& config, int tp, int dp) {
   const int64_t replicated = m.max_seq_len * C + m.n_layer * (4 * C + 2 * C) + 2 * C;
   const int64_t params = split / tp + replicated;
   MemoryPlan p;
+  p.device = config.train.device == "cuda" ? Device::CUDA : Device::CPU;
   p.weights = params * f;
   const bool zero1 = config.parallel.zero == 1 && dp > 1;
   const int64_t chunk = chunk_of(params, dp, 0).count;
   p.gradients = (params + (zero1 ? chunk : 0)) * f;
   p.optimizer = 2 * (zero1 ? chunk : params) * f;
   const int64_t B = config.train.micro_batch, T = config.train.seq_len;
-  p.activations = GPT::activation_bytes(m, tp, B, T);
+  p.activations = GPT::activation_bytes(m, tp, B, T, p.device);
   // Data parallelism gathers every replica's token-embedding rows (GradientAllReducer).
   if (dp > 1 && !zero1 && tp == 1) p.activations += static_cast<int64_t>(dp) * B * T * (C * f + 4);
   // An asynchronous save copies this rank's state to host memory first, so that training can go on
   // (checkpoint/snapshot.h); an upper bound: its weights and optimizer moments.
   if (!config.checkpoint.dir.empty() && config.checkpoint.async) p.checkpoint = p.weights + p.optimizer;
-  p.runtime = resident_bytes_now() + kRunGrowthBytes + 2 * B * T * 4;  // and the batch's host tokens
+  p.runtime = kRuntimeBytes + 2 * B * T * 4;  // and the batch's host tokens
+  if (p.device == Device::CUDA) {
+    p.runtime += kCudaLibrariesBytes;
+    // Buffers: values, gradients, m, v, and GPT::layout()'s activations (13 a layer, 19 besides).
+    p.rounding = (4 + 13 * m.n_layer + 19) * kDeviceGranuleBytes;
+  }
   return p;
 }
 
@@ -111,12 +121,20 @@ int64_t available_memory_bytes() {
 
 void require_memory_fits(const MemoryPlan& plan, int ranks_on_node, int64_t available,
                          const std::string& file) {
-  if (available < 0 || plan.total() * ranks_on_node <= available) return;
+  if (available < 0 || plan.host_total() * ranks_on_node <= available) return;
   throw UserError(fmt::format(
       "{}: this run needs {:.2f} GB per rank ({}) x {} ranks on this node, but {:.2f} GB is available; "
       "lower train.micro_batch or train.seq_len (activations grow with both), split the model with "
       "parallel.tp, shard the optimizer with parallel.zero = 1, or use a smaller model",
-      file, gb(plan.total()), plan.describe(), ranks_on_node, gb(available)));
+      file, gb(plan.host_total()), plan.describe(), ranks_on_node, gb(available)));
+}
+
+void require_device_memory_fits(const MemoryPlan& plan, int64_t available, const std::string& file) {
+  if (plan.device_total() <= available) return;
+  throw UserError(fmt::format(
+      "{}: this run needs {:.2f} GB of GPU memory per rank ({}), but the GPU has {:.2f} GB free; lower "
+      "train.micro_batch or train.seq_len (activations grow with both), or use a smaller model",
+      file, gb(plan.device_total()), plan.describe(), gb(available)));
 }
 
 }  // namespace kervan

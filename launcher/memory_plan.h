@@ -3,21 +3,31 @@
 #include <optional>
 #include <string>
 
+#include "core/tensor.h"
 #include "launcher/run_config.h"
 
 namespace kervan {
 
 // The memory one training rank needs, from the config alone, before anything is allocated: the
-// same buffers the model, the training step and the loader's batch will allocate, in bytes.
+// same buffers the model, the training step and the loader's batch will allocate, in bytes. The
+// model's tensors (weights to rounding) live on train.device: in host memory on the CPU, in the
+// GPU's own memory with train.device = "cuda".
 struct MemoryPlan {
+  Device device = Device::CPU;
   int64_t weights = 0;      // this rank's parameter values (its tensor-parallel shard)
   int64_t gradients = 0;    // their gradients (and the ZeRO-1 reduce-scatter chunk)
   int64_t optimizer = 0;    // AdamW's m and v (1/dp of them under ZeRO-1)
-  int64_t activations = 0;  // what forward keeps for backward, and backward's scratch
+  int64_t activations = 0;  // what forward keeps for backward, and backward's scratch, as the
+                            // device's attention keeps it (Backend::attention_saved_shape)
+  int64_t rounding = 0;     // CUDA: the caching allocator's rounding of each buffer, at most
   int64_t checkpoint = 0;   // async checkpoints: the host copy of what this rank saves (weights, m, v)
-  int64_t runtime = 0;      // the process itself: code, libraries, thread stacks, the data index
-  int64_t total() const { return weights + gradients + optimizer + activations + checkpoint + runtime; }
-  std::string describe() const;  // "weights 0.50 GB, gradients ..., total 2.1 GB"
+  int64_t runtime = 0;      // the process itself: code, libraries (CUDA's on a GPU), thread stacks,
+                            // the data index
+  int64_t model_bytes() const { return weights + gradients + optimizer + activations + rounding; }
+  // What the host and the GPU must hold for this rank.
+  int64_t host_total() const { return (device == Device::CPU ? model_bytes() : 0) + checkpoint + runtime; }
+  int64_t device_total() const { return device == Device::CPU ? 0 : model_bytes(); }
+  std::string describe() const;  // "weights 0.50 GB, gradients ..., 2.1 GB in all"
 };
 
 // GPT only for now (nullopt for BERT and T5, whose allocations fail later with the same message).
@@ -28,8 +38,12 @@ std::optional<MemoryPlan> plan_memory(const RunConfig& config, int tp, int dp);
 int64_t available_memory_bytes();
 
 // Throws UserError, with the plan and a hint, when `ranks_on_node` ranks of this plan do not fit
-// in `available` bytes.
+// in `available` bytes of host memory.
 void require_memory_fits(const MemoryPlan& plan, int ranks_on_node, int64_t available,
                          const std::string& file);
+
+// Throws UserError, with the plan and a hint, when one rank's device memory does not fit in the
+// `available` bytes of its GPU.
+void require_device_memory_fits(const MemoryPlan& plan, int64_t available, const std::string& file);
 
 }  // namespace kervan

@@ -146,11 +146,4 @@ std::unique_ptr<Communicator> MpiRuntime::node_group(double timeout_s) const {
   return std::make_unique<MpiCommunicator>(comm, "node", timeout_s);
 }
 
-void MpiRuntime::abort_job(const std::string& message, int exit_code) {
-  std::fprintf(stderr, "kervan: error: %s\n", message.c_str());
-  std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, exit_code);
-  std::_Exit(exit_code);
-}
-
 }  // namespace kervan

@@ -1,10 +1,8 @@
 #include <cstring>
 
+#include "core/backends/backends.h"
 #include "core/error.h"
 #include "parallel/communicator.h"
-#ifdef KERVAN_HAVE_NCCL
-#include <cuda_runtime.h>
-#endif
 
 namespace kervan {
 
@@ -17,16 +15,7 @@ void copy_bytes(const Tensor& out, const Tensor& in) {
     std::memmove(out.raw(), in.raw(), in.bytes());
     return;
   }
-#ifdef KERVAN_HAVE_NCCL
-  // The backend computes on its own non-blocking stream, which a plain cudaMemcpy does not wait for.
-  cudaError_t err = cudaDeviceSynchronize();
-  if (err == cudaSuccess) err = cudaMemcpy(out.raw(), in.raw(), in.bytes(), cudaMemcpyDefault);
-  if (err != cudaSuccess)
-    throw EnvironmentError("cudaMemcpy", "a one-rank collective of " + std::to_string(in.bytes()) + " bytes",
-                           cudaGetErrorString(err));
-#else
-  KERVAN_CHECK(false, "a device tensor in a build without CUDA");
-#endif
+  copy_device_bytes(out.raw(), in.raw(), in.bytes());
 }
 
 class DoneHandle final : public CommHandle {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds kervan's GPU binaries here (nvcc, with this machine's Debian libraries) and gathers what
 # they need to run on a bare GPU machine into one ignored folder to carry there:
-#   gpu-bundle/kervan-gpu.tar.gz   bin/kervan, bin/gpu_tests (stripped) and lib/ with every shared
-#                                  library they load except the C library itself and CUDA's own
-#                                  (libcuda, libcudart, cuBLAS, cuBLASLt, NCCL come from the GPU
+#   gpu-bundle/kervan-gpu.tar.gz   bin/kervan, bin/gpu_tests and bin/libkervan_cuda.so (the CUDA
+#                                  module both load from beside them; stripped) and lib/ with every
+#                                  shared library they load except the C library itself and CUDA's
+#                                  own (libcuda, libcudart, cuBLAS, cuBLASLt, NCCL come from the GPU
 #                                  machine's toolkit or its Python wheels)
 # scripts/gpu-check.sh unpacks and runs it. Usage: scripts/gpu-bundle.sh [BUILD_DIR]  (default build,
 # configured with CUDA on: KERVAN_CUDA=AUTO finds /usr/local/cuda/bin/nvcc).
@@ -21,12 +22,12 @@ if ! grep -q '^CMAKE_CUDA_COMPILER:' "$BUILD/CMakeCache.txt" || ! grep -q 'KERVA
   echo "gpu-bundle: $BUILD was configured without CUDA (is nvcc at /usr/local/cuda/bin?)" >&2
   exit 2
 fi
-nice -n 19 cmake --build "$BUILD" --target kervan gpu_tests -j"${JOBS:-2}"
+nice -n 19 cmake --build "$BUILD" --target kervan gpu_tests kervan_cuda_module -j"${JOBS:-2}"
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib"
-cp "$BUILD/kervan" "$BUILD/tests/gpu/gpu_tests" "$stage/bin/"
+cp "$BUILD/kervan" "$BUILD/gpu_tests" "$BUILD/libkervan_cuda.so" "$stage/bin/"
 strip --strip-unneeded "$stage/bin/"*
 
 # Everything ldd resolves, minus what must come from the target machine: the C library and loader
@@ -54,4 +55,15 @@ fi
 dir=$(mktemp -d)
 tar -C "$dir" -xzf "$OUT/kervan-gpu.tar.gz"
 LD_LIBRARY_PATH="$dir/lib:/usr/local/cuda/lib64" "$dir/bin/kervan" --version
+# The module travels and loads: without a GPU the bundled kervan gets as far as the driver check.
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  rc=0
+  msg=$(LD_LIBRARY_PATH="$dir/lib:/usr/local/cuda/lib64" "$dir/bin/kervan" bench train --device cuda \
+          --preset gpt2-tiny --steps 1 2>&1 >/dev/null) || rc=$?
+  if [[ $rc -ne 2 || $msg != *"no CUDA device"* || $msg == *"CUDA module"* ]]; then
+    echo "gpu-bundle: the bundled CUDA module does not load (exit $rc): $msg" >&2
+    exit 1
+  fi
+  echo "gpu-bundle: the bundled kervan loads its CUDA module (here: ${msg#kervan: error: })"
+fi
 rm -rf "$dir"

@@ -37,6 +37,9 @@ export LD_LIBRARY_PATH="$K/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 CARD=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)
 note "card: $CARD; bundle of commit $(cat gpu-bundle/commit 2>/dev/null | cut -c1-12)"
 "$K/bin/kervan" --version || { echo "gpu-check: the bundled kervan does not start (libraries above)" >&2; ldd "$K/bin/kervan" | grep "not found"; exit 1; }
+# The CUDA module (cuBLAS, the runtime, NCCL) loads only for device runs: say now what it lacks.
+missing=$(ldd "$K/bin/libkervan_cuda.so" | grep "not found")
+[[ -z $missing ]] || note "the CUDA module lacks libraries, so every CUDA stage will fail: $missing"
 
 # ---- 1. tests/gpu
 note "tests/gpu"

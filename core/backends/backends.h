@@ -7,18 +7,23 @@
 namespace kervan {
 
 // The one place that turns a device name into a backend: "cpu" (core/cpu) or "cuda" (core/cuda,
-// where the build has it). A CUDA request on a build without CUDA, or on a machine without a device,
-// is a UserError that says "no CUDA device" and why; an unknown name is a UserError too.
+// where the build has it; its library is loaded only then, cuda_module_loader.h). A CUDA request
+// on a build without CUDA, without the module or on a machine without a device is a UserError that
+// says "no CUDA device" and why; an unknown name is a UserError too.
 std::unique_ptr<Backend> make_backend(const std::string& device);
 
 // Whether `device` names a backend ("cpu", "cuda"): for the config check, before anything starts.
 bool is_device_name(const std::string& device);
 
-// Whether this build has the CUDA backend.
-bool built_with_cuda();
-
 // The most device memory the process has held at once (bytes; 0 on the CPU, where the trainer
 // reports the resident set instead).
 int64_t device_peak_bytes(const Backend& be);
+
+// Memory free now on the current GPU (bytes), loading the CUDA module; UserError "no CUDA
+// device ..." where there is none.
+int64_t gpu_free_memory_bytes();
+
+// dst <- src, `bytes` between device buffers (a CUDA tensor's, once its queued work is done).
+void copy_device_bytes(void* dst, const void* src, size_t bytes);
 
 }  // namespace kervan

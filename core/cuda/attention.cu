@@ -249,16 +249,6 @@ std::string dims_str(const Dims& d) {
 
 }  // namespace
 
-Shape CudaBackend::attention_saved_shape(int64_t B, int64_t n_head, int64_t Tq, int64_t) const {
-  return {B, n_head, Tq};
-}
-
-Shape CudaBackend::attention_scratch_shape(int64_t B, int64_t n_head, int64_t Tq, int64_t Tk,
-                                           bool bias) const {
-  if (bias) return {B, n_head, Tq, Tk};
-  return {0};
-}
-
 void CudaBackend::attention_forward(Tensor& out, Tensor& saved, const ColumnBlock& q, const ColumnBlock& k,
                                     const ColumnBlock& v, const AttentionSpec& spec) {
   const Dims d = check_dims(*this, q, k, v, spec);

@@ -43,8 +43,6 @@ class CudaBackend final : public Backend {
   void activation_backward(Tensor& dx, const Tensor& x, const Tensor& dout, Activation act) override;
   void gated_activation_forward(Tensor& out, const Tensor& x, Activation act) override;
   void gated_activation_backward(Tensor& dx, const Tensor& x, const Tensor& dout, Activation act) override;
-  Shape attention_saved_shape(int64_t B, int64_t n_head, int64_t Tq, int64_t Tk) const override;
-  Shape attention_scratch_shape(int64_t B, int64_t n_head, int64_t Tq, int64_t Tk, bool bias) const override;
   void attention_forward(Tensor& out, Tensor& saved, const ColumnBlock& q, const ColumnBlock& k,
                          const ColumnBlock& v, const AttentionSpec& spec) override;
   void attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv, Tensor& dprobs,

@@ -40,6 +40,21 @@ int64_t cuda_in_use_bytes() {
   return device_allocator().in_use_bytes();
 }
 
+int64_t cuda_free_memory_bytes() {
+  const CudaAvailability a = cuda_availability();
+  if (!a.ok) throw UserError(a.reason);
+  size_t free = 0, total = 0;
+  check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+  return static_cast<int64_t>(free);
+}
+
+void cuda_copy_bytes(void* dst, const void* src, size_t bytes) {
+  // The backend computes on its own non-blocking stream, which a plain cudaMemcpy does not wait for.
+  const std::string what = "a one-rank collective of " + std::to_string(bytes) + " bytes";
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize", what);
+  check(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "cudaMemcpy", what);
+}
+
 CudaBackend::CudaBackend() {
   check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
   check(cublasCreate(&cublas_), "cublasCreate");

@@ -1,4 +1,5 @@
 #pragma once
+#include <cstddef>
 #include <memory>
 
 #include "core/backend.h"
@@ -22,5 +23,12 @@ std::unique_ptr<Backend> make_cuda_backend();
 // Device memory of this process: the most ever in use at once, and what is in use now (bytes).
 int64_t cuda_peak_bytes();
 int64_t cuda_in_use_bytes();
+
+// Device memory free now on the current device (bytes); UserError "no CUDA device ..." without one.
+int64_t cuda_free_memory_bytes();
+
+// dst <- src, `bytes` of device (or host) memory, once the device's queued work is done: a one-rank
+// collective (parallel/solo_communicator.cpp).
+void cuda_copy_bytes(void* dst, const void* src, size_t bytes);
 
 }  // namespace kervan

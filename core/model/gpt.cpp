@@ -57,15 +57,17 @@ GPT::GPT(const GPTConfig& config, Backend& backend, int64_t max_batch, int64_t m
   layout(max_batch_, max_seq_);
 }
 
-int64_t GPT::activation_bytes(const GPTConfig& config, int tp, int64_t B, int64_t T) {
+int64_t GPT::activation_bytes(const GPTConfig& config, int tp, int64_t B, int64_t T, Device device) {
   // Counts layout()'s tensors: keep the two in step.
   const int64_t C = config.d_model, NH = config.n_head / tp, Vp = config.padded_vocab() / tp;
   const int64_t C3 = 3 * C / tp, Cl = C / tp, H = 4 * C / tp, BT = B * T;
+  const int64_t saved = shape_numel(attention_saved_shape(device, B, NH, T, T));
+  const int64_t scratch = shape_numel(attention_scratch_shape(device, B, NH, T, T, false));
   const int64_t ints = 3 * BT;  // tokens, targets, local_tokens
-  const int64_t per_block = 4 * BT * C + 4 * BT + BT * C3 + B * NH * T * T + BT * Cl + 2 * BT * H;
-  const int64_t floats = BT * C + config.n_layer * per_block + BT * C + 2 * BT        // x0, blocks, lnf
-                         + BT * Vp + 4 * BT                                           // the LM head
-                         + 4 * BT * C + BT * H + BT * Cl + BT * C3 + B * NH * T * T;  // y, scratch
+  const int64_t per_block = 4 * BT * C + 4 * BT + BT * C3 + saved + BT * Cl + 2 * BT * H;
+  const int64_t floats = BT * C + config.n_layer * per_block + BT * C + 2 * BT  // x0, blocks, lnf
+                         + BT * Vp + 4 * BT                                     // the LM head
+                         + 4 * BT * C + BT * H + BT * Cl + BT * C3 + scratch;   // y, scratch
   return (ints + floats) * 4;
 }
 

@@ -93,9 +93,10 @@ class GPT final : public Model {
   int tp_size() const { return tp_ ? tp_->size() : 1; }
 
   // Bytes of the activations and scratch a language model (no classifier) built for (max_batch,
-  // max_seq) on each of `tp` tensor-parallel ranks holds, before it is built: what layout()
-  // allocates, counted the same way (a test holds the two equal).
-  static int64_t activation_bytes(const GPTConfig& config, int tp, int64_t max_batch, int64_t max_seq);
+  // max_seq) on each of `tp` tensor-parallel ranks of `device` holds, before it is built: what
+  // layout() allocates, counted the same way (a test holds the two equal).
+  static int64_t activation_bytes(const GPTConfig& config, int tp, int64_t max_batch, int64_t max_seq,
+                                  Device device = Device::CPU);
   // What this model's activation arena holds.
   int64_t activation_bytes() const { return arena_.bytes(); }
 

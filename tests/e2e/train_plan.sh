@@ -71,6 +71,19 @@ for f in "$(dirname "$0")"/../../configs/gpt2-*-cpu.toml; do
   [[ $f != *small* || $rc -eq 0 ]] || fail "$f: gpt2-small does not fit 2 ranks: $(cat "$work/err")"
 done
 
+# The GPU configs plan the GPU apart from the host (attention keeps no [T, T] matrix there); this
+# machine has no GPU to compare with, which the plan says rather than refusing.
+for f in "$(dirname "$0")"/../../configs/gpt2-*-gpu.toml; do
+  "$kervan" train --config "$f" --dry-run --set "data.path=$work/corpus" --set train.eval_every=0 >"$work/p" 2>"$work/err" ||
+    fail "$f: exit $?: $(cat "$work/err")"
+  grep -q '^memory per rank: on the GPU weights .* GB in all (besides the CUDA context); on the host .* GB in all$' "$work/p" ||
+    fail "$f: $(grep 'memory per rank' "$work/p")"
+  if ! nvidia-smi -L >/dev/null 2>&1; then
+    grep -q '^memory on each GPU: [0-9.]* GB per rank; not compared (no CUDA device: ' "$work/p" ||
+      fail "$f: $(grep 'memory on each GPU' "$work/p")"
+  fi
+done
+
 # Bad inputs, before any compute: nothing written.
 expect_error "tp does not divide" "parallel.tp (2) does not divide" "$kervan" train --config "$work/c.toml" --dry-run --world 3 --set parallel.tp=2
 expect_error "cannot fit" "this run needs" "$kervan" train --config "$work/c.toml" --dry-run --set model.n_layer=48 --set model.d_model=4096 --set model.n_head=32

@@ -1,6 +1,7 @@
 #pragma once
-// What every GPU test shares: the CPU backend as the reference twin, the CUDA backend under test,
-// and tensors that hold the same fresh random values on both (METHOD.md: never zeros or ones).
+// What every GPU test shares: the CPU backend as the reference twin, the CUDA backend under test
+// (loaded from libkervan_cuda.so beside the binary, as kervan loads it: core/cuda_module.h), and
+// tensors that hold the same fresh random values on both (METHOD.md: never zeros or ones).
 // Outputs a kernel overwrites start as NaN on both sides, so an element the GPU never wrote fails
 // the comparison (NaN never passes).
 //
@@ -14,9 +15,10 @@
 #include <random>
 #include <vector>
 
+#include "core/backends/backends.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/host_threads.h"
-#include "core/cuda/cuda_backend.h"
+#include "core/error.h"
 
 namespace kervan::gpu_test {
 
@@ -33,14 +35,14 @@ inline bool require_gpu() {
 class GpuTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const CudaAvailability a = cuda_availability();
-    if (!a.ok) {
-      if (require_gpu()) FAIL() << a.reason;
-      GTEST_SKIP() << a.reason;
+    try {
+      gpu = make_backend("cuda");
+    } catch (const UserError& e) {  // "no CUDA device: ..."
+      if (require_gpu()) FAIL() << e.what();
+      GTEST_SKIP() << e.what();
     }
     set_host_threads(2);
     cpu = make_cpu_backend();
-    gpu = make_cuda_backend();
     rng.seed(std::random_device{}());  // fresh inputs each run; a failure prints its shape
   }
 

@@ -353,9 +353,9 @@ TEST_F(GpuTest, AdamWUpdate) {
 // The allocator reports its peak, and a request that cannot fit fails with a clear message rather
 // than a crash.
 TEST_F(GpuTest, AllocatorPeakAndOutOfMemoryMessage) {
-  const int64_t before = cuda_peak_bytes();
+  const int64_t before = device_peak_bytes(*gpu);
   { Tensor big = gpu->empty({64 << 20}, DType::F32); }  // 256 MiB, then back to the cache
-  EXPECT_GE(cuda_peak_bytes(), std::max<int64_t>(before, 256 << 20));
+  EXPECT_GE(device_peak_bytes(*gpu), std::max<int64_t>(before, 256 << 20));
   try {
     const Tensor huge = gpu->empty({int64_t{1} << 40}, DType::F32);  // 4 TiB
     FAIL() << "a tensor of " << huge.bytes() << " bytes was allocated";
