@@ -4,6 +4,7 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -92,29 +93,40 @@ CoordinatorServer::CoordinatorServer(const CoordinatorOptions& options, SharedSe
     state_->restarted(steady_now_ms());
     spdlog::info("{}: replayed {} journal records", options_.journal, journal_->replayed_records());
   }
-  service_ = std::make_unique<CoordinatorService>(*catalog_, std::move(secret), options_.job_id, *state_,
-                                                  state_mutex_, *journal_);
-
-  grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(options_.listen, credentials, &port);
-  builder.RegisterService(service_.get());
-  builder.SetMaxReceiveMessageSize(options_.max_request_bytes);
-  // gRPC sets SO_REUSEPORT by default, which would let a second coordinator share the port.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  // Requests are small: no bandwidth probing (a PING and its timer per burst of requests).
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  // Nobody reads channelz; its per-call counters are atomics on every call.
-  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
-  const int threads = options_.threads > 0
-                          ? options_.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
-  for (int t = 0; t < threads; ++t) queues_.push_back(builder.AddCompletionQueue());
-  server_ = builder.BuildAndStart();
-  if (!server_ || port == 0)
-    throw UserError("cannot listen on " + options_.listen +
-                    " (the port is in use, or the address is not one of this machine's" +
-                    (options_.tls.enabled() ? ", or --tls-cert and --tls-key do not make a pair" : "") + ")");
+  try {
+    service_ = std::make_unique<CoordinatorService>(*catalog_, std::move(secret), options_.job_id, *state_,
+                                                    state_mutex_, *journal_);
+
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options_.listen, credentials, &port);
+    builder.RegisterService(service_.get());
+    builder.SetMaxReceiveMessageSize(options_.max_request_bytes);
+    // gRPC sets SO_REUSEPORT by default, which would let a second coordinator share the port.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    // Requests are small: no bandwidth probing (a PING and its timer per burst of requests).
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    // Nobody reads channelz; its per-call counters are atomics on every call.
+    builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+    const int threads = options_.threads > 0
+                            ? options_.threads
+                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
+    for (int t = 0; t < threads; ++t) queues_.push_back(builder.AddCompletionQueue());
+    server_ = builder.BuildAndStart();
+    if (!server_ || port == 0)
+      throw UserError("cannot listen on " + options_.listen +
+                      " (the port is in use, or the address is not one of this machine's" +
+                      (options_.tls.enabled() ? ", or --tls-cert and --tls-key do not make a pair" : "") +
+                      ")");
+  } catch (...) {
+    // A first start that cannot serve (the port in use, ...) leaves no journal behind: a journal
+    // holding only its header would tie the file to this corpus for a start that never happened.
+    const bool remove = journal_->created();
+    service_.reset();
+    journal_.reset();
+    if (remove) ::unlink(options_.journal.c_str());
+    throw;
+  }
   address_ = host_of(options_.listen) + ":" + std::to_string(port);
   for (auto& queue : queues_) {
     service_->serve(queue.get());

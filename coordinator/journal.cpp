@@ -77,7 +77,9 @@ std::string frame_journal_record(const Journal::Record& record) {
 Journal::Journal(std::string path, const v1::JournalHeader& header,
                  const std::function<void(const Record&)>& replay, const std::string& advice)
     : path_(std::move(path)) {
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  created_ = fd_ >= 0;
+  if (fd_ < 0 && errno == EEXIST) fd_ = ::open(path_.c_str(), O_RDWR | O_CLOEXEC);
   if (fd_ < 0) throw UserError(path_ + ": cannot open the journal: " + errno_text());
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd_);

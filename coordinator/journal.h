@@ -48,6 +48,9 @@ class Journal {
   void append(const Record& record, std::function<void()> on_durable);
 
   const std::string& path() const { return path_; }
+  // Whether this Journal created the file (it did not exist before): a coordinator that then
+  // fails to start removes it, so that a failed first start leaves nothing behind.
+  bool created() const { return created_; }
   uint64_t replayed_records() const { return replayed_; }
 
   static constexpr char kMagic[8] = {'K', 'V', 'J', 'R', 'N', 'L', '0', '1'};
@@ -64,6 +67,7 @@ class Journal {
 
   std::string path_;
   int fd_ = -1;
+  bool created_ = false;
   uint64_t replayed_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -34,6 +34,7 @@ expect_error "other job" "refused Status: PERMISSION_DENIED: the request is for 
   "$kervan" status --coordinator "$coord_addr" --job other
 expect_error "port in use" "cannot listen on $coord_addr" \
   "$kervan" coordinator --corpus "$work/corpus" --journal "$work/two.journal" --listen "$coord_addr"
+[[ ! -e "$work/two.journal" ]] || fail "the start that could not listen left its new journal behind"
 expect_error "journal in use" "one.journal: the journal is in use by another coordinator" \
   "$kervan" coordinator --corpus "$work/corpus" --journal "$work/one.journal" --listen 127.0.0.1:0
 stop_coordinator
