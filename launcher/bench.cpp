@@ -29,11 +29,20 @@ double since(Clock::time_point t0) {
 }
 }  // namespace
 
-int run_bench_gemm(int64_t n, int64_t threads, int reps) {
+int run_bench_gemm(const std::vector<int64_t>& shape, bool trans_a, bool trans_b, int64_t threads, int reps) {
   set_host_threads(static_cast<int>(threads));
   auto be = make_cpu_backend();
-  const double flops = measure_gemm_flops(*be, n, reps);
-  nlohmann::json j = {{"bench", "gemm"}, {"n", n}, {"threads", threads}, {"gflops", flops / 1e9}, {"kernel", sgemm_kernel_name()}};
+  const GemmShape s{shape.at(0), shape.at(1), shape.at(2), trans_a, trans_b};
+  const double flops = measure_gemm_flops(*be, s, reps);
+  nlohmann::json j = {{"bench", "gemm"},
+                      {"m", s.m},
+                      {"n", s.n},
+                      {"k", s.k},
+                      {"trans_a", trans_a},
+                      {"trans_b", trans_b},
+                      {"threads", threads},
+                      {"gflops", flops / 1e9},
+                      {"kernel", sgemm_kernel_name()}};
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }

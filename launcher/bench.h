@@ -33,7 +33,7 @@ struct BenchCoordinatorOptions {
   std::string only;                              // "rpc", "stream" or "memory"; empty: all three
   // rpc: the fetch paces to load with, each a run of its own (ms per fetch; 0: closed loop).
   std::vector<double> paces_ms = {1000, 100, 50, 0};
-  int client_threads = 2;  // rpc: threads that drive the simulated workers
+  int client_threads = 2;      // rpc: threads that drive the simulated workers
   double heartbeat_ms = 1000;  // rpc: a worker's heartbeat period
   bool no_fetch = false;       // rpc: heartbeats only (gRPC's own cost per call, for comparison)
   // rpc only: load a coordinator running elsewhere (serving a corpus; token from $KERVAN_TOKEN)
@@ -54,7 +54,8 @@ struct BenchGenerateOptions {
 };
 
 // `kervan bench gemm`: prints one JSON line with the fp32 GEMM throughput.
-int run_bench_gemm(int64_t n, int64_t threads, int reps);
+// `shape` is m, n, k (C[m, n] = op(A)[m, k] op(B)[k, n]); trans_a / trans_b transpose A / B.
+int run_bench_gemm(const std::vector<int64_t>& shape, bool trans_a, bool trans_b, int64_t threads, int reps);
 // `kervan bench train`: trains on random tokens (BERT: 15% of positions predicted; T5: decoder
 // sequences of the span-corruption target length); prints one JSON line last. Under mpirun every
 // rank is a data-parallel replica with its own batch (the global batch is ranks x --batch), or

@@ -1,8 +1,8 @@
 #include "launcher/bench_cmd.h"
 
-#include "launcher/cli_checks.h"
 #include "core/error.h"
 #include "core/model/gpt_config.h"
+#include "launcher/cli_checks.h"
 
 namespace kervan {
 
@@ -17,6 +17,13 @@ BenchCommand::BenchCommand(CLI::App& app) {
   gemm_ = cmd_->add_subcommand("gemm", "fp32 GEMM throughput of the CPU backend");
   gemm_->add_option("--size", gemm_n_, "Matrix size n (n x n x n)")
       ->check(CLI::Range(int64_t{1}, int64_t{16384}));
+  gemm_->add_option("--shape", gemm_shape_, "M,N,K: C[M,N] = A[M,K] B[K,N] instead of --size cubed")
+      ->expected(3)
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 17))
+      ->excludes("--size");
+  gemm_->add_flag("--trans-a", gemm_trans_a_, "Multiply by A^T (A stored K x M)");
+  gemm_->add_flag("--trans-b", gemm_trans_b_, "Multiply by B^T (B stored N x K), as a linear layer's x W^T");
   gemm_->add_option("--threads", gemm_threads_, "Threads")->check(CLI::Range(int64_t{1}, int64_t{1024}));
   gemm_->add_option("--reps", gemm_reps_, "Timed repetitions (best is reported)")->check(CLI::Range(1, 1000));
 
@@ -32,7 +39,8 @@ BenchCommand::BenchCommand(CLI::App& app) {
   auto& bl = loader_opt_;
   loader_->add_option("--data", bl.paths, "Corpus folders or llm.c .bin files (several: blended)")
       ->required();
-  loader_->add_option("--weights", bl.weights, "Blend weights, one per --data")->check(FiniteRange(1e-300, 1e300));
+  loader_->add_option("--weights", bl.weights, "Blend weights, one per --data")
+      ->check(FiniteRange(1e-300, 1e300));
   loader_->add_option("--batch", bl.batch, "Sequences per batch")->check(CLI::Range(int64_t{1}, kMaxDim));
   loader_->add_option("--seq", bl.seq, "Sequence length")->check(CLI::Range(int64_t{1}, kMaxDim));
   loader_->add_option("--batches", bl.batches, "Batches to time")
@@ -102,10 +110,12 @@ BenchCommand::BenchCommand(CLI::App& app) {
   coordinator_->add_option("--shard-tokens", bco.shard_tokens, "Memory: tokens per shard (1e8)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 60));
   coordinator_
-      ->add_option("--paces", bco.paces_ms, "rpc: ms between a worker's fetches, one run each (0: closed loop)")
+      ->add_option("--paces", bco.paces_ms,
+                   "rpc: ms between a worker's fetches, one run each (0: closed loop)")
       ->delimiter(',')
       ->check(FiniteRange(0.0, 1e6));
-  coordinator_->add_option("--client-threads", bco.client_threads, "rpc: threads driving the simulated workers")
+  coordinator_
+      ->add_option("--client-threads", bco.client_threads, "rpc: threads driving the simulated workers")
       ->check(CLI::Range(1, 256));
   coordinator_->add_option("--heartbeat-ms", bco.heartbeat_ms, "rpc: ms between a worker's heartbeats")
       ->check(FiniteRange(1.0, 1e6));
@@ -129,7 +139,9 @@ BenchCommand::BenchCommand(CLI::App& app) {
 }
 
 int BenchCommand::run() const {
-  if (gemm_->parsed()) return run_bench_gemm(gemm_n_, gemm_threads_, gemm_reps_);
+  if (gemm_->parsed())
+    return run_bench_gemm(gemm_shape_.empty() ? std::vector<int64_t>{gemm_n_, gemm_n_, gemm_n_} : gemm_shape_,
+                          gemm_trans_a_, gemm_trans_b_, gemm_threads_, gemm_reps_);
   if (allreduce_->parsed()) {
     if (ar_min_ > ar_max_)
       throw UserError("bench allreduce: --min-bytes (" + std::to_string(ar_min_) + ") exceeds --max-bytes (" +

@@ -20,6 +20,8 @@ class BenchCommand {
  private:
   CLI::App *cmd_, *gemm_, *allreduce_, *loader_, *train_, *checkpoint_, *coordinator_, *generate_;
   int64_t gemm_n_ = 2048, gemm_threads_ = 1;
+  std::vector<int64_t> gemm_shape_;  // m, n, k; empty: --size cubed
+  bool gemm_trans_a_ = false, gemm_trans_b_ = false;
   int gemm_reps_ = 5;
   int64_t ar_min_ = 4096, ar_max_ = 256 << 20;
   int ar_reps_ = 5;
