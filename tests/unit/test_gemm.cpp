@@ -2,8 +2,8 @@
 #include <omp.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
@@ -106,6 +106,18 @@ TEST(Gemm, LargerThanOneBlockInEveryDimension) {
   // n over one 3072-column panel, k over two 256-deep blocks, m over three 128-row blocks.
   check({300, 3100, 600, false, true, 1.0f, 0.0f}, 2);
   check({300, 3100, 600, true, false, 0.25f, 1.0f}, 2);
+}
+
+// Up to 4 rows times B^T (up to 16 when B^T is larger than the caches) take the unpacked
+// dot-product path: tile edges in m, n and k, beta = 0 (C not read), accumulation into C, and
+// more columns than one thread's share.
+TEST(Gemm, FewRowsTimesTransposedB) {
+  check({1, 1, 1, false, true, 1.0f, 0.0f}, 2);
+  check({3, 70, 33, false, true, 1.0f, 0.0f}, 2);
+  check({2, 9, 17, false, true, -0.5f, 1.0f}, 1);
+  check({4, 1001, 300, false, true, 0.5f, -0.75f}, 2);
+  check({5, 50, 40, false, true, 1.0f, 0.0f}, 2);      // one row past the path: the packed kernel
+  check({9, 8200, 1024, false, true, 1.0f, 0.0f}, 2);  // 8.4M elements of B^T: dot products again
 }
 
 TEST(Gemm, ZeroDepthAndZeroAlphaScaleC) {
