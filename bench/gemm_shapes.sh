@@ -17,8 +17,9 @@ while (($#)); do
 done
 [[ -x "$kervan" && ! -d "$kervan" ]] || { echo "gemm_shapes.sh: '$kervan' is not an executable (make build)" >&2; exit 1; }
 
-# name | M,N,K | transposes: a bert-base step at batch 4 x 128 (512 rows, d 768, MLP 3072) and an
-# LSTM step of lstm-tiny at batch 16 (H 256: the recurrent [16,256] x [1024,256]^T and its gradient).
+# name | M,N,K | transposes: a bert-base step at batch 4 x 128 (512 rows, d 768, MLP 3072), an
+# LSTM step of lstm-tiny at batch 16 (H 256: the recurrent [16,256] x [1024,256]^T and its
+# gradient) and one token of gpt2-small decoding (a row against W^T).
 shapes=(
   "x W^T, qkv (fwd)|512,2304,768|--trans-b"
   "x W^T, MLP up (fwd)|512,3072,768|--trans-b"
@@ -27,6 +28,8 @@ shapes=(
   "dY^T X, MLP up (dW)|3072,768,512|--trans-a"
   "LSTM step h W_hh^T|16,1024,256|--trans-b"
   "LSTM step dG W_hh|16,256,1024|"
+  "decode x W^T, qkv|1,2304,768|--trans-b"
+  "decode output layer|1,50257,768|--trans-b"
   "square 2048|2048,2048,2048|"
 )
 gflops() { "$@" | tee -a "$jsonl" | sed -E 's/.*"gflops":([0-9.]+).*/\1/'; }
