@@ -61,6 +61,14 @@ inline Shape attention_scratch_shape(Device device, int64_t B, int64_t n_head, i
   return {B, n_head, Tq, Tk};
 }
 
+// What the backend's matrix products (matmul, and attention's products inside its kernels) round
+// their operands to. F32: full fp32, so that a device backend matches the CPU within fp32
+// rounding. BF16: operands rounded to bfloat16 (8 bits of mantissa), products accumulated in
+// fp32: the tensor cores' rate, with errors of about 1e-3 to 1e-2 relative. Either way weights,
+// gradients, optimizer state and stored activations stay fp32 (the master copy).
+enum class Precision { F32, BF16 };
+inline const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
+
 // Every kernel the layers, models and optimizer use, one implementation per device (the CPU
 // one: OpenBLAS + OpenMP, in core/cpu; the CUDA one in core/cuda). Models call only this interface, so they
 // never branch on the device. Tensors are row-major and contiguous; "[N, C]" below means any tensor whose
@@ -70,6 +78,13 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Device device() const = 0;
+  // The precision of matrix products from now on (F32 at construction). A backend without the
+  // other one throws UserError (the CPU computes in fp32 only).
+  virtual void set_precision(Precision p) {
+    if (p != Precision::F32)
+      throw UserError(std::string("precision ") + precision_name(p) + " needs a CUDA device (train.device = \"cuda\")");
+  }
+  virtual Precision precision() const { return Precision::F32; }
 
   // ---- memory
   virtual Tensor empty(const Shape& shape, DType dtype) = 0;

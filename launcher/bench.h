@@ -15,6 +15,7 @@ struct BenchTrainOptions {
   bool zero1 = false;          // shard AdamW state over the data-parallel replicas (ZeRO-1)
   bool profile = false;        // also print per-phase timings
   std::string device = "cpu";  // cpu or cuda (one process)
+  std::string precision = "fp32";  // of matrix products: fp32, or bf16 (cuda)
 };
 
 struct BenchLoaderOptions {

@@ -76,6 +76,8 @@ BenchCommand::BenchCommand(CLI::App& app) {
   train_->add_flag("--profile", bt.profile, "Also report forward / backward / optimizer time");
   train_->add_option("--device", bt.device, "Device: cpu, or cuda (one process, docs/gpu.md)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  train_->add_option("--precision", bt.precision, "Matrix products: fp32, or bf16 (tensor cores; --device cuda)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
 
   checkpoint_ =
       cmd_->add_subcommand("checkpoint", "Checkpoint save/load speed vs plain I/O; async save stall vs sync");

@@ -154,6 +154,13 @@ std::vector<ConfigKey> make_keys() {
        "exits 2",
        [](C& c) -> ConfigField { return &c.train.device; },
        {}},
+      {"train.precision",
+       "string",
+       "fp32",
+       "of matrix products: `fp32`, or `bf16` (operands rounded to bfloat16, fp32 accumulation: the tensor "
+       "cores; `train.device = \"cuda\"` only). Weights, gradients and optimizer state stay fp32",
+       [](C& c) -> ConfigField { return &c.train.precision; },
+       {}},
       {"train.eval_every", "int", "0 (off)",
        "validation loss every N steps and after the last, on the `val` split of every `data.path` that has "
        "one: "

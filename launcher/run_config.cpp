@@ -387,6 +387,10 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
                     "multiplies the weights by 1 - lr x weight_decay)");
   if (!is_device_name(t.device))
     throw UserError(r.where("train.device") + ": train.device must be cpu or cuda, got '" + t.device + "'");
+  if (t.precision != "fp32" && t.precision != "bf16")
+    throw UserError(r.where("train.precision") + ": train.precision must be fp32 or bf16, got '" + t.precision + "'");
+  if (t.precision == "bf16" && t.device != "cuda")
+    throw UserError(r.where("train.precision") + ": train.precision = \"bf16\" needs train.device = \"cuda\" (the CPU computes in fp32)");
   try {
     parse_schedule_kind(t.schedule);
   } catch (const UserError& e) {

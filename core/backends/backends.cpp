@@ -10,6 +10,12 @@ bool is_device_name(const std::string& device) {
   return device == "cpu" || device == "cuda";
 }
 
+Precision precision_named(const std::string& name) {
+  if (name == "fp32") return Precision::F32;
+  if (name == "bf16") return Precision::BF16;
+  throw UserError("unknown precision '" + name + "' (fp32 or bf16)");
+}
+
 std::unique_ptr<Backend> make_backend(const std::string& device) {
   if (device == "cpu") return make_cpu_backend();
   if (device != "cuda") throw UserError("unknown device '" + device + "' (cpu or cuda)");

@@ -12,6 +12,9 @@ namespace kervan {
 // says "no CUDA device" and why; an unknown name is a UserError too.
 std::unique_ptr<Backend> make_backend(const std::string& device);
 
+// "fp32" or "bf16" (train.precision, bench --precision); UserError otherwise.
+Precision precision_named(const std::string& name);
+
 // Whether `device` names a backend ("cpu", "cuda"): for the config check, before anything starts.
 bool is_device_name(const std::string& device);
 

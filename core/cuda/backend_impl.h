@@ -14,6 +14,8 @@ class CudaBackend final : public Backend {
   CudaBackend();
   ~CudaBackend() override;
   Device device() const override { return Device::CUDA; }
+  void set_precision(Precision p) override { precision_ = p; }
+  Precision precision() const override { return precision_; }
 
   Tensor empty(const Shape& shape, DType dtype) override;
   void fill(Tensor& t, float value) override;
@@ -79,6 +81,7 @@ class CudaBackend final : public Backend {
  private:
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
+  Precision precision_ = Precision::F32;
 };
 
 namespace cuda {

@@ -336,6 +336,8 @@ for cmd in "prepare --tokenizer bytes --out scratch/disk/c mid.txt" "prepare --t
   [[ $rc -eq 4 ]] && grep -q "$full_disk" "$work/err" || fail "$cmd on a full disk: exit $rc: $(tail -2 "$work/err")"
 done
 expect 2 "an unknown train.device" "train.device" "${train[@]}" --set 'train.device="tpu"'
+expect 2 "an unknown train.precision" "train.precision must be fp32 or bf16" "${train[@]}" --set 'train.precision="fp16"'
+expect 2 "bf16 on the CPU" "needs train.device = \"cuda\"" "${train[@]}" --set 'train.precision="bf16"'
 # A build without CUDA, or this machine without a GPU (CI's): one clear sentence, exit 2.
 if ! nvidia-smi -L >/dev/null 2>&1; then
   expect 2 "train.device = cuda without a GPU" "no CUDA device" "${train[@]}" --set 'train.device="cuda"'
