@@ -2,8 +2,11 @@
 # The GPU check: one command for a lent GPU machine (CUDA toolkit, CMake, ninja and PyTorch, none
 # of Debian's packages, no network). It needs gpu-bundle/kervan-gpu.tar.gz, which
 # scripts/gpu-bundle.sh makes on a build machine (carry the ignored gpu-bundle folder along).
-#   1. tests/gpu (every kernel against its CPU twin, whole models, 50 training steps)
+#   1. tests/gpu (every kernel against its CPU twin, whole models, 50 training steps, checkpoints
+#      saved from the GPU, the Hugging Face export in transformers' GPT2LMHeadModel)
 #   2. the same at small shapes under compute-sanitizer memcheck
+#   2b. `kervan train` on the GPU end to end: repeat bit-identical, SIGKILL + resume bit for bit,
+#      export/import (tests/gpu/resume.sh), in fp32 and bf16
 #   3. speed: a bf16 cuBLAS GEMM (PyTorch), kervan bench train --device cuda for gpt2-small and
 #      gpt2-medium at seq 1024, and nanoGPT's recipe with torch.compile on the same card
 # and prints a short table last. Logs and JSON go to $OUT (the device tool's folder) or
@@ -34,6 +37,7 @@ for pkg in cublas cuda_runtime nccl; do
   d=$(python3 -c "import nvidia.$pkg as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null) && cuda_libs+=":$d"
 done
 export LD_LIBRARY_PATH="$K/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export KERVAN_SOURCE_DIR=$PWD  # where tests/gpu finds its scripts
 CARD=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)
 note "card: $CARD; bundle of commit $(cat gpu-bundle/commit 2>/dev/null | cut -c1-12)"
 "$K/bin/kervan" --version || { echo "gpu-check: the bundled kervan does not start (libraries above)" >&2; ldd "$K/bin/kervan" | grep "not found"; exit 1; }
@@ -59,6 +63,16 @@ rc=$?
 grep -E "ERROR SUMMARY|Invalid|out of bounds|PASSED|FAILED" "$LOG/memcheck.log" | tail -n 15
 record "{\"stage\": \"memcheck\", \"rc\": $rc}"
 (( rc != 0 )) && status=1
+
+# ---- 2b. the command line on the GPU: repeat, kill and resume, export
+for precision in fp32 bf16; do
+  note "kervan train on the GPU, $precision: repeat, SIGKILL and resume, export"
+  timeout 120 bash tests/gpu/resume.sh "$K/bin/kervan" --set "train.precision=\"$precision\"" > "$LOG/resume_$precision.log" 2>&1
+  rc=$?
+  tail -n 4 "$LOG/resume_$precision.log"
+  record "{\"stage\": \"resume_$precision\", \"rc\": $rc}"
+  (( rc != 0 )) && status=1
+done
 
 # ---- 3. speed
 note "bf16 GEMM through cuBLAS"
@@ -102,8 +116,9 @@ gemm = next((r["tflops"] * 1e12 for r in rows if r.get("bench") == "gemm_bf16"),
 stages = {r["stage"]: r["rc"] for r in rows if "stage" in r}
 print()
 print(f"card: {card}")
-print("tests/gpu: " + ("passed" if stages.get("gpu_tests") == 0 else f"FAILED (rc {stages.get('gpu_tests')})"),
-      "| memcheck: " + ("clean" if stages.get("memcheck") == 0 else f"FAILED (rc {stages.get('memcheck')})"))
+verdict = lambda name, good: good if stages.get(name) == 0 else f"FAILED (rc {stages.get(name)})"
+print("tests/gpu: " + verdict("gpu_tests", "passed"), "| memcheck: " + verdict("memcheck", "clean"),
+      "| resume fp32: " + verdict("resume_fp32", "exact"), "| resume bf16: " + verdict("resume_bf16", "exact"))
 if gemm:
     print(f"bf16 GEMM 8192^3 (cuBLAS via torch): {gemm / 1e12:.0f} TFLOP/s")
 print(f"{'model':12} {'impl':14} {'batch':>5} {'tokens/s':>10} {'ms/step':>8} {'MFU/peak':>8} {'MFU/GEMM':>8} {'peak GB':>8}")
