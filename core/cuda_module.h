@@ -23,6 +23,10 @@ inline constexpr int kCudaModuleAbi = 3;
 inline constexpr const char* kCudaModuleFile = "libkervan_cuda.so";
 inline constexpr const char* kCudaModuleEntry = "kervan_cuda_module";
 
+struct DeviceMemory {
+  int64_t free = 0, total = 0;  // bytes
+};
+
 struct CudaModule {
   int abi;  // first in every version of the table, so that any module's can be read
   // The backend on the process's current device; throws UserError "no CUDA device ..." without one.
@@ -31,8 +35,9 @@ struct CudaModule {
   int64_t (*peak_bytes)();
   // dst <- src between device (or host) buffers, after the device's queued work.
   void (*copy_bytes)(void* dst, const void* src, size_t bytes);
-  // Device memory free now (bytes); throws UserError "no CUDA device ..." without a device.
-  int64_t (*free_memory_bytes)();
+  // The current device's memory now: free and total (bytes); throws UserError "no CUDA device ..."
+  // without a device.
+  DeviceMemory (*memory_info)();
 };
 
 using CudaModuleEntryFn = const CudaModule* (*)();

@@ -117,6 +117,13 @@ int run_bench_train(const BenchTrainOptions& o) {
     throw UserError("bench train: --device " + o.device + " runs in one process for now (docs/gpu.md)");
   auto be = make_backend(o.device);
   be->set_precision(precision_named(o.precision));
+  // What the CUDA context and libraries hold, measured now that the backend exists and before any
+  // tensor (launcher/memory_plan.cpp's estimate waits for this reading).
+  int64_t context_bytes = 0;
+  if (be->device() == Device::CUDA) {
+    const DeviceMemory m = gpu_memory();
+    context_bytes = m.total - m.free - device_peak_bytes(*be);
+  }
   // The GEMM rate this run's MFU is measured against: 1024^3 on the CPU, a size that fills a GPU there.
   const double peak = measure_gemm_flops(*be, o.device == "cpu" ? 1024 : 8192, 5) * ranks;
   std::unique_ptr<Model> model_ptr = make_model(cfg, *be, o.batch, tp_group.get(), T_dec);
@@ -173,6 +180,7 @@ int run_bench_train(const BenchTrainOptions& o) {
                       {"device", o.device},
                       {"precision", o.precision},
                       {"peak_device_mb", static_cast<double>(device_peak_bytes(*be)) / 1e6},
+                      {"context_mb", static_cast<double>(context_bytes) / 1e6},
                       {"ranks", ranks},
                       {"tp", grid.tp},
                       {"zero", o.zero1 ? 1 : 0},

@@ -71,6 +71,8 @@ int run_dry_run(const RunConfig& cfg, const PlannedLayout& layout) {
   } catch (const UserError& e) {
     throw UserError(cfg.file + ": " + e.what());
   }
+  if (layout.gpu_memory_gb > 0 && cfg.train.device != "cuda")
+    throw UserError(cfg.file + ": --gpu-memory plans a GPU run, and train.device is \"" + cfg.train.device + "\"");
   // Headers and manifests only: the plan needs the sizes, not the checksums.
   const TrainingData data = open_training_data(cfg, Verify::HeaderOnly);
   if (layout.rank != 0) return 0;
@@ -114,15 +116,23 @@ int run_dry_run(const RunConfig& cfg, const PlannedLayout& layout) {
         "total): {}\n",
         layout.ranks_per_node, gb(host), gb(host * layout.ranks_per_node), gb(available), gb(total_kb * 1024),
         available < 0 || host * layout.ranks_per_node <= available ? "fits" : "DOES NOT FIT");
-    if (memory->device == Device::CUDA) {
-      // Against this machine's GPU where it has one; planning for another machine's needs none.
+    if (memory->device == Device::CUDA && layout.gpu_memory_gb > 0) {
+      // Against the card the user names (another machine's): the context counts too.
+      const int64_t need = memory->device_total() + memory->context;
+      out += fmt::format("memory on each GPU: {:.2f} GB per rank with the CUDA context, of {:.2f} GB "
+                         "(--gpu-memory): {}\n",
+                         gb(need), layout.gpu_memory_gb, need <= layout.gpu_memory_gb * 1e9 ? "fits" : "DOES NOT FIT");
+    } else if (memory->device == Device::CUDA) {
+      // Against this machine's GPU where it has one (its free memory, the context already made);
+      // planning for another machine's needs none.
       std::string why;
       try {
-        gpu_free = gpu_free_memory_bytes();
+        gpu_free = gpu_memory().free;
       } catch (const UserError& e) {
         why = e.what();
       }
-      out += gpu_free < 0 ? fmt::format("memory on each GPU: {:.2f} GB per rank; not compared ({})\n",
+      out += gpu_free < 0 ? fmt::format("memory on each GPU: {:.2f} GB per rank; not compared ({}; "
+                                        "--gpu-memory GB compares with a card of that size)\n",
                                         gb(memory->device_total()), why)
                           : fmt::format("memory on each GPU: {:.2f} GB per rank of {:.2f} GB free: {}\n",
                                         gb(memory->device_total()), gb(gpu_free),
@@ -135,6 +145,8 @@ int run_dry_run(const RunConfig& cfg, const PlannedLayout& layout) {
   std::fflush(stdout);
   if (memory) require_memory_fits(*memory, layout.ranks_per_node, available, cfg.file);
   if (memory && gpu_free >= 0) require_device_memory_fits(*memory, gpu_free, cfg.file);
+  if (memory && memory->device == Device::CUDA && layout.gpu_memory_gb > 0)
+    require_gpu_fits(*memory, static_cast<int64_t>(layout.gpu_memory_gb * 1e9), cfg.file);
   return 0;
 }
 

@@ -13,6 +13,7 @@ struct PlannedLayout {
   int world = 1;
   int ranks_per_node = 1;
   int rank = 0;  // only rank 0 prints
+  double gpu_memory_gb = 0;  // --gpu-memory: plan for GPUs of this size (0: this machine's GPU)
 };
 PlannedLayout planned_layout(int world_flag, int ranks_per_node_flag);
 

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   train->add_option("--set", overrides, "Override a config key: section.key=value (repeatable)");
   bool dry_run = false;
   int plan_world = 0, plan_ranks_per_node = 0;
+  double plan_gpu_memory_gb = 0;
   train->add_flag(
       "--dry-run", dry_run,
       "Print the resolved config (with where each value came from) and the plan (parameters, layout, "
@@ -97,6 +98,11 @@ int main(int argc, char** argv) {
       ->add_option("--ranks-per-node", plan_ranks_per_node,
                    "--dry-run: processes on each node (default: the launcher's, else --world)")
       ->check(CLI::Range(1, 1 << 20));
+  train
+      ->add_option("--gpu-memory", plan_gpu_memory_gb,
+                   "--dry-run with train.device = \"cuda\": plan for GPUs of this many GB (e.g. 80), "
+                   "not this machine's")
+      ->check(CLI::Range(0.001, 1e6));
 
   std::string finetune_config;
   std::vector<std::string> finetune_overrides;
@@ -141,15 +147,18 @@ int main(int argc, char** argv) {
   try {
     int rc = kExitOk;
     if (*train) {
-      if (dry_run)
-        rc = run_dry_run(load_run_config(config_path, overrides),
-                         planned_layout(plan_world, plan_ranks_per_node));
-      else if (plan_world || plan_ranks_per_node)
+      if (dry_run) {
+        PlannedLayout layout = planned_layout(plan_world, plan_ranks_per_node);
+        layout.gpu_memory_gb = plan_gpu_memory_gb;
+        rc = run_dry_run(load_run_config(config_path, overrides), layout);
+      } else if (plan_world || plan_ranks_per_node || plan_gpu_memory_gb > 0) {
         return fail(
-            "--world and --ranks-per-node go with --dry-run (a real run takes its size from mpirun or srun)",
+            "--world, --ranks-per-node and --gpu-memory go with --dry-run (a real run takes its size from "
+            "mpirun or srun, and its GPU's memory from the GPU)",
             kExitUser);
-      else
+      } else {
         rc = run_train(load_run_config(config_path, overrides));
+      }
     } else if (*finetune) {
       rc = run_finetune(load_run_config(finetune_config, finetune_overrides, Command::Finetune),
                         skip_bad_lines);

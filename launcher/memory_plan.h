@@ -20,6 +20,7 @@ struct MemoryPlan {
   int64_t activations = 0;  // what forward keeps for backward, and backward's scratch, as the
                             // device's attention keeps it (Backend::attention_saved_shape)
   int64_t rounding = 0;     // CUDA: the caching allocator's rounding of each buffer, at most
+  int64_t context = 0;      // CUDA: the context's and libraries' device memory (an estimate)
   int64_t checkpoint = 0;   // async checkpoints: the host copy of what this rank saves (weights, m, v)
   int64_t runtime = 0;      // the process itself: code, libraries (CUDA's on a GPU), thread stacks,
                             // the data index
@@ -43,7 +44,11 @@ void require_memory_fits(const MemoryPlan& plan, int ranks_on_node, int64_t avai
                          const std::string& file);
 
 // Throws UserError, with the plan and a hint, when one rank's device memory does not fit in the
-// `available` bytes of its GPU.
+// `available` bytes its GPU has free (measured by a process whose CUDA context exists already, so
+// the context is not counted again).
 void require_device_memory_fits(const MemoryPlan& plan, int64_t available, const std::string& file);
+// The same for a GPU of `gpu_bytes` in all (`--dry-run --gpu-memory`, planning for another
+// machine's card): the context is counted.
+void require_gpu_fits(const MemoryPlan& plan, int64_t gpu_bytes, const std::string& file);
 
 }  // namespace kervan

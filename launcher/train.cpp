@@ -172,6 +172,7 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   if (const std::optional<MemoryPlan> memory = plan_memory(cfg, job.grid.tp, job.grid.dp)) {
     spdlog::info("memory per rank: {}", memory->describe());
     require_memory_fits(*memory, job.node->size(), available_memory_bytes(), cfg.file);
+    if (memory->device == Device::CUDA) require_device_memory_fits(*memory, gpu_memory().free, cfg.file);
   }
 
   TrainedModel out;

@@ -26,8 +26,8 @@ int64_t device_peak_bytes(const Backend& be) {
   return be.device() == Device::CUDA ? cuda_module().peak_bytes() : 0;
 }
 
-int64_t gpu_free_memory_bytes() {
-  return cuda_module().free_memory_bytes();
+DeviceMemory gpu_memory() {
+  return cuda_module().memory_info();
 }
 
 void copy_device_bytes(void* dst, const void* src, size_t bytes) {

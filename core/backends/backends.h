@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/backend.h"
+#include "core/cuda_module.h"
 
 namespace kervan {
 
@@ -22,9 +23,9 @@ bool is_device_name(const std::string& device);
 // reports the resident set instead).
 int64_t device_peak_bytes(const Backend& be);
 
-// Memory free now on the current GPU (bytes), loading the CUDA module; UserError "no CUDA
-// device ..." where there is none.
-int64_t gpu_free_memory_bytes();
+// The current GPU's memory now, free and total (bytes), loading the CUDA module; UserError "no
+// CUDA device ..." where there is none.
+DeviceMemory gpu_memory();
 
 // dst <- src, `bytes` between device buffers (a CUDA tensor's, once its queued work is done).
 void copy_device_bytes(void* dst, const void* src, size_t bytes);

@@ -40,12 +40,12 @@ int64_t cuda_in_use_bytes() {
   return device_allocator().in_use_bytes();
 }
 
-int64_t cuda_free_memory_bytes() {
+DeviceMemory cuda_memory_info() {
   const CudaAvailability a = cuda_availability();
   if (!a.ok) throw UserError(a.reason);
   size_t free = 0, total = 0;
   check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
-  return static_cast<int64_t>(free);
+  return {static_cast<int64_t>(free), static_cast<int64_t>(total)};
 }
 
 void cuda_copy_bytes(void* dst, const void* src, size_t bytes) {

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "core/backend.h"
+#include "core/cuda_module.h"
 
 namespace kervan {
 
@@ -24,8 +25,8 @@ std::unique_ptr<Backend> make_cuda_backend();
 int64_t cuda_peak_bytes();
 int64_t cuda_in_use_bytes();
 
-// Device memory free now on the current device (bytes); UserError "no CUDA device ..." without one.
-int64_t cuda_free_memory_bytes();
+// The current device's memory now, free and total; UserError "no CUDA device ..." without one.
+DeviceMemory cuda_memory_info();
 
 // dst <- src, `bytes` of device (or host) memory, once the device's queued work is done: a one-rank
 // collective (parallel/solo_communicator.cpp).

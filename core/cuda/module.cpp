@@ -5,6 +5,6 @@
 extern "C" __attribute__((visibility("default"))) const kervan::CudaModule* kervan_cuda_module() {
   static const kervan::CudaModule table{kervan::kCudaModuleAbi, &kervan::make_cuda_backend,
                                         &kervan::cuda_peak_bytes, &kervan::cuda_copy_bytes,
-                                        &kervan::cuda_free_memory_bytes};
+                                        &kervan::cuda_memory_info};
   return &table;
 }

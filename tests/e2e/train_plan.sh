@@ -76,7 +76,7 @@ done
 for f in "$(dirname "$0")"/../../configs/gpt2-*-gpu.toml; do
   "$kervan" train --config "$f" --dry-run --set "data.path=$work/corpus" --set train.eval_every=0 >"$work/p" 2>"$work/err" ||
     fail "$f: exit $?: $(cat "$work/err")"
-  grep -q '^memory per rank: on the GPU weights .* GB in all (besides the CUDA context); on the host .* GB in all$' "$work/p" ||
+  grep -q '^memory per rank: on the GPU weights .* GB in all, and the CUDA context about [0-9.]* GB (an estimate); on the host .* GB in all$' "$work/p" ||
     fail "$f: $(grep 'memory per rank' "$work/p")"
   if ! nvidia-smi -L >/dev/null 2>&1; then
     grep -q '^memory on each GPU: [0-9.]* GB per rank; not compared (no CUDA device: ' "$work/p" ||
@@ -84,10 +84,21 @@ for f in "$(dirname "$0")"/../../configs/gpt2-*-gpu.toml; do
   fi
 done
 
+# Planning for another machine's card: the issue's bar, gpt2-medium at micro-batch 16 and seq 1024
+# in 80 GB, with the context counted; a card too small is refused with the numbers.
+medium=("$kervan" train --config "$(dirname "$0")/../../configs/gpt2-medium-gpu.toml" --dry-run
+  --set "data.path=$work/corpus" --set train.eval_every=0 --set train.micro_batch=16)
+"${medium[@]}" --gpu-memory 80 >"$work/p" 2>"$work/err" || fail "gpt2-medium in 80 GB: $(cat "$work/err")"
+grep -q '^memory on each GPU: [0-9.]* GB per rank with the CUDA context, of 80.00 GB (--gpu-memory): fits$' "$work/p" ||
+  fail "gpt2-medium in 80 GB: $(grep 'memory on each GPU' "$work/p")"
+expect_error "a GPU too small" "more than the 8.00 GB of --gpu-memory" "${medium[@]}" --gpu-memory 8
+expect_error "--gpu-memory for a CPU run" "--gpu-memory plans a GPU run" "$kervan" train --config "$work/c.toml" --dry-run --gpu-memory 80
+expect_error "--gpu-memory without --dry-run" "go with --dry-run" "$kervan" train --config "$work/c.toml" --gpu-memory 80
+
 # Bad inputs, before any compute: nothing written.
 expect_error "tp does not divide" "parallel.tp (2) does not divide" "$kervan" train --config "$work/c.toml" --dry-run --world 3 --set parallel.tp=2
 expect_error "cannot fit" "this run needs" "$kervan" train --config "$work/c.toml" --dry-run --set model.n_layer=48 --set model.d_model=4096 --set model.n_head=32
 grep -q "activations" "$work/err" || fail "the refusal does not give the numbers: $(cat "$work/err")"
 expect_error "no corpus" "$work/none" "$kervan" train --config "$work/c.toml" --dry-run --set data.path=$work/none
-expect_error "world without dry run" "--world and --ranks-per-node go with --dry-run" "$kervan" train --config "$work/c.toml" --world 2
+expect_error "world without dry run" "go with --dry-run" "$kervan" train --config "$work/c.toml" --world 2
 finish train_plan "dry run, plan and memory estimate within 15% at three sizes"
