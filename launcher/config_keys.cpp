@@ -150,13 +150,13 @@ std::vector<ConfigKey> make_keys() {
       {"train.device",
        "string",
        "",
-       "`cpu`, or `cuda` (one process on the first GPU, fp32: docs/gpu.md); without a GPU or a CUDA build it "
+       "`cpu`, or `cuda` (docs/gpu.md); without a GPU or a CUDA build it "
        "exits 2",
        [](C& c) -> ConfigField { return &c.train.device; },
        {}},
       {"train.precision",
        "string",
-       "fp32",
+       "",
        "of matrix products: `fp32`, or `bf16` (operands rounded to bfloat16, fp32 accumulation: the tensor "
        "cores; `train.device = \"cuda\"` only). Weights, gradients and optimizer state stay fp32",
        [](C& c) -> ConfigField { return &c.train.precision; },
