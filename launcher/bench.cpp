@@ -1,5 +1,7 @@
 #include "launcher/bench.h"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,7 @@
 #include "launcher/model_setup.h"
 #include "launcher/training_batches.h"
 #include "parallel/mpi_runtime.h"
+#include "parallel/nccl_group.h"
 #include "parallel/process_grid.h"
 #include "parallel/tensor_parallel.h"
 #include "parallel/train_step.h"
@@ -109,14 +112,23 @@ int run_bench_train(const BenchTrainOptions& o) {
   const ProcessGrid grid = ProcessGrid::make(rank, ranks, static_cast<int>(o.tp));
   std::unique_ptr<Communicator> dp = mpi ? mpi->group(grid.tp_rank, "data-parallel", 600.0) : nullptr;
   std::unique_ptr<Communicator> tp = mpi ? mpi->group(grid.dp_rank, "tensor-parallel", 600.0) : nullptr;
-  std::unique_ptr<CommunicatorTpGroup> tp_group;
-  if (grid.tp > 1) tp_group = std::make_unique<CommunicatorTpGroup>(*tp);
 
   set_host_threads(static_cast<int>(o.threads));
-  if (o.device != "cpu" && ranks > 1)
-    throw UserError("bench train: --device " + o.device + " runs in one process for now (docs/gpu.md)");
+  // This rank's GPU first (its rank on the node modulo the node's GPUs), then the backend there;
+  // dp and tp then become NCCL groups on it (every tensor they get is the backend's: launcher/job.h).
+  if (o.device == "cuda") {
+    const int local = mpi ? mpi->node_group(600.0)->rank() : 0;
+    const CudaDeviceChoice c = select_cuda_device(local);
+    spdlog::info("rank {}: CUDA device {} of {} ({}), node-local rank {}", rank, c.device, c.count, c.name, local);
+  }
   auto be = make_backend(o.device);
   be->set_precision(precision_named(o.precision));
+  if (mpi && be->device() == Device::CUDA) {
+    move_group_to_device(dp, "data-parallel", 600.0, *be);
+    move_group_to_device(tp, "tensor-parallel", 600.0, *be);
+  }
+  std::unique_ptr<CommunicatorTpGroup> tp_group;
+  if (grid.tp > 1) tp_group = std::make_unique<CommunicatorTpGroup>(*tp);
   // The GEMM rate this run's MFU is measured against: 1024^3 on the CPU, a size that fills a GPU there.
   const double peak = measure_gemm_flops(*be, o.device == "cpu" ? 1024 : 8192, 5) * ranks;
   std::unique_ptr<Model> model_ptr = make_model(cfg, *be, o.batch, tp_group.get(), T_dec);

@@ -1,7 +1,12 @@
 #include "launcher/job.h"
 
+#include <spdlog/spdlog.h>
+
+#include "core/backends/backends.h"
+#include "core/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "parallel/nccl_group.h"
 
 namespace kervan {
 
@@ -30,7 +35,25 @@ Job start_job(const RunConfig& cfg, bool tp_over_world) {
     job.tp = std::make_unique<SoloCommunicator>();
     job.node = std::make_unique<SoloCommunicator>();
   }
+  job.host = make_cpu_backend();
   return job;
+}
+
+std::unique_ptr<Backend> use_compute_device(const std::string& device, Job& job, double timeout_s) {
+  if (device == "cpu") return nullptr;
+  if (device == "cuda") {
+    const CudaDeviceChoice c = select_cuda_device(job.node->rank());
+    spdlog::info("rank {}: CUDA device {} of {} ({}), node-local rank {}", job.grid.world_rank, c.device, c.count,
+                 c.name, job.node->rank());
+  }
+  std::unique_ptr<Backend> be = make_backend(device);
+  // NCCL for the groups whose tensors are now on the device (the rule above); every rank makes dp
+  // first, then tp, so the NCCL initialisations line up.
+  if (job.mpi) {
+    move_group_to_device(job.dp, "data-parallel", timeout_s, *be);
+    move_group_to_device(job.tp, "tensor-parallel", timeout_s, *be);
+  }
+  return be;
 }
 
 void check_same_config(const RunConfig& cfg, Job& job, Backend& be) {

@@ -30,6 +30,10 @@ int64_t gpu_free_memory_bytes() {
   return cuda_module().free_memory_bytes();
 }
 
+CudaDeviceChoice select_cuda_device(int local_rank) {
+  return cuda_module().select_device(local_rank);
+}
+
 void copy_device_bytes(void* dst, const void* src, size_t bytes) {
   cuda_module().copy_bytes(dst, src, bytes);
 }
