@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <thread>
 
 #include "core/cuda/device_select.h"
@@ -105,8 +106,13 @@ NcclCommunicator::NcclCommunicator(Communicator& bootstrap, std::string name, do
 }
 
 NcclCommunicator::~NcclCommunicator() {
-  // No checks: a destructor must not throw. ncclCommDestroy waits for this rank's queued work.
-  if (comm_) ncclCommDestroy(comm_);
+  // No checks: a destructor must not throw. ncclCommDestroy finalizes (waits for this rank's
+  // queued collectives, which need their peers); while an error unwinds, the peers may never come,
+  // so the communicator is aborted instead (as MpiRuntime leaves MPI unfinalized then).
+  if (comm_ && std::uncaught_exceptions() > 0)
+    ncclCommAbort(comm_);
+  else if (comm_)
+    ncclCommDestroy(comm_);
   if (compute_done_) cudaEventDestroy(compute_done_);
   if (stream_) cudaStreamDestroy(stream_);
 }

@@ -23,6 +23,8 @@ fi
 # The bundled Open MPI, relocated (scripts/gpu-bundle-mpi.sh): one node, shared memory.
 export OPAL_PREFIX=$K/ompi PMIX_MCA_mca_base_component_path=$K/pmix/lib/pmix OMPI_MCA_plm=isolated
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_DEBUG=WARN
+# A container may refuse the cross-memory-attach single copy (docs: ENVIRONMENT notes).
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
 MPIRUN=("$K/ompi/bin/mpirun" --oversubscribe -x LD_LIBRARY_PATH -x NCCL_DEBUG -x PATH)
 kervan=$K/bin/kervan
 if ! "${MPIRUN[@]}" -np 1 true > "$LOG/mpirun_probe.log" 2>&1; then
