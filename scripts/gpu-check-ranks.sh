@@ -10,9 +10,11 @@
 # what NCCL said is printed (NCCL_DEBUG=WARN), and after the first such refusal the other
 # two-rank runs are skipped, as they would fail the same way. Then `kervan bench train --device
 # cuda` under mpirun (DP, TP, ZeRO-1) where two ranks run at all. Never fails the check by itself:
-# it records what it found. Each run is bounded (timeout, parallel.collective_timeout_s).
+# it records what it found. Each run is bounded (timeout, parallel.collective_timeout_s), and the
+# stage starts no run after BUDGET_S seconds (120), so that the speed stages keep their time.
 set -uo pipefail
 K=$1 LOG=$2 RESULTS=$3
+BUDGET_S=120
 note() { echo "gpu-check ranks: $*"; }
 record() { echo "$1" >> "$RESULTS"; }
 if [[ ! -x $K/ompi/bin/mpirun ]]; then
@@ -23,7 +25,7 @@ fi
 # The bundled Open MPI, relocated (scripts/gpu-bundle-mpi.sh): one node, shared memory.
 export OPAL_PREFIX=$K/ompi PMIX_MCA_mca_base_component_path=$K/pmix/lib/pmix OMPI_MCA_plm=isolated
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 NCCL_DEBUG=WARN
-# A container may refuse the cross-memory-attach single copy (docs: ENVIRONMENT notes).
+# A container may refuse vader's cross-memory-attach single copy (tests/mpi set the same).
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 MPIRUN=("$K/ompi/bin/mpirun" --oversubscribe -x LD_LIBRARY_PATH -x NCCL_DEBUG -x PATH)
 kervan=$K/bin/kervan
@@ -66,7 +68,7 @@ run() {
   local launcher=()
   while [[ $1 != -- ]]; do launcher+=("$1"); shift; done
   shift
-  timeout 60 "${launcher[@]}" "$kervan" train --config "$W/c.toml" --set log.metrics_file="\"$W/$name.jsonl\"" "$@" \
+  timeout 45 "${launcher[@]}" "$kervan" train --config "$W/c.toml" --set log.metrics_file="\"$W/$name.jsonl\"" "$@" \
     > "$LOG/ranks_$name.log" 2>&1
   echo $?
 }
@@ -95,6 +97,11 @@ fi
 refused=""
 for spec in "np1:1:--set train.micro_batch=8" "dp2:2:" "zero1:2:--set parallel.zero=1" "tp2:2:--set train.micro_batch=8 --set parallel.tp=2"; do
   IFS=: read -r name np flags <<< "$spec"
+  if (( SECONDS > BUDGET_S )); then
+    note "$name: skipped (the stage's ${BUDGET_S} s are spent)"
+    record "{\"stage\": \"ranks_$name\", \"skipped\": \"out of time\"}"
+    continue
+  fi
   if [[ $np == 2 && -n $refused ]]; then
     note "$name: skipped (two ranks on this GPU were refused above)"
     record "{\"stage\": \"ranks_$name\", \"skipped\": \"refused\"}"
@@ -118,8 +125,9 @@ done
 if [[ -z $refused ]]; then
   for spec in "dp2:" "tp2:--tp 2" "zero1:--zero"; do
     IFS=: read -r name flags <<< "$spec"
+    (( SECONDS > BUDGET_S )) && { note "bench train $name: skipped (out of time)"; continue; }
     # shellcheck disable=SC2086
-    if timeout 60 "${MPIRUN[@]}" -np 2 "$kervan" bench train --device cuda --preset gpt2-tiny --steps 3 --warmup-steps 1 \
+    if timeout 45 "${MPIRUN[@]}" -np 2 "$kervan" bench train --device cuda --preset gpt2-tiny --steps 3 --warmup-steps 1 \
          $flags > "$LOG/ranks_bench_$name.json" 2> "$LOG/ranks_bench_$name.err"; then
       note "bench train $name: $(tail -n 1 "$LOG/ranks_bench_$name.json" | python3 -c '
 import json, sys
