@@ -13,10 +13,9 @@
 #include "core/rng.h"
 #include "datasets/loader/span_corruption.h"
 #include "launcher/gemm_peak.h"
+#include "launcher/job.h"
 #include "launcher/model_setup.h"
 #include "launcher/training_batches.h"
-#include "parallel/mpi_runtime.h"
-#include "parallel/process_grid.h"
 #include "parallel/tensor_parallel.h"
 #include "parallel/train_step.h"
 
@@ -103,19 +102,16 @@ int run_bench_train(const BenchTrainOptions& o) {
   const RunConfig cfg = bench_config(o);
   const int64_t T_dec = o.arch == "t5" ? SpanCorruption::lengths(o.seq, 0.15, 3.0).targets : 0;
 
-  std::unique_ptr<MpiRuntime> mpi;
-  if (launched_by_mpi()) mpi = std::make_unique<MpiRuntime>();
-  const int ranks = mpi ? mpi->world_size() : 1, rank = mpi ? mpi->world_rank() : 0;
-  const ProcessGrid grid = ProcessGrid::make(rank, ranks, static_cast<int>(o.tp));
-  std::unique_ptr<Communicator> dp = mpi ? mpi->group(grid.tp_rank, "data-parallel", 600.0) : nullptr;
-  std::unique_ptr<Communicator> tp = mpi ? mpi->group(grid.dp_rank, "tensor-parallel", 600.0) : nullptr;
-  std::unique_ptr<CommunicatorTpGroup> tp_group;
-  if (grid.tp > 1) tp_group = std::make_unique<CommunicatorTpGroup>(*tp);
-
+  // The job's groups and this rank's device as `kervan train` makes them (launcher/job.h): under
+  // CUDA the dp and tp groups are NCCL on this rank's GPU.
+  RunConfig job_cfg = cfg;
+  job_cfg.parallel.tp = o.tp;
+  Job job = start_job(job_cfg);
+  const int ranks = job.grid.world_size, rank = job.grid.world_rank;
+  const ProcessGrid& grid = job.grid;
   set_host_threads(static_cast<int>(o.threads));
-  if (o.device != "cpu" && ranks > 1)
-    throw UserError("bench train: --device " + o.device + " runs in one process for now (docs/gpu.md)");
-  auto be = make_backend(o.device);
+  const std::unique_ptr<Backend> device_be = use_compute_device(o.device, job, cfg.parallel.collective_timeout_s);
+  Backend* be = device_be ? device_be.get() : job.host.get();
   be->set_precision(precision_named(o.precision));
   // What the CUDA context and libraries hold, measured now that the backend exists and before any
   // tensor (launcher/memory_plan.cpp's estimate waits for this reading).
@@ -124,12 +120,15 @@ int run_bench_train(const BenchTrainOptions& o) {
     const DeviceMemory m = gpu_memory();
     context_bytes = m.total - m.free - device_peak_bytes(*be);
   }
+  std::unique_ptr<CommunicatorTpGroup> tp_group;
+  if (grid.tp > 1) tp_group = std::make_unique<CommunicatorTpGroup>(*job.tp);
+
   // The GEMM rate this run's MFU is measured against: 1024^3 on the CPU, a size that fills a GPU there.
   const double peak = measure_gemm_flops(*be, o.device == "cpu" ? 1024 : 8192, 5) * ranks;
   std::unique_ptr<Model> model_ptr = make_model(cfg, *be, o.batch, tp_group.get(), T_dec);
   Model& model = *model_ptr;
   model.init_weights(1337);
-  TrainStep train_step(model, AdamWConfig{}, {dp.get(), tp.get(), o.zero1});
+  TrainStep train_step(model, AdamWConfig{}, {job.dp.get(), job.tp.get(), o.zero1});
 
   const int64_t n = o.batch * o.seq;
   ExampleBatch ex;

@@ -230,7 +230,7 @@ int run_finetune(const RunConfig& cfg, bool skip_bad_lines) {
   const WriterLayout layout{
       job.grid.world_size, job.grid.dp,      job.grid.tp,     cfg.parallel.zero == 1 && job.grid.dp > 1,
       job.grid.world_rank, job.grid.dp_rank, job.grid.tp_rank};
-  RunCheckpoints checkpoints(cfg, layout, *job.world, *be);
+  RunCheckpoints checkpoints(cfg, layout, *job.world, *be, *be);  // both on the host: finetune runs on the CPU
 
   CommunicatorTpGroup tp_group(*job.tp);
   std::unique_ptr<Model> model_ptr =

@@ -1,7 +1,12 @@
 #include "launcher/job.h"
 
+#include <spdlog/spdlog.h>
+
+#include "core/backends/backends.h"
+#include "core/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "parallel/nccl_group.h"
 
 namespace kervan {
 
@@ -30,7 +35,42 @@ Job start_job(const RunConfig& cfg, bool tp_over_world) {
     job.tp = std::make_unique<SoloCommunicator>();
     job.node = std::make_unique<SoloCommunicator>();
   }
+  job.host = make_cpu_backend();
   return job;
+}
+
+std::unique_ptr<Backend> use_compute_device(const std::string& device, Job& job, double timeout_s) {
+  if (device == "cpu") return nullptr;
+  std::unique_ptr<Backend> be;
+  std::string failure;
+  try {
+    if (device == "cuda") {
+      const CudaDeviceChoice c = select_cuda_device(job.node->rank());
+      spdlog::info("rank {}: CUDA device {} of {} ({}), node-local rank {}", job.grid.world_rank, c.device, c.count,
+                   c.name, job.node->rank());
+    }
+    be = make_backend(device);
+  } catch (const UserError& e) {  // "no CUDA device ...", an unknown device
+    failure = e.what();
+  }
+  // Every rank learns whether some rank has no device before any goes on into NCCL's set-up,
+  // which would wait for that rank; then every rank stops with its sentence, at the same moment.
+  if (job.world->size() > 1) {
+    Tensor t = job.host->empty({1}, DType::F32);
+    const float mine = failure.empty() ? 0.0f : 1.0f;
+    job.host->copy_from_host(t, &mine);
+    job.world->all_reduce(t, ReduceOp::Max);
+    if (job.host->item<float>(t) > 0 && failure.empty())
+      failure = "no CUDA device: another rank of this job has none (its own error says why)";
+  }
+  if (!failure.empty()) throw UserError(failure);
+  // NCCL for the groups whose tensors are now on the device (the rule above); every rank makes dp
+  // first, then tp, so the NCCL initialisations line up.
+  if (job.mpi) {
+    move_group_to_device(job.dp, "data-parallel", timeout_s, *be);
+    move_group_to_device(job.tp, "tensor-parallel", timeout_s, *be);
+  }
+  return be;
 }
 
 void check_same_config(const RunConfig& cfg, Job& job, Backend& be) {

@@ -15,8 +15,8 @@
 namespace kervan {
 
 RunCheckpoints::RunCheckpoints(const RunConfig& config, const WriterLayout& layout, Communicator& world,
-                               Backend& backend)
-    : config_(config), layout_(layout), world_(world), backend_(backend) {
+                               Backend& host, Backend& backend)
+    : config_(config), layout_(layout), world_(world), host_(host), backend_(backend) {
   const auto& ck = config.checkpoint;
   if (ck.dir.empty()) return;
   if (world.rank() == 0) {
@@ -67,9 +67,9 @@ bool RunCheckpoints::start(Model& model, TrainStep& train_step, TrainProgress& p
   };
   std::unique_ptr<CheckpointReader> from;
   if (ck.resume == "auto") {
-    if (!ck.dir.empty()) from = find_resume_checkpoint(ck.dir, ck.strict, world_, backend_, warn);
+    if (!ck.dir.empty()) from = find_resume_checkpoint(ck.dir, ck.strict, world_, host_, warn);
   } else if (ck.resume != "none") {
-    from = open_verified(ck.resume, "checkpoint.resume", world_, backend_);
+    from = open_verified(ck.resume, "checkpoint.resume", world_, host_);
   } else if (!ck.dir.empty()) {
     const std::vector<int64_t> steps = committed_steps(ck.dir);
     if (!steps.empty())
@@ -88,7 +88,7 @@ bool RunCheckpoints::start(Model& model, TrainStep& train_step, TrainProgress& p
 
 std::vector<std::string> RunCheckpoints::load_weights(const std::string& path, const std::string& key,
                                                       Model& model, const std::string& fresh_prefix) {
-  const auto weights = open_verified(path, key, world_, backend_);
+  const auto weights = open_verified(path, key, world_, host_);
   check_same_model(*weights, config_, key);
   StateDict state, present;
   model.state(state);

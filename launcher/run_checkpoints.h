@@ -32,10 +32,12 @@ struct CommittedCheckpoint {
 // start-up, resume or start from given weights, save at the right steps, and report failures.
 class RunCheckpoints {
  public:
-  // Collective over `world`. With checkpoint.dir: rank 0 creates and locks it (a second job is
+  // Collective over `world`, whose collectives take `host`'s tensors (an MPI group: launcher/job.h);
+  // the model's and optimizer's tensors are `backend`'s. With checkpoint.dir: rank 0 creates and locks it (a second job is
   // refused) and removes what killed jobs left; then every rank checks it can write there, so an
   // unusable folder stops the run now rather than at the first save.
-  RunCheckpoints(const RunConfig& config, const WriterLayout& layout, Communicator& world, Backend& backend);
+  RunCheckpoints(const RunConfig& config, const WriterLayout& layout, Communicator& world, Backend& host,
+                 Backend& backend);
 
   // Collective. Resumes per checkpoint.resume (model, optimizer and progress, from any layout),
   // or when there is nothing to resume, loads checkpoint.init_from's weights into the model.
@@ -78,6 +80,7 @@ class RunCheckpoints {
   const RunConfig& config_;
   WriterLayout layout_;
   Communicator& world_;
+  Backend& host_;  // the tensors of world_'s collectives
   Backend& backend_;
   std::unique_ptr<DirLock> lock_;  // rank 0
   std::unique_ptr<CheckpointSaver> saver_;

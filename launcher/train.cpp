@@ -19,7 +19,6 @@
 
 #include "checkpoint/failpoint.h"
 #include "core/backends/backends.h"
-#include "core/cpu/cpu_backend.h"
 #include "core/cpu/gemm.h"
 #include "core/cpu/host_threads.h"
 #include "core/error.h"
@@ -85,15 +84,15 @@ constexpr int kStopByCoordinator = 1000;
 // coordinator ask for a stop and no rank a signal), the same on every rank: they all stop at the
 // same step boundary.
 int agreed_stop_signal(const StopSignals& signals, CoordinatedData* coordinated, Communicator& world,
-                       Backend& be) {
+                       Backend& host) {
   int received = signals.received();
   if (received == 0 && coordinated && coordinated->session().stop_requested()) received = kStopByCoordinator;
   if (world.size() == 1) return received;
-  Tensor t = be.empty({1}, DType::F32);
+  Tensor t = host.empty({1}, DType::F32);
   const float mine = static_cast<float>(received);
-  be.copy_from_host(t, &mine);
+  host.copy_from_host(t, &mine);
   world.all_reduce(t, ReduceOp::Max);
-  return static_cast<int>(be.item<float>(t));
+  return static_cast<int>(host.item<float>(t));
 }
 
 // The test hook of the health checks: KERVAN_TEST_POISON_GRAD lists steps ("5" or "5,6,7" or
@@ -166,7 +165,7 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
   const WriterLayout layout{
       job.grid.world_size, job.grid.dp,      job.grid.tp,     cfg.parallel.zero == 1 && job.grid.dp > 1,
       job.grid.world_rank, job.grid.dp_rank, job.grid.tp_rank};
-  RunCheckpoints checkpoints(cfg, layout, *job.world, be);
+  RunCheckpoints checkpoints(cfg, layout, *job.world, *job.host, be);
 
   // What this rank will allocate, checked against what the node has before anything is allocated.
   if (const std::optional<MemoryPlan> memory = plan_memory(cfg, job.grid.tp, job.grid.dp)) {
@@ -373,7 +372,7 @@ TrainedModel train_on_job(const RunConfig& cfg, Job& job, Backend& be, TrainingD
       out.exit_code = kExitNumerical;
       return out;
     }
-    const int stop = agreed_stop_signal(signals, coordinated, *job.world, be);
+    const int stop = agreed_stop_signal(signals, coordinated, *job.world, *job.host);
     // No periodic save inside a run of bad steps: the last good state is saved if they go on.
     if (bad_in_a_row == 0 || stop != 0 || progress.step == t.steps)
       checkpoints.after_step(train_step, progress, /*now=*/stop != 0 || progress.step == t.steps);
@@ -434,16 +433,13 @@ int run_train(const RunConfig& cfg) {
   if (!job.leader()) log_to_rank_file(cfg, job.grid.world_rank);
   set_host_threads(cfg.train.threads > 0 ? static_cast<int>(cfg.train.threads) : omp_get_num_procs());
   // The model computes on train.device; control messages between ranks (config hashes, shared
-  // verdicts, coordinator words) stay in host memory, on a CPU backend.
-  auto host = make_cpu_backend();
-  auto device_be = cfg.train.device == "cpu" ? nullptr : make_backend(cfg.train.device);
-  Backend& be = device_be ? *device_be : *host;
+  // verdicts, coordinator words) stay in host memory, on job.host (the rule in launcher/job.h).
+  Backend& host = *job.host;
+  const std::unique_ptr<Backend> device_be =
+      use_compute_device(cfg.train.device, job, cfg.parallel.collective_timeout_s);
+  Backend& be = device_be ? *device_be : host;
   be.set_precision(precision_named(cfg.train.precision));
-  if (device_be && (job.world->size() > 1 || cfg.parallel.zero))
-    throw UserError(cfg.file + ": train.device = \"" + cfg.train.device +
-                    "\" trains in one process without ZeRO for now (the NCCL communicator is not wired into "
-                    "data and tensor parallelism yet; docs/gpu.md)");
-  check_same_config(cfg, job, *host);
+  check_same_config(cfg, job, host);
   // data.tokenizer is loaded now, sampling or not: a wrong one is a mistake found before the data
   // is verified and compute is spent, not a surprise in the first sample.
   if (!cfg.data.tokenizer.empty()) {
@@ -460,12 +456,12 @@ int run_train(const RunConfig& cfg) {
   std::unique_ptr<CoordinatedData> coordinated;
   if (!cfg.data.coordinator.empty() || !cfg.parallel.coordinator.empty())
     coordinated = std::make_unique<CoordinatedData>(cfg, job.grid, job.node->size() == job.world->size(),
-                                                    *job.world, *host);
+                                                    *job.world, host);
   std::optional<TrainingData> verified;
   if (coordinated)
     verified = open_training_data(cfg, coordinated->paths(), coordinated->opener());
   else
-    run_on_root_and_share_outcome(*job.node, *host,
+    run_on_root_and_share_outcome(*job.node, host,
                                   [&] { verified = open_training_data(cfg, Verify::Full); });
   TrainingData data = verified ? std::move(*verified) : open_training_data(cfg, Verify::HeaderOnly);
   // The sample prompt is checked now, on every rank, rather than after training.

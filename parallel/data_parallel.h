@@ -17,6 +17,10 @@ namespace kervan {
 // starts at once, while backward goes on with earlier layers. finish() waits for all of them.
 // Every rank builds the same buckets and sees parameters become ready in the same order, so the
 // collectives line up across ranks.
+// On the GPU (an NCCL group) the hook fires when backward has queued a bucket's kernels, not when
+// they have run; the communicator orders the all-reduce after them on the device (it waits for
+// the compute stream's event: parallel/nccl_communicator.h), and finish() waits for every
+// all-reduce from the host before the optimizer's kernels are queued.
 //
 // A model's sparse-rows table (Model::sparse_rows_table: GPT's token embedding wte) is its own
 // bucket and the exception to "last layer first": it is also the LM head, the first gradient

@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <thread>
 
+#include "core/cuda/device_select.h"
 #include "core/error.h"
 #include "parallel/mpi_runtime.h"
 
@@ -11,11 +13,15 @@ namespace kervan {
 
 namespace {
 
-void check_nccl(ncclResult_t r, const char* op) {
-  if (r != ncclSuccess) throw std::runtime_error(std::string(op) + ": " + ncclGetErrorString(r));
+// `what` names the group and the operation, so that the first run on a new machine says which
+// collective failed (EnvironmentError: exit 4, as the CUDA backend's checks).
+void check_nccl(ncclResult_t r, const char* call, const std::string& what) {
+  if (r != ncclSuccess)
+    throw EnvironmentError(call, what, std::string(ncclGetErrorString(r)) + " (NCCL_DEBUG=WARN says more)");
 }
-void check_cuda(cudaError_t e, const char* op) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string(op) + ": " + cudaGetErrorString(e));
+void check_cuda(cudaError_t e, const char* call, const std::string& what) {
+  if (e != cudaSuccess)
+    throw EnvironmentError(call, what, std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e));
 }
 
 ncclDataType_t nccl_type(DType t) {
@@ -46,62 +52,102 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   return ncclSum;
 }
 
-void require_cuda(const Tensor& t) { KERVAN_CHECK(t.device() == Device::CUDA, "NCCL collectives take CUDA tensors"); }
+// The rule of the groups (launcher/device_groups.h): an NCCL group takes device tensors only.
+void require_cuda(const Tensor& t, const std::string& what) {
+  KERVAN_CHECK(t.device() == Device::CUDA, what + ": NCCL collectives take CUDA tensors, got a host tensor");
+}
 
 char* at(const Tensor& t, int64_t elements) { return static_cast<char*>(t.raw()) + elements * dtype_size(t.dtype()); }
 
 class EventHandle final : public CommHandle {
  public:
-  EventHandle(NcclCommunicator& comm, cudaEvent_t event, std::string what)
-      : comm_(comm), event_(event), what_(std::move(what)) {}
-  ~EventHandle() override { cudaEventDestroy(event_); }
-  void wait() override { comm_.wait_event(event_, what_); }
+  EventHandle(NcclCommunicator& comm, cudaEvent_t start, cudaEvent_t done, std::string what, std::vector<Tensor> keep)
+      : comm_(comm), start_(start), done_(done), what_(std::move(what)), keep_(std::move(keep)) {}
+  // Destroying a pending event is allowed (CUDA releases it once it completes); the tensors are
+  // released only after wait(), or here when a handle is dropped unwaited (an error path).
+  ~EventHandle() override {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(done_);
+  }
+  void wait() override {
+    comm_.wait_event(done_, what_);
+    keep_.clear();
+    float ms = 0;
+    if (cudaEventElapsedTime(&ms, start_, done_) == cudaSuccess) seconds_ = ms / 1e3;
+  }
+  double seconds() const override { return seconds_; }
 
  private:
   NcclCommunicator& comm_;
-  cudaEvent_t event_;
+  cudaEvent_t start_, done_;
   std::string what_;
+  std::vector<Tensor> keep_;
+  double seconds_ = 0;
 };
 
 }  // namespace
 
-NcclCommunicator::NcclCommunicator(MPI_Comm group, std::string name, double timeout_s)
-    : name_(std::move(name)), timeout_s_(timeout_s) {
-  MPI_Comm_rank(group, &rank_);
-  MPI_Comm_size(group, &size_);
-  int world_rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  world_ranks_.resize(size_);
-  MPI_Allgather(&world_rank, 1, MPI_INT, world_ranks_.data(), 1, MPI_INT, group);
-  ncclUniqueId id;
-  if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
-  MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, group);
-  check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-  check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
+NcclCommunicator::NcclCommunicator(Communicator& bootstrap, std::string name, double timeout_s, cudaStream_t compute)
+    : compute_(compute), name_(std::move(name)), timeout_s_(timeout_s) {
+  rank_ = bootstrap.rank();
+  size_ = bootstrap.size();
+  world_ranks_ = bootstrap.world_ranks();
+  const std::string what = "the " + name_ + " group's NCCL communicator (" + std::to_string(size_) + " ranks)";
+  // The id (128 bytes) travels as 32 int32 words of host memory over the bootstrap group.
+  ncclUniqueId id{};
+  static_assert(sizeof id % sizeof(int32_t) == 0);
+  if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId", what);
+  Tensor word(std::make_shared<Storage>(&id, sizeof id, Device::CPU, [](void*) {}), 0,
+              {static_cast<int64_t>(sizeof id / sizeof(int32_t))}, DType::I32);
+  bootstrap.broadcast(word, 0);
+  check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags", what);
+  check_cuda(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming), "cudaEventCreate", what);
+  check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank", what);
 }
 
 NcclCommunicator::~NcclCommunicator() {
-  if (comm_) ncclCommDestroy(comm_);
+  // No checks: a destructor must not throw. ncclCommDestroy finalizes (waits for this rank's
+  // queued collectives, which need their peers); while an error unwinds, the peers may never come,
+  // so the communicator is aborted instead (as MpiRuntime leaves MPI unfinalized then).
+  if (comm_ && std::uncaught_exceptions() > 0)
+    ncclCommAbort(comm_);
+  else if (comm_)
+    ncclCommDestroy(comm_);
+  if (compute_done_) cudaEventDestroy(compute_done_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
-std::unique_ptr<CommHandle> NcclCommunicator::finish(const std::string& what) {
-  cudaEvent_t event;
-  check_cuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
-  check_cuda(cudaEventRecord(event, stream_), "cudaEventRecord");
-  return std::make_unique<EventHandle>(*this, event, what);
+cudaEvent_t NcclCommunicator::begin() {
+  const std::string what = "the " + name_ + " group's stream";
+  check_cuda(cudaEventRecord(compute_done_, compute_), "cudaEventRecord", "the compute stream");
+  // Waits for the event as recorded now: reusing compute_done_ for the next collective is safe.
+  check_cuda(cudaStreamWaitEvent(stream_, compute_done_, 0), "cudaStreamWaitEvent", what);
+  cudaEvent_t start;
+  check_cuda(cudaEventCreate(&start), "cudaEventCreate", what);
+  check_cuda(cudaEventRecord(start, stream_), "cudaEventRecord", what);
+  return start;
+}
+
+std::unique_ptr<CommHandle> NcclCommunicator::finish(cudaEvent_t start, const std::string& what,
+                                                     std::vector<Tensor> keep) {
+  cudaEvent_t done;
+  check_cuda(cudaEventCreate(&done), "cudaEventCreate", what);
+  check_cuda(cudaEventRecord(done, stream_), "cudaEventRecord", what);
+  return std::make_unique<EventHandle>(*this, start, done, what, std::move(keep));
 }
 
 void NcclCommunicator::wait_event(cudaEvent_t event, const std::string& what) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
+  const auto begun = std::chrono::steady_clock::now();
+  const auto deadline = begun + std::chrono::duration<double>(timeout_s_);
   for (;;) {
     const cudaError_t e = cudaEventQuery(event);
     if (e == cudaSuccess) return;
-    if (e != cudaErrorNotReady) check_cuda(e, "cudaEventQuery");
+    if (e != cudaErrorNotReady) check_cuda(e, "cudaEventQuery", what);
     ncclResult_t async = ncclSuccess;
-    ncclCommGetAsyncError(comm_, &async);
-    if (async != ncclSuccess && async != ncclInProgress) check_nccl(async, what.c_str());
-    if (std::chrono::steady_clock::now() > deadline) {
+    check_nccl(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError", what);
+    if (async != ncclSuccess && async != ncclInProgress) check_nccl(async, "NCCL (asynchronous)", what);
+    const auto now = std::chrono::steady_clock::now();
+    if (now > deadline) {
       ncclCommAbort(comm_);
       comm_ = nullptr;
       char buf[64];
@@ -110,71 +156,92 @@ void NcclCommunicator::wait_event(cudaEvent_t event, const std::string& what) {
                                 " group (NCCL) did not complete within " + buf + " s (parallel.collective_timeout_s)",
                             3);
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    // Spin for the first millisecond (a tensor-parallel all-reduce inside a layer is short), then
+    // poll gently.
+    if (now - begun < std::chrono::milliseconds(1))
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
 }
 
 std::unique_ptr<CommHandle> NcclCommunicator::all_reduce_async(Tensor& t, ReduceOp op) {
-  require_cuda(t);
+  const std::string what = "all_reduce of " + std::to_string(t.bytes()) + " bytes";
+  require_cuda(t, what);
+  const cudaEvent_t start = begin();
   check_nccl(ncclAllReduce(t.raw(), t.raw(), t.numel(), nccl_type(t.dtype()), nccl_op(op), comm_, stream_),
-             "ncclAllReduce");
-  return finish("all_reduce of " + std::to_string(t.bytes()) + " bytes");
+             "ncclAllReduce", what);
+  return finish(start, what, {t});
 }
 
 std::unique_ptr<CommHandle> NcclCommunicator::reduce_scatter_async(Tensor& out, const Tensor& in, ReduceOp op) {
-  require_cuda(in);
+  const std::string what = "reduce_scatter of " + std::to_string(in.bytes()) + " bytes";
+  require_cuda(in, what);
+  require_cuda(out, what);
   const Chunk mine = chunk_of(in.numel(), size_, rank_);
   KERVAN_CHECK(out.numel() == mine.count && in.dtype() == out.dtype(), "reduce_scatter sizes");
   const ncclDataType_t type = nccl_type(in.dtype());
+  const cudaEvent_t start = begin();
   if (in.numel() % size_ == 0) {
     check_nccl(ncclReduceScatter(in.raw(), out.raw(), mine.count, type, nccl_op(op), comm_, stream_),
-               "ncclReduceScatter");
+               "ncclReduceScatter", what);
   } else {
-    check_nccl(ncclGroupStart(), "ncclGroupStart");
+    check_nccl(ncclGroupStart(), "ncclGroupStart", what);
     for (int r = 0; r < size_; ++r) {
       const Chunk c = chunk_of(in.numel(), size_, r);
       check_nccl(ncclReduce(at(in, c.begin), r == rank_ ? out.raw() : nullptr, c.count, type, nccl_op(op), r, comm_,
                             stream_),
-                 "ncclReduce");
+                 "ncclReduce", what);
     }
-    check_nccl(ncclGroupEnd(), "ncclGroupEnd");
+    check_nccl(ncclGroupEnd(), "ncclGroupEnd", what);
   }
-  return finish("reduce_scatter of " + std::to_string(in.bytes()) + " bytes");
+  return finish(start, what, {out, in});
 }
 
 std::unique_ptr<CommHandle> NcclCommunicator::all_gather_async(Tensor& out, const Tensor& in) {
-  require_cuda(out);
+  const std::string what = "all_gather of " + std::to_string(out.bytes()) + " bytes";
+  require_cuda(in, what);
+  require_cuda(out, what);
   const Chunk mine = chunk_of(out.numel(), size_, rank_);
   KERVAN_CHECK(in.numel() == mine.count && in.dtype() == out.dtype(), "all_gather sizes");
   const ncclDataType_t type = nccl_type(out.dtype());
+  const cudaEvent_t start = begin();
   if (out.numel() % size_ == 0) {
-    check_nccl(ncclAllGather(in.raw(), out.raw(), mine.count, type, comm_, stream_), "ncclAllGather");
+    check_nccl(ncclAllGather(in.raw(), out.raw(), mine.count, type, comm_, stream_), "ncclAllGather", what);
   } else {
-    check_nccl(ncclGroupStart(), "ncclGroupStart");
+    check_nccl(ncclGroupStart(), "ncclGroupStart", what);
     for (int r = 0; r < size_; ++r) {
       const Chunk c = chunk_of(out.numel(), size_, r);
       check_nccl(ncclBroadcast(r == rank_ ? in.raw() : nullptr, at(out, c.begin), c.count, type, r, comm_, stream_),
-                 "ncclBroadcast");
+                 "ncclBroadcast", what);
     }
-    check_nccl(ncclGroupEnd(), "ncclGroupEnd");
+    check_nccl(ncclGroupEnd(), "ncclGroupEnd", what);
   }
-  return finish("all_gather of " + std::to_string(out.bytes()) + " bytes");
+  return finish(start, what, {out, in});
 }
 
 std::unique_ptr<CommHandle> NcclCommunicator::broadcast_async(Tensor& t, int root) {
-  require_cuda(t);
-  check_nccl(ncclBroadcast(t.raw(), t.raw(), t.numel(), nccl_type(t.dtype()), root, comm_, stream_), "ncclBroadcast");
-  return finish("broadcast of " + std::to_string(t.bytes()) + " bytes");
+  const std::string what = "broadcast of " + std::to_string(t.bytes()) + " bytes";
+  require_cuda(t, what);
+  const cudaEvent_t start = begin();
+  check_nccl(ncclBroadcast(t.raw(), t.raw(), t.numel(), nccl_type(t.dtype()), root, comm_, stream_), "ncclBroadcast",
+             what);
+  return finish(start, what, {t});
 }
 
 void NcclCommunicator::barrier() {
   if (!barrier_word_.defined()) {
     void* p = nullptr;
-    check_cuda(cudaMalloc(&p, sizeof(float)), "cudaMalloc");
+    check_cuda(cudaMalloc(&p, sizeof(float)), "cudaMalloc", "the " + name_ + " group's barrier word");
     barrier_word_ = Tensor(std::make_shared<Storage>(p, sizeof(float), Device::CUDA, [](void* q) { cudaFree(q); }), 0,
                            {1}, DType::F32);
   }
   all_reduce_async(barrier_word_, ReduceOp::Sum)->wait();
+}
+
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, const std::string& name,
+                                                     double timeout_s, Backend& compute) {
+  return std::make_unique<NcclCommunicator>(bootstrap, name, timeout_s, cuda_compute_stream(compute));
 }
 
 }  // namespace kervan

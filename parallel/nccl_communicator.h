@@ -1,25 +1,42 @@
 #pragma once
 #include <cuda_runtime_api.h>
-#include <mpi.h>
 #include <nccl.h>
 
+#include "core/backend.h"
 #include "parallel/communicator.h"
 
 namespace kervan {
 
-// Communicator for CUDA tensors over NCCL, one per group. The NCCL unique id travels over MPI
-// (rank 0 of the group creates it, MPI_Bcast shares it), so the group is given as an MPI
-// communicator. Collectives are enqueued on the communicator's own non-blocking CUDA stream and
-// return at once; a handle waits on an event recorded after the collective, polling so that a
-// collective that does not finish within the timeout aborts the NCCL communicator and ends the
-// job with an error naming the operation and size (instead of hanging in a CUDA wait).
+// Communicator for CUDA tensors over NCCL, one per group (built into the CUDA module,
+// core/cuda_module.h; kervan reaches it through the module's make_nccl_communicator).
+//
+// Bootstrap: the group is given as a host-memory Communicator of the same ranks (MPI's); rank 0
+// of it creates the NCCL unique id and broadcasts it over that group in host memory. No MPI handle
+// is needed here.
+//
+// Streams. Collectives run on the communicator's own non-blocking stream, while the backend
+// computes on its own (CudaBackend::stream()). Both orders are explicit:
+//  - compute -> collective: every collective first records an event on the compute stream and
+//    makes its stream wait for it, so it reads its input only after every kernel the host has
+//    queued so far, including those still running (a data-parallel bucket's all-reduce starts
+//    from the grad-ready hook while backward's kernels for it are still queued);
+//  - collective -> compute: an event recorded after the collective ends the handle; wait() polls
+//    it from the host until it has completed, so everything the host launches after wait() runs
+//    after the collective. Every caller reads a result only after wait() (the blocking forms,
+//    GradientAllReducer::finish), so the compute stream needs no device-side wait.
+// A handle keeps its tensors' storage alive until it is waited on or destroyed: the caching
+// allocator reuses a freed block in compute-stream order, which knows nothing of this stream.
+// A wait that does not complete within the timeout aborts the NCCL communicator and ends the job
+// with an error naming the operation and size (instead of hanging in a CUDA wait).
 // Uneven reduce_scatter / all_gather chunks (chunk_of) are grouped per-rank ncclReduce /
 // ncclBroadcast calls; even ones use ncclReduceScatter / ncclAllGather directly.
 class NcclCommunicator final : public Communicator {
  public:
-  // Collective over `group` (not taken over: the caller keeps and frees it).
-  NcclCommunicator(MPI_Comm group, std::string name, double timeout_s);
+  // Collective over the ranks of `bootstrap`; orders its collectives after `compute`'s work.
+  NcclCommunicator(Communicator& bootstrap, std::string name, double timeout_s, cudaStream_t compute);
   ~NcclCommunicator() override;
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -31,20 +48,26 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<CommHandle> broadcast_async(Tensor& t, int root) override;
   void barrier() override;
 
-  cudaStream_t stream() const { return stream_; }
   // Polls `event` until done or the timeout; on timeout aborts and ends the job.
   void wait_event(cudaEvent_t event, const std::string& what);
 
  private:
-  std::unique_ptr<CommHandle> finish(const std::string& what);
+  // The stream waits for the compute work queued so far; returns the collective's start event.
+  cudaEvent_t begin();
+  std::unique_ptr<CommHandle> finish(cudaEvent_t start, const std::string& what, std::vector<Tensor> keep);
 
   ncclComm_t comm_ = nullptr;
-  cudaStream_t stream_ = nullptr;
+  cudaStream_t stream_ = nullptr, compute_ = nullptr;
+  cudaEvent_t compute_done_ = nullptr;
   std::string name_;
   double timeout_s_;
   int rank_ = 0, size_ = 1;
   std::vector<int> world_ranks_;
   Tensor barrier_word_;
 };
+
+// The module's factory (core/cuda_module.h): `compute` must be this module's CUDA backend.
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& bootstrap, const std::string& name,
+                                                     double timeout_s, Backend& compute);
 
 }  // namespace kervan

@@ -6,6 +6,8 @@
 #                                  shared library they load except the C library itself and CUDA's
 #                                  own (libcuda, libcudart, cuBLAS, cuBLASLt, NCCL come from the GPU
 #                                  machine's toolkit or its Python wheels)
+#                                  and ompi/, pmix/: Open MPI's mpirun with its plugins
+#                                  (scripts/gpu-bundle-mpi.sh), for gpu-check's two-rank runs
 # scripts/gpu-check.sh unpacks and runs it. Usage: scripts/gpu-bundle.sh [BUILD_DIR]  (default build,
 # configured with CUDA on: KERVAN_CUDA=AUTO finds /usr/local/cuda/bin/nvcc).
 set -euo pipefail
@@ -40,10 +42,17 @@ done | sort -u | while read -r name path; do
   [[ $path == not ]] && { echo "gpu-bundle: $name not found for the bundle" >&2; exit 1; }
   cp -L "$path" "$stage/lib/$name"
 done
+mpi_dirs=()
+if bash scripts/gpu-bundle-mpi.sh "$stage"; then
+  mpi_dirs=(ompi pmix)
+else
+  rm -rf "$stage/ompi" "$stage/pmix"
+  echo "gpu-bundle: the bundle goes without mpirun (gpu-check will skip its two-rank runs)" >&2
+fi
 strip --strip-unneeded "$stage/lib/"* 2>/dev/null || true
 
 mkdir -p "$OUT"
-tar -C "$stage" -czf "$OUT/kervan-gpu.tar.gz" bin lib
+tar -C "$stage" -czf "$OUT/kervan-gpu.tar.gz" bin lib "${mpi_dirs[@]}"
 git rev-parse HEAD > "$OUT/commit"
 size_mb=$(( $(stat -c %s "$OUT/kervan-gpu.tar.gz") / 1000000 ))
 echo "gpu-bundle: $OUT/kervan-gpu.tar.gz ${size_mb} MB ($(ls "$stage/lib" | wc -l) libraries, commit $(cut -c1-12 "$OUT/commit"))"
@@ -65,5 +74,25 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
     exit 1
   fi
   echo "gpu-bundle: the bundled kervan loads its CUDA module (here: ${msg#kervan: error: })"
+  # The bundled mpirun starts two ranks on its own (Debian's Open MPI hidden where this runs as
+  # root), and each says the same.
+  if [[ -x $dir/ompi/bin/mpirun ]]; then
+    hide=()
+    [[ $(id -u) == 0 ]] && unshare -m --propagation private true 2>/dev/null &&
+      hide=(unshare -m --propagation private scripts/hide-system-mpi.sh)
+    rc=0
+    msg=$("${hide[@]}" env OPAL_PREFIX="$dir/ompi" PMIX_MCA_mca_base_component_path="$dir/pmix/lib/pmix" \
+            OMPI_MCA_plm=isolated OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+            LD_LIBRARY_PATH="$dir/lib:/usr/local/cuda/lib64" \
+            timeout 120 "$dir/ompi/bin/mpirun" --oversubscribe -np 2 "$dir/bin/kervan" bench train --device cuda \
+            --preset gpt2-tiny --steps 1 2>&1 >/dev/null) || rc=$?
+    if [[ $rc -ne 2 || $(grep -c "kervan: error: no CUDA device" <<< "$msg") -ne 2 ]]; then
+      echo "gpu-bundle: the bundled mpirun does not run two ranks here (exit $rc): $msg" >&2
+      exit 1
+    fi
+    how="with Debian's Open MPI in place"
+    (( ${#hide[@]} )) && how="with Debian's Open MPI hidden"
+    echo "gpu-bundle: the bundled mpirun runs two ranks $how, each: no CUDA device"
+  fi
 fi
 rm -rf "$dir"

@@ -7,7 +7,9 @@
 #   2. the same at small shapes under compute-sanitizer memcheck
 #   2b. `kervan train` on the GPU end to end: repeat bit-identical, SIGKILL + resume bit for bit,
 #      export/import (tests/gpu/resume.sh), in fp32 and bf16
-#   3. speed: a bf16 cuBLAS GEMM (PyTorch), kervan bench train --device cuda for gpt2-small and
+#   3. two ranks on the one GPU under the bundled mpirun: NCCL data and tensor parallelism and
+#      ZeRO-1 against the one-process losses, or what NCCL said (scripts/gpu-check-ranks.sh)
+#   4. speed: a bf16 cuBLAS GEMM (PyTorch), kervan bench train --device cuda for gpt2-small and
 #      gpt2-medium at seq 1024, and nanoGPT's recipe with torch.compile on the same card
 # and prints a short table last. Logs and JSON go to $OUT (the device tool's folder) or
 # /tmp/gpu-check. Fits in 8 minutes: every stage has its own timeout and the check goes on
@@ -74,7 +76,11 @@ for precision in fp32 bf16; do
   (( rc != 0 )) && status=1
 done
 
-# ---- 3. speed
+# ---- 3. two ranks, NCCL (records its own stages; never fails the check by itself)
+note "two ranks on one GPU (NCCL)"
+bash scripts/gpu-check-ranks.sh "$K" "$LOG" "$RESULTS"
+
+# ---- 4. speed
 note "bf16 GEMM through cuBLAS"
 timeout 60 python3 bench/torch_gpt_cuda.py --gemm 8192 >> "$RESULTS" 2> "$LOG/gemm.err" || tail -n 5 "$LOG/gemm.err"
 
@@ -113,12 +119,19 @@ card = sys.argv[2]
 # bf16 dense peak by datasheet (a lead, not a reading): H100/H200 SXM 989 TFLOP/s, A100 312.
 peak = 989e12 if ("H100" in card or "H200" in card) else 312e12 if "A100" in card else None
 gemm = next((r["tflops"] * 1e12 for r in rows if r.get("bench") == "gemm_bf16"), None)
-stages = {r["stage"]: r["rc"] for r in rows if "stage" in r}
+stages = {r["stage"]: r.get("rc") for r in rows if "stage" in r}
 print()
 print(f"card: {card}")
 verdict = lambda name, good: good if stages.get(name) == 0 else f"FAILED (rc {stages.get(name)})"
 print("tests/gpu: " + verdict("gpu_tests", "passed"), "| memcheck: " + verdict("memcheck", "clean"),
       "| resume fp32: " + verdict("resume_fp32", "exact"), "| resume bf16: " + verdict("resume_bf16", "exact"))
+def outcome(r):
+    if "skipped" in r:
+        return f"skipped ({r['skipped']})"
+    return "ok" if r.get("rc") == 0 else f"rc {r.get('rc')}"
+ranks = [f"{r['stage'][6:]} {outcome(r)}" for r in rows if r.get("stage", "").startswith("ranks_")]
+skip = next((r.get("skipped") for r in rows if r.get("stage") == "two_ranks"), None)
+print("two ranks (NCCL): " + (f"skipped: {skip}" if skip else ", ".join(ranks) or "-"))
 if gemm:
     print(f"bf16 GEMM 8192^3 (cuBLAS via torch): {gemm / 1e12:.0f} TFLOP/s")
 print(f"{'model':12} {'impl':14} {'batch':>5} {'tokens/s':>10} {'ms/step':>8} {'MFU/peak':>8} {'MFU/GEMM':>8} {'peak GB':>8}")

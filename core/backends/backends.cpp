@@ -30,6 +30,10 @@ DeviceMemory gpu_memory() {
   return cuda_module().memory_info();
 }
 
+CudaDeviceChoice select_cuda_device(int local_rank) {
+  return cuda_module().select_device(local_rank);
+}
+
 void copy_device_bytes(void* dst, const void* src, size_t bytes) {
   cuda_module().copy_bytes(dst, src, bytes);
 }

@@ -27,6 +27,11 @@ int64_t device_peak_bytes(const Backend& be);
 // CUDA device ..." where there is none.
 DeviceMemory gpu_memory();
 
+// Before the CUDA backend is made: device (local_rank % device count) becomes this process's
+// current one (local_rank: the rank's index among the ranks of its node). Loads the CUDA module;
+// UserError "no CUDA device ..." where there is none.
+CudaDeviceChoice select_cuda_device(int local_rank);
+
 // dst <- src, `bytes` between device buffers (a CUDA tensor's, once its queued work is done).
 void copy_device_bytes(void* dst, const void* src, size_t bytes);
 

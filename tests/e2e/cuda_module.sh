@@ -2,8 +2,8 @@
 # The CUDA backend is a module (libkervan_cuda.so next to the binary, core/cuda_module.h) that only
 # train.device = "cuda" loads. A CPU run loads none of CUDA's libraries (the dynamic loader's own
 # list of what it opened, LD_DEBUG=files, start-up and dlopen alike); a CUDA run on a machine that
-# cannot have one ends with one "no CUDA device" sentence naming what is missing, exit 2: no driver
-# or no device, no module, a library that is not kervan's module, a module whose libraries are not
+# cannot have one ends with one "no CUDA device" sentence naming what is missing, exit 2 (under
+# mpirun on every rank): no driver or no device, no module, a library that is not kervan's module, a module whose libraries are not
 # found.
 set -uo pipefail
 kervan=${1:?usage: cuda_module.sh path/to/kervan}
@@ -52,6 +52,17 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   [[ $rc -eq 2 ]] || fail "cuda without a GPU: exit $rc: $(grep -v '^ *[0-9]*:' "$work/err" | tail -3)"
   grep -q "file=.*libkervan_cuda.so" "$work/err" || fail "the cuda run did not load the module"
   grep -q "^kervan: error: no CUDA device: " "$work/err" || fail "cuda without a GPU: $(grep -v '^ *[0-9]*:' "$work/err" | tail -3)"
+  # Under mpirun every rank says it and the job ends with exit 2, never hanging in NCCL's set-up
+  # (the ranks agree on the missing device first): train, and bench train with --tp and --zero.
+  for cmd in "train --config $work/c.toml --set train.device=\"cuda\"" "bench train --device cuda --preset gpt2-tiny --steps 1 --tp 2" \
+             "bench train --device cuda --preset gpt2-tiny --steps 1 --zero"; do
+    # shellcheck disable=SC2086
+    timeout 60 mpirun -np 2 --oversubscribe "$kervan" $cmd >"$work/out" 2>"$work/err"
+    rc=$?
+    [[ $rc -eq 2 ]] || fail "mpirun -np 2 kervan $cmd without a GPU: exit $rc: $(tail -3 "$work/err")"
+    [[ $(grep -c "^kervan: error: no CUDA device: " "$work/err") -eq 2 ]] ||
+      fail "mpirun -np 2 kervan $cmd without a GPU: not one sentence per rank: $(grep -v "^ *[0-9]*:" "$work/err" | head -5)"
+  done
 fi
 
 # The binary alone in a folder: no module beside it.
