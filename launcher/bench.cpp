@@ -117,6 +117,7 @@ int run_bench_train(const BenchTrainOptions& o) {
     throw UserError("bench train: --device " + o.device + " runs in one process for now (docs/gpu.md)");
   auto be = make_backend(o.device);
   be->set_precision(precision_named(o.precision));
+  be->set_deterministic(o.deterministic);
   // The GEMM rate this run's MFU is measured against: 1024^3 on the CPU, a size that fills a GPU there.
   const double peak = measure_gemm_flops(*be, o.device == "cpu" ? 1024 : 8192, 5) * ranks;
   std::unique_ptr<Model> model_ptr = make_model(cfg, *be, o.batch, tp_group.get(), T_dec);
@@ -172,6 +173,7 @@ int run_bench_train(const BenchTrainOptions& o) {
                       {"threads", o.threads},
                       {"device", o.device},
                       {"precision", o.precision},
+                      {"deterministic", o.deterministic},
                       {"peak_device_mb", static_cast<double>(device_peak_bytes(*be)) / 1e6},
                       {"ranks", ranks},
                       {"tp", grid.tp},

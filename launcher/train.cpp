@@ -438,6 +438,7 @@ int run_train(const RunConfig& cfg) {
   auto device_be = cfg.train.device == "cpu" ? nullptr : make_backend(cfg.train.device);
   Backend& be = device_be ? *device_be : *host;
   be.set_precision(precision_named(cfg.train.precision));
+  be.set_deterministic(cfg.train.deterministic);
   if (device_be && (job.world->size() > 1 || cfg.parallel.zero))
     throw UserError(cfg.file + ": train.device = \"" + cfg.train.device +
                     "\" trains in one process without ZeRO for now (the NCCL communicator is not wired into "
