@@ -4,15 +4,16 @@
 // with the same transposes, alpha and beta as the fp32 path; y stays fp32.
 //
 // Design: mixed precision as autocast does it. Weights, gradients, AdamW's moments and every stored
-// activation stay fp32 (the master copy): the optimizer adds updates far smaller than a weight's
-// bf16 spacing (2^-8 relative), which a bf16 weight would lose, and every kernel besides the
-// products (norms, softmax, cross-entropy, AdamW) keeps computing in fp32 as its CPU twin does. Only
-// the two operands of each product are rounded, once per operand per product: a cast kernel
-// (round to nearest even, __float2bfloat16_rn) writes them into one backend-owned device workspace
-// (grown to the largest product so far and reused; core/matmul_workspace.h lays it out), and
-// cublasLtMatmul multiplies bf16 A and B into fp32 C = D with CUBLAS_COMPUTE_32F on the tensor
-// cores. Each operand's rounding is a relative error of at most 2^-9, so a product lands about 1e-3
-// from the fp32 one (METHOD.md's bf16 band, 1e-3 to 1e-2; tests/gpu checks both ends).
+// activation stay fp32 (the master copy): the optimizer adds updates far smaller than the spacing of
+// bf16 values near a weight (2^-8 to 2^-7 of it), which a bf16 weight would lose, and every kernel
+// besides the products (norms, softmax, cross-entropy, AdamW) keeps computing in fp32 as its CPU
+// twin does. Only the two operands of each product are rounded, once per operand per product: a
+// cast kernel (round to nearest even, __float2bfloat16_rn) writes them into one backend-owned device
+// workspace (grown to the largest product so far and reused; core/matmul_workspace.h lays it out),
+// and cublasLtMatmul multiplies bf16 A and B into fp32 C = D with CUBLAS_COMPUTE_32F on the tensor
+// cores. Rounding to bf16's 8 significant bits is a relative error of at most 2^-8 per operand,
+// about 1.6e-3 on average, so a product lands about 2e-3 from the fp32 one on random data
+// (METHOD.md's bf16 band, 1e-3 to 1e-2; tests/gpu/test_matmul_bf16.cpp checks both ends).
 //
 // Cost of the casts: each cast element is 4 bytes read and 2 written. At gpt2-small's shapes
 // (micro-batch 16, seq 1024, d_model 768, padded vocabulary 50304) a training step has 36 products
