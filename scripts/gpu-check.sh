@@ -4,8 +4,9 @@
 # scripts/gpu-bundle.sh makes on a build machine (carry the ignored gpu-bundle folder along).
 #   1. tests/gpu (every kernel against its CPU twin, whole models, 50 training steps)
 #   2. the same at small shapes under compute-sanitizer memcheck
-#   3. speed: a bf16 cuBLAS GEMM (PyTorch), kervan bench train --device cuda for gpt2-small and
-#      gpt2-medium at seq 1024, and nanoGPT's recipe with torch.compile on the same card
+#   3. speed: a bf16 cuBLAS GEMM (PyTorch), kervan bench train --device cuda --precision bf16 for
+#      gpt2-small and gpt2-medium at seq 1024 and fp32 gpt2-small beside them, and nanoGPT's recipe
+#      with torch.compile on the same card
 # and prints a short table last. Logs and JSON go to $OUT (the device tool's folder) or
 # /tmp/gpu-check. Fits in 8 minutes: every stage has its own timeout and the check goes on
 # after a failed stage. Exit status: 0 when the tests and the sanitizer passed.
@@ -28,7 +29,8 @@ if [[ ! -f $BUNDLE ]]; then
 fi
 K=$(mktemp -d /tmp/kervan-gpu.XXXX)
 tar -C "$K" -xzf "$BUNDLE"
-# CUDA's libraries from the machine: the toolkit, else the wheels PyTorch brought (cuBLAS, NCCL).
+# CUDA's libraries from the machine: the toolkit, else the wheels PyTorch brought (cuBLAS, NCCL);
+# cuBLASLt lies beside cuBLAS in both.
 cuda_libs=/usr/local/cuda/lib64
 for pkg in cublas cuda_runtime nccl; do
   d=$(python3 -c "import nvidia.$pkg as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null) && cuda_libs+=":$d"
@@ -64,23 +66,28 @@ record "{\"stage\": \"memcheck\", \"rc\": $rc}"
 note "bf16 GEMM through cuBLAS"
 timeout 60 python3 bench/torch_gpt_cuda.py --gemm 8192 >> "$RESULTS" 2> "$LOG/gemm.err" || tail -n 5 "$LOG/gemm.err"
 
-# kervan: the largest of the given micro-batches that fits (an out-of-memory exit tries the next).
-kervan_bench() {  # preset steps batches...
-  local preset=$1 steps=$2
-  shift 2
+# kervan: the largest of the given micro-batches that fits (an out-of-memory exit tries the next),
+# at the given precision of matrix products; a run that would start past 300 s is left out, so that
+# the torch.compile stages and the table still fit the 8 minutes.
+kervan_bench() {  # preset precision steps batches...
+  local preset=$1 precision=$2 steps=$3
+  shift 3
+  local name=kervan_${preset}_$precision
   for b in "$@"; do
-    note "kervan bench train $preset batch $b"
-    if timeout 150 "$K/bin/kervan" bench train --device cuda --preset "$preset" --seq 1024 --batch "$b" \
-         --steps "$steps" --warmup-steps 1 > "$LOG/kervan_$preset.json" 2> "$LOG/kervan_$preset.err"; then
-      tail -n 1 "$LOG/kervan_$preset.json" >> "$RESULTS"
+    (( SECONDS - START > 300 )) && { note "skipping kervan $preset $precision: out of time"; return; }
+    note "kervan bench train $preset $precision batch $b"
+    if timeout 120 "$K/bin/kervan" bench train --device cuda --precision "$precision" --preset "$preset" \
+         --seq 1024 --batch "$b" --steps "$steps" --warmup-steps 1 > "$LOG/$name.json" 2> "$LOG/$name.err"; then
+      tail -n 1 "$LOG/$name.json" >> "$RESULTS"
       return
     fi
-    tail -n 3 "$LOG/kervan_$preset.err"
-    grep -q "out of device memory" "$LOG/kervan_$preset.err" || return
+    tail -n 3 "$LOG/$name.err"
+    grep -q "out of device memory" "$LOG/$name.err" || return
   done
 }
-kervan_bench gpt2-small 3 16 8 4
-kervan_bench gpt2-medium 2 16 8
+kervan_bench gpt2-small bf16 3 16 8 4
+kervan_bench gpt2-medium bf16 2 16 8
+kervan_bench gpt2-small fp32 2 16 8
 
 torch_bench() {  # preset batch
   (( SECONDS - START > 400 )) && { note "skipping torch.compile $1: out of time"; return; }
@@ -106,17 +113,18 @@ print("tests/gpu: " + ("passed" if stages.get("gpu_tests") == 0 else f"FAILED (r
       "| memcheck: " + ("clean" if stages.get("memcheck") == 0 else f"FAILED (rc {stages.get('memcheck')})"))
 if gemm:
     print(f"bf16 GEMM 8192^3 (cuBLAS via torch): {gemm / 1e12:.0f} TFLOP/s")
-print(f"{'model':12} {'impl':14} {'batch':>5} {'tokens/s':>10} {'ms/step':>8} {'MFU/peak':>8} {'MFU/GEMM':>8} {'peak GB':>8}")
+print(f"{'model':12} {'impl':14} {'prec':>4} {'batch':>5} {'tokens/s':>10} {'ms/step':>8} {'MFU/peak':>8} {'MFU/GEMM':>8} {'peak GB':>8}")
 for r in rows:
     if "tokens_per_s" not in r:
         continue
     impl = r.get("impl", "?")
+    prec = r.get("precision", "bf16")  # the torch rows: bf16 autocast
     model = r.get("preset") or f"{r.get('params', 0) / 1e6:.0f}M"
     fpt = r.get("flops_per_token", 0)
     flops = fpt * r["tokens_per_s"]
     mfu_peak = f"{flops / peak:.1%}" if peak and fpt else "-"
     mfu_gemm = f"{flops / gemm:.1%}" if gemm and fpt else "-"
-    print(f"{model:12} {impl:14} {r.get('batch', 0):>5} {r['tokens_per_s']:>10.0f} {r['ms_per_step']:>8.1f} "
+    print(f"{model:12} {impl:14} {prec:>4} {r.get('batch', 0):>5} {r['tokens_per_s']:>10.0f} {r['ms_per_step']:>8.1f} "
           f"{mfu_peak:>8} {mfu_gemm:>8} {r.get('peak_device_mb', 0) / 1e3:>8.1f}")
 PY
 exit $status
