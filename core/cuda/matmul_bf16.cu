@@ -54,10 +54,6 @@ namespace kervan::cuda {
 
 namespace {
 
-struct alignas(8) Bf16x4 {
-  __nv_bfloat162 lo, hi;
-};
-
 // dst[i] = bf16(src[i]), round to nearest even (NaN stays NaN). Four elements a thread; dst is
 // 256-byte aligned, so a full group's 8-byte store is aligned; a 16-byte aligned src loads a float4.
 template <bool kVectorLoad>
@@ -71,8 +67,9 @@ __global__ void round_to_bf16(__nv_bfloat16* dst, const float* src, int64_t n) {
     } else {
       v = make_float4(src[i], src[i + 1], src[i + 2], src[i + 3]);
     }
-    *reinterpret_cast<Bf16x4*>(dst + i) =
-        Bf16x4{__floats2bfloat162_rn(v.x, v.y), __floats2bfloat162_rn(v.z, v.w)};
+    __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+    *reinterpret_cast<uint2*>(dst + i) =  // one 8-byte store
+        make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
     return;
   }
   for (int64_t j = i; j < n; ++j) dst[j] = __float2bfloat16_rn(src[j]);
