@@ -16,21 +16,22 @@
 // (METHOD.md's bf16 band, 1e-3 to 1e-2; tests/gpu/test_matmul_bf16.cpp checks both ends).
 //
 // Cost of the casts: each cast element is 4 bytes read and 2 written. At gpt2-small's shapes
-// (micro-batch 16, seq 1024, d_model 768, padded vocabulary 50304) a training step has 36 products
-// per 12 layers' forward and backward plus the LM head's 3; their operands come to 6.75 G elements,
-// 40.5 GB of cast traffic: 9.4 ms at the H200's ~4.3 TB/s, against 12.1 TFLOP of products: 15.4 ms
-// at ~790 TFLOP/s dense bf16. So the casts add about 60% to the products' time at those rates (the
-// q|k|v projection's forward: 20 us of casts beside a 73 us product; the LM head's backward casts
-// the [16384, 50304] logits gradient twice, 1.65 GB each time, which also sizes the operand
-// workspace: 1.73 GB). The way down is for the kernels that produce an operand (LayerNorm, GELU,
-// attention, AdamW for the weights) to write its bf16 copy as well, and for backward to cast dY once
-// for both dX and dW: then the casts' traffic mostly disappears into writes those kernels do anyway.
+// (micro-batch 16, seq 1024, d_model 768, padded vocabulary 50304) a training step has 12 products
+// in each of its 12 layers (4 linears: forward, dX and dW) plus the LM head's 3; their operands come
+// to 6.75 G elements, 40.5 GB of cast traffic: 9.4 ms at the H200's ~4.3 TB/s, against 12.1 TFLOP
+// of products: 15.4 ms at ~790 TFLOP/s dense bf16. So the casts add about 60% to the products' time
+// at those rates (the q|k|v projection's forward: 20 us of casts beside a 73 us product; the LM
+// head's backward casts the [16384, 50304] logits gradient twice, 4.9 GB of traffic each time, and
+// its bf16 copy sizes the operand workspace: 1.73 GB). The way down is for the kernels that produce
+// an operand (LayerNorm, GELU, attention, AdamW for the weights) to write its bf16 copy as well, and
+// for backward to cast dY once for both dX and dW (that alone saves about 3 ms of the 9.4): then the
+// casts' traffic mostly disappears into writes those kernels do anyway.
 //
 // Row-major to column-major, as the SGEMM path: row-major y [m, n] is column-major y^T [n, m], and
-// y^T = op(b)^T op(a)^T. A row-major [r, c] buffer is a column-major r-by-c transposed matrix, stored
-// c rows by r columns with leading dimension c. So cuBLASLt's A is our b (stored b.dim(1) x b.dim(0),
-// ld b.dim(1), transposed iff trans_b), its B is our a (stored a.dim(1) x a.dim(0), ld a.dim(1),
-// transposed iff trans_a), its D is y (n x m, ld n), and its (m, n, k) is our (n, m, k).
+// y^T = op(b)^T op(a)^T. A row-major [r, c] buffer, read column-major, is its c-by-r transpose with
+// leading dimension c. So cuBLASLt's A is our b (stored b.dim(1) x b.dim(0), ld b.dim(1), transposed
+// iff trans_b), its B is our a (stored a.dim(1) x a.dim(0), ld a.dim(1), transposed iff trans_a),
+// its D is y (n x m, ld n), and its (m, n, k) is our (n, m, k).
 //
 // Plans: the descriptors and the heuristic's first algorithm are made once per LtShape (matmul_bf16.h)
 // and kept. cuBLASLt gets a 32 MiB workspace of its own (core/matmul_workspace.h). Deterministic mode
