@@ -27,11 +27,8 @@
 // for backward to cast dY once for both dX and dW (that alone saves about 3 ms of the 9.4): then the
 // casts' traffic mostly disappears into writes those kernels do anyway.
 //
-// Row-major to column-major, as the SGEMM path: row-major y [m, n] is column-major y^T [n, m], and
-// y^T = op(b)^T op(a)^T. A row-major [r, c] buffer, read column-major, is its c-by-r transpose with
-// leading dimension c. So cuBLASLt's A is our b (stored b.dim(1) x b.dim(0), ld b.dim(1), transposed
-// iff trans_b), its B is our a (stored a.dim(1) x a.dim(0), ld a.dim(1), transposed iff trans_a),
-// its D is y (n x m, ld n), and its (m, n, k) is our (n, m, k).
+// Row-major to column-major as the SGEMM path maps them: cuBLASLt's A is our b, its B our a, its D
+// our y (core/column_major_gemm.h derives it; tests/unit checks it against the CPU's matmul).
 //
 // Plans: the descriptors and the heuristic's first algorithm are made once per LtShape (matmul_bf16.h)
 // and kept. cuBLASLt gets a 32 MiB workspace of its own (core/matmul_workspace.h). Deterministic mode
@@ -150,18 +147,18 @@ const Bf16Matmul::Plan& Bf16Matmul::plan_for(const LtShape& s, const std::string
     }
   } cleanup{p, pref};
 
+  const ColumnMajorGemm& g = s.g;
   check(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate",
         shapes);
-  set_attr<int32_t>(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, "TRANSA",
+  set_attr<int32_t>(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, "TRANSA",
                     shapes);
-  set_attr<int32_t>(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, "TRANSB",
+  set_attr<int32_t>(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, "TRANSB",
                     shapes);
-  // The stored matrices: A is m x k (k x m when transposed), B is k x n (n x k), D is m x n.
-  check(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, s.trans_a ? s.k : s.m, s.trans_a ? s.m : s.k, s.lda),
+  check(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, g.a_rows(), g.a_cols(), g.lda),
         "cublasLtMatrixLayoutCreate", "A of " + shapes);
-  check(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, s.trans_b ? s.n : s.k, s.trans_b ? s.k : s.n, s.ldb),
+  check(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, g.b_rows(), g.b_cols(), g.ldb),
         "cublasLtMatrixLayoutCreate", "B of " + shapes);
-  check(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, s.m, s.n, s.ldd), "cublasLtMatrixLayoutCreate",
+  check(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, g.m, g.n, g.ldd), "cublasLtMatrixLayoutCreate",
         "D of " + shapes);
 
   check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate", shapes);
@@ -184,8 +181,8 @@ const Bf16Matmul::Plan& Bf16Matmul::plan_for(const LtShape& s, const std::string
         "cublasLtMatmulAlgoGetHeuristic", shapes);
   if (found == 0 || result.state != CUBLAS_STATUS_SUCCESS)
     throw EnvironmentError("cublasLtMatmulAlgoGetHeuristic",
-                           shapes + " (bf16 operands; cuBLASLt's m " + std::to_string(s.m) + " n " +
-                               std::to_string(s.n) + " k " + std::to_string(s.k) + ", output aligned to " +
+                           shapes + " (bf16 operands; cuBLASLt's m " + std::to_string(g.m) + " n " +
+                               std::to_string(g.n) + " k " + std::to_string(g.k) + ", output aligned to " +
                                std::to_string(s.align_d) + " bytes" +
                                (s.deterministic ? ", no split-K" : "") + ")",
                            "cuBLASLt offers no algorithm for this product");
@@ -196,7 +193,6 @@ const Bf16Matmul::Plan& Bf16Matmul::plan_for(const LtShape& s, const std::string
 
 void Bf16Matmul::run(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
                      float beta, bool deterministic, const std::string& shapes) {
-  const int64_t m = y.dim(0), n = y.dim(1), k = trans_a ? a.dim(0) : a.dim(1);
   const Bf16OperandLayout layout = bf16_operand_layout(a.numel(), b.numel());
   char* base = static_cast<char*>(operands(layout.bytes));
   auto* a16 = reinterpret_cast<__nv_bfloat16*>(base);
@@ -204,15 +200,8 @@ void Bf16Matmul::run(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, 
   launch_round(a16, a.data<float>(), a.numel(), stream_, shapes);
   launch_round(b16, b.data<float>(), b.numel(), stream_, shapes);
 
-  LtShape s;  // cuBLASLt's A is our b, its B our a (the head comment)
-  s.m = n;
-  s.n = m;
-  s.k = k;
-  s.trans_a = trans_b;
-  s.trans_b = trans_a;
-  s.lda = b.dim(1);
-  s.ldb = a.dim(1);
-  s.ldd = n;
+  LtShape s;
+  s.g = column_major_gemm(a.dim(0), a.dim(1), trans_a, b.dim(0), b.dim(1), trans_b);
   s.beta_zero = beta == 0.0f;
   s.align_d = address_alignment(reinterpret_cast<uintptr_t>(y.raw()));
   s.deterministic = deterministic;

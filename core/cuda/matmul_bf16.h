@@ -9,22 +9,21 @@
 #include <string>
 #include <tuple>
 
+#include "core/column_major_gemm.h"
 #include "core/tensor.h"
 
 namespace kervan::cuda {
 
-// What cuBLASLt's descriptors and its heuristic's choice depend on, in cuBLASLt's column-major
-// terms (D [m, n] = op(A) [m, k] op(B) [k, n], leading dimensions of the stored matrices): the key
-// of the plan cache.
+// What cuBLASLt's descriptors and its heuristic's choice depend on: the product in cuBLASLt's
+// column-major terms (core/column_major_gemm.h) and the rest: the key of the plan cache.
 struct LtShape {
-  int64_t m = 0, n = 0, k = 0;
-  bool trans_a = false, trans_b = false;
-  int64_t lda = 0, ldb = 0, ldd = 0;
+  ColumnMajorGemm g;
   bool beta_zero = false;      // a heuristic may pick another algorithm when C is not read
   int64_t align_d = 0;         // address_alignment of D (= C): a view may start off 256 bytes
   bool deterministic = false;  // split-K algorithms excluded (matmul_bf16.cu)
   auto tie() const {
-    return std::tie(m, n, k, trans_a, trans_b, lda, ldb, ldd, beta_zero, align_d, deterministic);
+    return std::tie(g.m, g.n, g.k, g.trans_a, g.trans_b, g.lda, g.ldb, g.ldd, beta_zero, align_d,
+                    deterministic);
   }
   bool operator<(const LtShape& o) const { return tie() < o.tie(); }
 };
