@@ -85,6 +85,15 @@ class Backend {
       throw UserError(std::string("precision ") + precision_name(p) + " needs a CUDA device (train.device = \"cuda\")");
   }
   virtual Precision precision() const { return Precision::F32; }
+  // Deterministic mode (train.deterministic). Every backend is run-to-run deterministic by default:
+  // the same run twice on one machine gives bit-identical results (no kernel accumulates with
+  // atomics; the CPU's for a fixed thread count). The mode excludes, besides, what could make the
+  // order of a sum depend on more than the shapes: on the CUDA backend, split-K matrix products
+  // (core/cuda/matmul_bf16.cu), and any kernel with an atomic fast path must take its ordered one
+  // when deterministic() is true. The CPU has nothing to exclude: it accepts the mode and reports
+  // true.
+  virtual void set_deterministic(bool) {}
+  virtual bool deterministic() const { return true; }
 
   // ---- memory
   virtual Tensor empty(const Shape& shape, DType dtype) = 0;

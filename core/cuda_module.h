@@ -1,6 +1,6 @@
 #pragma once
-// The boundary between kervan and its CUDA backend. The backend, with cuBLAS and the CUDA runtime
-// it links, is a shared library of its own, libkervan_cuda.so next to the kervan binary, that
+// The boundary between kervan and its CUDA backend. The backend, with cuBLAS, cuBLASLt and the
+// CUDA runtime it links, is a shared library of its own, libkervan_cuda.so next to the kervan binary, that
 // core/backends loads (dlopen) only when a run asks for train.device = "cuda": a CPU run never maps
 // cuBLAS, whose relocations alone cost about 216 MB resident and 0.1 s of CPU time at start.
 //
@@ -25,7 +25,7 @@ namespace kervan {
 class Communicator;  // parallel/communicator.h: declared here only to name the factory's type
 
 // Raise whenever CudaModule or the Backend interface changes.
-inline constexpr int kCudaModuleAbi = 4;
+inline constexpr int kCudaModuleAbi = 5;
 inline constexpr const char* kCudaModuleFile = "libkervan_cuda.so";
 inline constexpr const char* kCudaModuleEntry = "kervan_cuda_module";
 

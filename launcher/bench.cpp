@@ -113,6 +113,7 @@ int run_bench_train(const BenchTrainOptions& o) {
   const std::unique_ptr<Backend> device_be = use_compute_device(o.device, job, cfg.parallel.collective_timeout_s);
   Backend* be = device_be ? device_be.get() : job.host.get();
   be->set_precision(precision_named(o.precision));
+  be->set_deterministic(o.deterministic);
   // What the CUDA context and libraries hold, measured now that the backend exists and before any
   // tensor (launcher/memory_plan.cpp's estimate waits for this reading).
   int64_t context_bytes = 0;
@@ -178,6 +179,7 @@ int run_bench_train(const BenchTrainOptions& o) {
                       {"threads", o.threads},
                       {"device", o.device},
                       {"precision", o.precision},
+                      {"deterministic", o.deterministic},
                       {"peak_device_mb", static_cast<double>(device_peak_bytes(*be)) / 1e6},
                       {"context_mb", static_cast<double>(context_bytes) / 1e6},
                       {"ranks", ranks},

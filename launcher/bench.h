@@ -16,6 +16,7 @@ struct BenchTrainOptions {
   bool profile = false;        // also print per-phase timings
   std::string device = "cpu";  // cpu or cuda (one process)
   std::string precision = "fp32";  // of matrix products: fp32, or bf16 (cuda)
+  bool deterministic = false;      // Backend::set_deterministic (no split-K products on cuda)
 };
 
 struct BenchLoaderOptions {

@@ -78,6 +78,8 @@ BenchCommand::BenchCommand(CLI::App& app) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   train_->add_option("--precision", bt.precision, "Matrix products: fp32, or bf16 (tensor cores; --device cuda)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  train_->add_flag("--deterministic", bt.deterministic,
+                   "Deterministic mode (train.deterministic): no split-K matrix products on cuda");
 
   checkpoint_ =
       cmd_->add_subcommand("checkpoint", "Checkpoint save/load speed vs plain I/O; async save stall vs sync");

@@ -161,6 +161,14 @@ std::vector<ConfigKey> make_keys() {
        "cores; `train.device = \"cuda\"` only). Weights, gradients and optimizer state stay fp32",
        [](C& c) -> ConfigField { return &c.train.precision; },
        {}},
+      {"train.deterministic",
+       "bool",
+       "false",
+       "leave out what could make the same run twice differ in its last bits beyond the defaults: on "
+       "`cuda`, split-K matrix products (docs/gpu.md says what the default already guarantees); on the CPU "
+       "nothing, as its kernels are deterministic for a fixed train.threads",
+       [](C& c) -> ConfigField { return &c.train.deterministic; },
+       {}},
       {"train.eval_every", "int", "0 (off)",
        "validation loss every N steps and after the last, on the `val` split of every `data.path` that has "
        "one: "

@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "core/error.h"
+#include "core/matmul_workspace.h"
 #include "core/model/gpt.h"
 #include "parallel/communicator.h"
 
@@ -61,6 +64,19 @@ int64_t number_in(const std::string& path) {
   return in >> v ? v : -1;  // "max" (no limit) reads as no number
 }
 
+// The bf16 operand workspace holds the largest product's two operands (core/matmul_workspace.h):
+// of a layer's, the MLP's weight gradient ([BT, 4C/tp] and [BT, C]) or input gradient (beside
+// [4C/tp, C]), q|k|v's likewise; of the LM head's, the logits' gradient [BT, V/tp] beside the
+// weight [V/tp, C] or the hidden states [BT, C] (the largest wherever V > 4C).
+int64_t largest_bf16_operands(const GPTConfig& m, int tp, int64_t BT) {
+  const int64_t C = m.d_model, H = 4 * C / tp, QKV = 3 * C / tp, V = m.padded_vocab() / tp;
+  int64_t most = 0;
+  for (const auto& [a, b] : {std::pair{BT * H, BT * C}, {BT * H, H * C}, {BT * QKV, BT * C}, {BT * QKV, QKV * C},
+                             {BT * V, V * C}, {BT * V, BT * C}})
+    most = std::max(most, bf16_operand_layout(a, b).bytes);
+  return most;
+}
+
 }  // namespace
 
 std::string MemoryPlan::describe() const {
@@ -71,10 +87,12 @@ std::string MemoryPlan::describe() const {
   if (device == Device::CPU)
     return fmt::format("{}, {}runtime {:.2f} GB: {:.2f} GB in all", model, copy, gb(runtime),
                        gb(host_total()));
+  const std::string bf16 =
+      matmul_workspace ? fmt::format(", bf16 matmul workspace {:.2f} GB", gb(matmul_workspace)) : "";
   return fmt::format(
-      "on the GPU {}, allocator rounding at most {:.2f} GB: {:.2f} GB in all, and the CUDA context about "
+      "on the GPU {}{}, allocator rounding at most {:.2f} GB: {:.2f} GB in all, and the CUDA context about "
       "{:.2f} GB (an estimate); on the host {}runtime with CUDA's libraries {:.2f} GB: {:.2f} GB in all",
-      model, gb(rounding), gb(device_total()), gb(context), copy, gb(runtime), gb(host_total()));
+      model, bf16, gb(rounding), gb(device_total()), gb(context), copy, gb(runtime), gb(host_total()));
 }
 
 std::optional<MemoryPlan> plan_memory(const RunConfig& config, int tp, int dp) {
@@ -106,6 +124,10 @@ std::optional<MemoryPlan> plan_memory(const RunConfig& config, int tp, int dp) {
     p.context = kCudaContextBytes;
     // Buffers: values, gradients, m, v, and GPT::layout()'s activations (13 a layer, 19 besides).
     p.rounding = (4 + 13 * m.n_layer + 19) * kDeviceGranuleBytes;
+    if (config.train.precision == "bf16") {
+      p.matmul_workspace = largest_bf16_operands(m, tp, B * T) + kCublasLtWorkspaceBytes;
+      p.rounding += 2 * kDeviceGranuleBytes;
+    }
   }
   return p;
 }

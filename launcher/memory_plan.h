@@ -20,11 +20,15 @@ struct MemoryPlan {
   int64_t activations = 0;  // what forward keeps for backward, and backward's scratch, as the
                             // device's attention keeps it (Backend::attention_saved_shape)
   int64_t rounding = 0;     // CUDA: the caching allocator's rounding of each buffer, at most
+  int64_t matmul_workspace = 0;  // CUDA bf16: the largest product's bf16 operands and cuBLASLt's
+                                 // workspace (core/matmul_workspace.h)
   int64_t context = 0;      // CUDA: the context's and libraries' device memory (an estimate)
   int64_t checkpoint = 0;   // async checkpoints: the host copy of what this rank saves (weights, m, v)
   int64_t runtime = 0;      // the process itself: code, libraries (CUDA's on a GPU), thread stacks,
                             // the data index
-  int64_t model_bytes() const { return weights + gradients + optimizer + activations + rounding; }
+  int64_t model_bytes() const {
+    return weights + gradients + optimizer + activations + rounding + matmul_workspace;
+  }
   // What the host and the GPU must hold for this rank.
   int64_t host_total() const { return (device == Device::CPU ? model_bytes() : 0) + checkpoint + runtime; }
   int64_t device_total() const { return device == Device::CPU ? 0 : model_bytes(); }

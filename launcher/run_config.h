@@ -65,6 +65,7 @@ struct RunConfig {
     int64_t threads = 0;         // 0: all cores
     std::string device = "cpu";  // "cpu" or "cuda" (core/backends)
     std::string precision = "fp32";  // of matrix products: "fp32", or "bf16" (CUDA only)
+    bool deterministic = false;      // Backend::set_deterministic (docs/gpu.md)
     int64_t eval_every = 0;      // validation loss every N steps and at the end (0: off)
     int64_t eval_batches = 8;    // global batches of the validation split per evaluation
     int64_t max_bad_steps = 5;   // consecutive non-finite steps (each skipped) that stop the run

@@ -439,6 +439,7 @@ int run_train(const RunConfig& cfg) {
       use_compute_device(cfg.train.device, job, cfg.parallel.collective_timeout_s);
   Backend& be = device_be ? *device_be : host;
   be.set_precision(precision_named(cfg.train.precision));
+  be.set_deterministic(cfg.train.deterministic);
   check_same_config(cfg, job, host);
   // data.tokenizer is loaded now, sampling or not: a wrong one is a mistake found before the data
   // is verified and compute is spent, not a surprise in the first sample.

@@ -9,8 +9,9 @@
 #      export/import (tests/gpu/resume.sh), in fp32 and bf16
 #   3. two ranks on the one GPU under the bundled mpirun: NCCL data and tensor parallelism and
 #      ZeRO-1 against the one-process losses, or what NCCL said (scripts/gpu-check-ranks.sh)
-#   4. speed: a bf16 cuBLAS GEMM (PyTorch), kervan bench train --device cuda for gpt2-small and
-#      gpt2-medium at seq 1024, and nanoGPT's recipe with torch.compile on the same card
+#   4. speed: a bf16 cuBLAS GEMM (PyTorch), kervan bench train --device cuda --precision bf16 for
+#      gpt2-small and gpt2-medium at seq 1024 and fp32 gpt2-small beside them, and nanoGPT's recipe
+#      with torch.compile on the same card
 # and prints a short table last. Logs and JSON go to $OUT (the device tool's folder) or
 # /tmp/gpu-check. Fits in 8 minutes: every stage has its own timeout and the check goes on
 # after a failed stage. Exit status: 0 when the tests and the sanitizer passed.
@@ -33,7 +34,8 @@ if [[ ! -f $BUNDLE ]]; then
 fi
 K=$(mktemp -d /tmp/kervan-gpu.XXXX)
 tar -C "$K" -xzf "$BUNDLE"
-# CUDA's libraries from the machine: the toolkit, else the wheels PyTorch brought (cuBLAS, NCCL).
+# CUDA's libraries from the machine: the toolkit, else the wheels PyTorch brought (cuBLAS, NCCL);
+# cuBLASLt lies beside cuBLAS in both.
 cuda_libs=/usr/local/cuda/lib64
 for pkg in cublas cuda_runtime nccl; do
   d=$(python3 -c "import nvidia.$pkg as m, os; print(os.path.join(list(m.__path__)[0], 'lib'))" 2>/dev/null) && cuda_libs+=":$d"
@@ -84,23 +86,30 @@ bash scripts/gpu-check-ranks.sh "$K" "$LOG" "$RESULTS"
 note "bf16 GEMM through cuBLAS"
 timeout 60 python3 bench/torch_gpt_cuda.py --gemm 8192 >> "$RESULTS" 2> "$LOG/gemm.err" || tail -n 5 "$LOG/gemm.err"
 
-# kervan: the largest of the given micro-batches that fits (an out-of-memory exit tries the next).
-kervan_bench() {  # preset steps batches...
-  local preset=$1 steps=$2
-  shift 2
+# kervan: the largest of the given micro-batches that fits (an out-of-memory exit tries the next),
+# at the given precision of matrix products; each run gets at most 120 s and ends by 450 s, so that
+# the table still comes within the 8 minutes.
+kervan_bench() {  # preset precision steps batches...
+  local preset=$1 precision=$2 steps=$3
+  shift 3
+  local name=kervan_${preset}_$precision left
   for b in "$@"; do
-    note "kervan bench train $preset batch $b"
-    if timeout 150 "$K/bin/kervan" bench train --device cuda --preset "$preset" --seq 1024 --batch "$b" \
-         --steps "$steps" --warmup-steps 1 > "$LOG/kervan_$preset.json" 2> "$LOG/kervan_$preset.err"; then
-      tail -n 1 "$LOG/kervan_$preset.json" >> "$RESULTS"
+    left=$((450 - (SECONDS - START)))
+    (( left < 40 )) && { note "skipping kervan $preset $precision: out of time"; return; }
+    (( left > 120 )) && left=120
+    note "kervan bench train $preset $precision batch $b"
+    if timeout $left "$K/bin/kervan" bench train --device cuda --precision "$precision" --preset "$preset" \
+         --seq 1024 --batch "$b" --steps "$steps" --warmup-steps 1 > "$LOG/$name.json" 2> "$LOG/$name.err"; then
+      tail -n 1 "$LOG/$name.json" >> "$RESULTS"
       return
     fi
-    tail -n 3 "$LOG/kervan_$preset.err"
-    grep -q "out of device memory" "$LOG/kervan_$preset.err" || return
+    tail -n 3 "$LOG/$name.err"
+    grep -q "out of device memory" "$LOG/$name.err" || return
   done
 }
-kervan_bench gpt2-small 3 16 8 4
-kervan_bench gpt2-medium 2 16 8
+kervan_bench gpt2-small bf16 3 16 8 4
+kervan_bench gpt2-medium bf16 2 16 8
+kervan_bench gpt2-small fp32 2 16 8  # the fp32 products beside the bf16 ones
 
 torch_bench() {  # preset batch
   (( SECONDS - START > 400 )) && { note "skipping torch.compile $1: out of time"; return; }
@@ -134,17 +143,18 @@ skip = next((r.get("skipped") for r in rows if r.get("stage") == "two_ranks"), N
 print("two ranks (NCCL): " + (f"skipped: {skip}" if skip else ", ".join(ranks) or "-"))
 if gemm:
     print(f"bf16 GEMM 8192^3 (cuBLAS via torch): {gemm / 1e12:.0f} TFLOP/s")
-print(f"{'model':12} {'impl':14} {'batch':>5} {'tokens/s':>10} {'ms/step':>8} {'MFU/peak':>8} {'MFU/GEMM':>8} {'peak GB':>8}")
+print(f"{'model':12} {'impl':14} {'prec':>4} {'batch':>5} {'tokens/s':>10} {'ms/step':>8} {'MFU/peak':>8} {'MFU/GEMM':>8} {'peak GB':>8}")
 for r in rows:
     if "tokens_per_s" not in r:
         continue
     impl = r.get("impl", "?")
+    prec = r.get("precision", "bf16")  # the torch rows: bf16 autocast
     model = r.get("preset") or f"{r.get('params', 0) / 1e6:.0f}M"
     fpt = r.get("flops_per_token", 0)
     flops = fpt * r["tokens_per_s"]
     mfu_peak = f"{flops / peak:.1%}" if peak and fpt else "-"
     mfu_gemm = f"{flops / gemm:.1%}" if gemm and fpt else "-"
-    print(f"{model:12} {impl:14} {r.get('batch', 0):>5} {r['tokens_per_s']:>10.0f} {r['ms_per_step']:>8.1f} "
+    print(f"{model:12} {impl:14} {prec:>4} {r.get('batch', 0):>5} {r['tokens_per_s']:>10.0f} {r['ms_per_step']:>8.1f} "
           f"{mfu_peak:>8} {mfu_gemm:>8} {r.get('peak_device_mb', 0) / 1e3:>8.1f}")
 PY
 exit $status

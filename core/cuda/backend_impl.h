@@ -4,10 +4,16 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <memory>
+
 #include "core/cuda/cuda_backend.h"
 #include "core/cuda/cuda_check.h"
 
 namespace kervan {
+
+namespace cuda {
+class Bf16Matmul;
+}
 
 class CudaBackend final : public Backend {
  public:
@@ -16,6 +22,8 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device::CUDA; }
   void set_precision(Precision p) override { precision_ = p; }
   Precision precision() const override { return precision_; }
+  void set_deterministic(bool on) override { deterministic_ = on; }
+  bool deterministic() const override { return deterministic_; }
 
   Tensor empty(const Shape& shape, DType dtype) override;
   void fill(Tensor& t, float value) override;
@@ -82,6 +90,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   Precision precision_ = Precision::F32;
+  bool deterministic_ = false;
+  std::unique_ptr<cuda::Bf16Matmul> bf16_;  // made by the first bf16 product (matmul_bf16.cu)
 };
 
 namespace cuda {

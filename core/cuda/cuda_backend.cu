@@ -1,6 +1,7 @@
 // The CUDA backend's memory, dense algebra and device set-up:
 //   matmul        y = alpha op(a) op(b) + beta y        (cuBLAS SGEMM, fp32; row-major operands
-//                 passed as the column-major transposes: y^T = op(b)^T op(a)^T)
+//                 passed as the column-major transposes: y^T = op(b)^T op(a)^T; under
+//                 Precision::BF16 cuBLASLt on bf16 copies of a and b: matmul_bf16.cu)
 //   add_bias      y[n, c] += bias[c]
 //   bias_backward dbias[c] += sum_n dy[n, c]             (column_sum.cuh, deterministic)
 //   add           out = a + b
@@ -11,6 +12,7 @@
 #include "core/cuda/backend_impl.h"
 #include "core/cuda/column_sum.cuh"
 #include "core/cuda/device_allocator.h"
+#include "core/cuda/matmul_bf16.h"
 
 namespace kervan {
 
@@ -65,6 +67,7 @@ CudaBackend::CudaBackend() {
 
 CudaBackend::~CudaBackend() {
   // No checks here: a destructor must not throw, and at exit the runtime may be going away.
+  bf16_.reset();  // before the stream it waits for goes
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) {
     cudaStreamSynchronize(stream_);
@@ -223,6 +226,11 @@ void CudaBackend::matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor&
   if (k == 0) {  // cuBLAS leaves y untouched when k == 0; the CPU twin scales it by beta
     KERVAN_CHECK(beta == 0.0f || beta == 1.0f, "matmul with k = 0 and beta " + std::to_string(beta));
     if (beta == 0.0f) fill(y, 0.0f);
+    return;
+  }
+  if (precision_ == Precision::BF16) {
+    if (!bf16_) bf16_ = std::make_unique<Bf16Matmul>(stream_);
+    bf16_->run(y, a, trans_a, b, trans_b, alpha, beta, deterministic_, shapes);
     return;
   }
   const float al = alpha, be = beta;

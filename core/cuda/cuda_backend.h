@@ -15,10 +15,10 @@ struct CudaAvailability {
 };
 CudaAvailability cuda_availability();
 
-// The CUDA backend on the process's current device (fp32 storage and arithmetic for now). Throws
-// UserError "no CUDA device ..." where there is none. Every kernel is the twin of core/cpu's of the
-// same name: the same math, stated in a comment at the top of its .cu file, and tests/gpu compares
-// the two on random inputs.
+// The CUDA backend on the process's current device (fp32 storage; Backend::set_precision picks
+// the matrix products' precision). Throws UserError "no CUDA device ..." where there is none. Every
+// kernel is the twin of core/cpu's of the same name: the same math, stated in a comment at the top
+// of its .cu file, and tests/gpu compares the two on random inputs.
 std::unique_ptr<Backend> make_cuda_backend();
 
 // Device memory of this process: the most ever in use at once, and what is in use now (bytes).

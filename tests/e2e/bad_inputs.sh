@@ -338,6 +338,7 @@ done
 expect 2 "an unknown train.device" "train.device" "${train[@]}" --set 'train.device="tpu"'
 expect 2 "an unknown train.precision" "train.precision must be fp32 or bf16" "${train[@]}" --set 'train.precision="fp16"'
 expect 2 "bf16 on the CPU" "needs train.device = \"cuda\"" "${train[@]}" --set 'train.precision="bf16"'
+expect 2 "a non-boolean train.deterministic" "train.deterministic" "${train[@]}" --set 'train.deterministic="yes"'
 # A build without CUDA, or this machine without a GPU (CI's): one clear sentence, exit 2.
 if ! nvidia-smi -L >/dev/null 2>&1; then
   expect 2 "train.device = cuda without a GPU" "no CUDA device" "${train[@]}" --set 'train.device="cuda"'

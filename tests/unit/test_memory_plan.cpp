@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/cpu/cpu_backend.h"
+#include "core/matmul_workspace.h"
 #include "core/model/gpt.h"
 #include "launcher/memory_plan.h"
 #include "parallel/tensor_parallel.h"
@@ -100,6 +101,24 @@ TEST(MemoryPlan, CudaRunsPlanTheGpuApartFromTheHost) {
   // CPU's way of keeping attention would not.
   EXPECT_LT(gpu.device_total(), 80'000'000'000);
   EXPECT_GT(cpu.activations - gpu.activations, 24 * int64_t{16 * 16} * 1024 * 1024 * 4);
+}
+
+// bf16 products add the largest product's bf16 operands (the LM head's backward: the logits'
+// gradient beside the embedding) and cuBLASLt's workspace, with one allocator granule each.
+TEST(MemoryPlan, Bf16RunsCountTheMatmulWorkspace) {
+  RunConfig cfg = gpt2_medium_on_cuda(16);
+  const MemoryPlan fp32 = *plan_memory(cfg, 1, 1);
+  cfg.train.precision = "bf16";
+  const MemoryPlan bf16 = *plan_memory(cfg, 1, 1);
+  EXPECT_EQ(fp32.matmul_workspace, 0);
+  const int64_t BT = 16 * 1024, V = 50304, C = 1024;
+  EXPECT_EQ(bf16.matmul_workspace, bf16_operand_layout(BT * V, V * C).bytes + kCublasLtWorkspaceBytes);
+  EXPECT_EQ(bf16.device_total() - fp32.device_total(), bf16.matmul_workspace + 2 * (2 << 20));
+  EXPECT_NE(bf16.describe().find("bf16 matmul workspace 1.78 GB"), std::string::npos) << bf16.describe();
+  EXPECT_LT(bf16.device_total(), 80'000'000'000);
+  // Under tensor parallelism each rank multiplies its vocabulary shard.
+  EXPECT_EQ(plan_memory(cfg, 2, 1)->matmul_workspace,
+            bf16_operand_layout(BT * V / 2, V / 2 * C).bytes + kCublasLtWorkspaceBytes);
 }
 
 TEST(MemoryPlan, ARunThatDoesNotFitTheGpuIsRefusedNamingTheSizes) {

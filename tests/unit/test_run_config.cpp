@@ -201,6 +201,13 @@ TEST_F(RunConfigTest, CheckpointKeys) {
             exact_value(*find_config_key("checkpoint.async"), d));
 }
 
+TEST_F(RunConfigTest, DeterministicKey) {
+  EXPECT_FALSE(load_run_config(write(kGood), {}).train.deterministic);
+  EXPECT_TRUE(load_run_config(write(kGood), {"train.deterministic=true"}).train.deterministic);
+  EXPECT_EQ(error_of(kGood, {"train.deterministic=\"yes\""}),
+            "--set train.deterministic: train.deterministic must be true or false");
+}
+
 // Every key is read: a config that sets each one to a valid value loads and reports where it came from.
 TEST_F(RunConfigTest, EveryKeyInTheTableIsRead) {
   const RunConfig c = load_run_config(write(kGood), {"train.eval_every=0", "sample.top_k=3"});
