@@ -19,7 +19,7 @@
 namespace kervan {
 
 // Raise whenever CudaModule or the Backend interface changes.
-inline constexpr int kCudaModuleAbi = 3;
+inline constexpr int kCudaModuleAbi = 4;
 inline constexpr const char* kCudaModuleFile = "libkervan_cuda.so";
 inline constexpr const char* kCudaModuleEntry = "kervan_cuda_module";
 

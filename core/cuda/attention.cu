@@ -279,17 +279,18 @@ void CudaBackend::attention_forward(Tensor& out, Tensor& saved, const ColumnBloc
 }
 
 void CudaBackend::attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv,
-                                     Tensor& dprobs, const Tensor& dout, const ColumnBlock& q,
-                                     const ColumnBlock& k, const ColumnBlock& v, const Tensor& saved,
-                                     const AttentionSpec& spec) {
+                                     Tensor& dprobs, const Tensor& dout, const Tensor& out,
+                                     const ColumnBlock& q, const ColumnBlock& k, const ColumnBlock& v,
+                                     const Tensor& saved, const AttentionSpec& spec) {
   const Dims d = check_dims(*this, q, k, v, spec);
   KERVAN_CHECK(dq.width == q.width && dk.width == k.width && dv.width == v.width, "attention grad widths");
   KERVAN_CHECK(saved.numel() == d.B * d.NH * d.Tq && dout.numel() == d.B * d.Tq * d.NH * d.hs &&
-                   (!spec.bias || dprobs.numel() == d.B * d.NH * d.Tq * d.Tk),
+                   out.numel() == dout.numel() && (!spec.bias || dprobs.numel() == d.B * d.NH * d.Tq * d.Tk),
                "attention grad shapes: saved " + shape_str(saved.shape()) + ", dprobs " +
                    shape_str(dprobs.shape()) + " for " + dims_str(d));
   for (const Tensor* g : {&dq.t, &dk.t, &dv.t})
-    for (const Tensor* in : std::initializer_list<const Tensor*>{&q.t, &k.t, &v.t, &dout, &saved, &dprobs})
+    for (const Tensor* in :
+         std::initializer_list<const Tensor*>{&q.t, &k.t, &v.t, &dout, &out, &saved, &dprobs})
       KERVAN_CHECK(!overlaps(*g, *in), "attention backward: a gradient aliases an input");
   if (d.B * d.NH * std::max(d.Tq, d.Tk) == 0) return;
   const Cols Q = cols(q, d.B, d.Tq, d.hs, "q"), K = cols(k, d.B, d.Tk, d.hs, "k"),
