@@ -171,7 +171,10 @@ struct AttentionCase {
   bool causal, padding, bias;
 };
 
+// The exact fp32 kernel (core/cuda/attention.cu): the backend's precision is F32 unless set, and at
+// F32 every attention runs it. test_attention_flash.cpp tests the BF16 tensor-core kernel.
 TEST_F(GpuTest, AttentionForwardAndBackward) {
+  ASSERT_EQ(gpu->precision(), Precision::F32);
   const AttentionCase cases[] = {
       {1, 1, 1, 1, 1, true, false, false},     {2, 7, 7, 3, 5, true, false, false},
       {2, 33, 33, 2, 64, true, false, false},  {1, 130, 130, 4, 96, true, false, false},
