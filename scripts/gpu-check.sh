@@ -3,7 +3,7 @@
 # of Debian's packages, no network). It needs gpu-bundle/kervan-gpu.tar.gz, which
 # scripts/gpu-bundle.sh makes on a build machine (carry the ignored gpu-bundle folder along).
 #   1. tests/gpu (every kernel against its CPU twin, whole models, 50 training steps)
-#   2. the same at small shapes under compute-sanitizer memcheck
+#   2. the same at small shapes under compute-sanitizer memcheck; the bf16 attention under racecheck
 #   3. speed: a bf16 cuBLAS GEMM (PyTorch), kervan bench train --device cuda for gpt2-small and
 #      gpt2-medium at seq 1024, and nanoGPT's recipe with torch.compile on the same card
 # and prints a short table last. Logs and JSON go to $OUT (the device tool's folder) or
@@ -53,11 +53,19 @@ record "{\"stage\": \"gpu_tests\", \"rc\": $rc}"
 note "compute-sanitizer memcheck"
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 KERVAN_REQUIRE_GPU=1 timeout 150 "$SAN" --tool memcheck --error-exitcode 99 --print-limit 20 \
-  "$K/bin/gpu_tests" --gtest_filter='GpuTest.*:GpuModelTest.LossAndGradients*:-GpuTest.AllocatorPeakAndOutOfMemoryMessage' \
+  "$K/bin/gpu_tests" --gtest_filter='GpuTest.*:FlashAttention.Bf16IsDeterministic:GpuModelTest.LossAndGradients*:-GpuTest.AllocatorPeakAndOutOfMemoryMessage' \
   > "$LOG/memcheck.log" 2>&1
 rc=$?
 grep -E "ERROR SUMMARY|Invalid|out of bounds|PASSED|FAILED" "$LOG/memcheck.log" | tail -n 15
 record "{\"stage\": \"memcheck\", \"rc\": $rc}"
+(( rc != 0 )) && status=1
+# The tiled attention shares shared-memory tiles between warps: racecheck on its small shapes.
+note "compute-sanitizer racecheck (bf16 attention)"
+KERVAN_REQUIRE_GPU=1 timeout 60 "$SAN" --tool racecheck --error-exitcode 99 --print-limit 20 \
+  "$K/bin/gpu_tests" --gtest_filter='FlashAttention.Bf16IsDeterministic' > "$LOG/racecheck.log" 2>&1
+rc=$?
+grep -E "ERROR SUMMARY|hazard|PASSED|FAILED" "$LOG/racecheck.log" | tail -n 10
+record "{\"stage\": \"racecheck\", \"rc\": $rc}"
 (( rc != 0 )) && status=1
 
 # ---- 3. speed
@@ -103,7 +111,8 @@ stages = {r["stage"]: r["rc"] for r in rows if "stage" in r}
 print()
 print(f"card: {card}")
 print("tests/gpu: " + ("passed" if stages.get("gpu_tests") == 0 else f"FAILED (rc {stages.get('gpu_tests')})"),
-      "| memcheck: " + ("clean" if stages.get("memcheck") == 0 else f"FAILED (rc {stages.get('memcheck')})"))
+      "| memcheck: " + ("clean" if stages.get("memcheck") == 0 else f"FAILED (rc {stages.get('memcheck')})"),
+      "| racecheck: " + ("clean" if stages.get("racecheck") == 0 else f"FAILED (rc {stages.get('racecheck')})"))
 if gemm:
     print(f"bf16 GEMM 8192^3 (cuBLAS via torch): {gemm / 1e12:.0f} TFLOP/s")
 print(f"{'model':12} {'impl':14} {'batch':>5} {'tokens/s':>10} {'ms/step':>8} {'MFU/peak':>8} {'MFU/GEMM':>8} {'peak GB':>8}")
