@@ -4,8 +4,9 @@
 # scripts/gpu-bundle.sh makes on a build machine (carry the ignored gpu-bundle folder along).
 #   1. tests/gpu (every kernel against its CPU twin, whole models, 50 training steps)
 #   2. the same at small shapes under compute-sanitizer memcheck; the bf16 attention under racecheck
-#   3. speed: a bf16 cuBLAS GEMM (PyTorch), kervan bench train --device cuda for gpt2-small and
-#      gpt2-medium at seq 1024, and nanoGPT's recipe with torch.compile on the same card
+#   3. speed: a bf16 cuBLAS GEMM (PyTorch), the attention core alone, kervan bench train --device
+#      cuda for gpt2-small and gpt2-medium at seq 1024, and nanoGPT's recipe with torch.compile on
+#      the same card
 # and prints a short table last. Logs and JSON go to $OUT (the device tool's folder) or
 # /tmp/gpu-check. Fits in 8 minutes: every stage has its own timeout and the check goes on
 # after a failed stage. Exit status: 0 when the tests and the sanitizer passed.
@@ -72,6 +73,18 @@ record "{\"stage\": \"racecheck\", \"rc\": $rc}"
 note "bf16 GEMM through cuBLAS"
 timeout 60 python3 bench/torch_gpt_cuda.py --gemm 8192 >> "$RESULTS" 2> "$LOG/gemm.err" || tail -n 5 "$LOG/gemm.err"
 
+# The attention core alone at gpt2-small's shape (batch 16, 12 heads, seq 1024, head size 64): the
+# bf16 tensor-core kernel causal (GPT) and not (BERT), and the exact fp32 kernel. Each line's FLOPs
+# and bytes over the GEMM rate and the copy bandwidth give its floor (attention_flash.cu's head).
+attention_bench() {  # precision causal
+  note "kervan bench attention $1 causal $2"
+  timeout 60 "$K/bin/kervan" bench attention --device cuda --precision "$1" --causal "$2" >> "$RESULTS" \
+    2>> "$LOG/attention.err" || tail -n 3 "$LOG/attention.err"
+}
+attention_bench bf16 true
+attention_bench bf16 false
+attention_bench fp32 true
+
 # kervan: the largest of the given micro-batches that fits (an out-of-memory exit tries the next).
 kervan_bench() {  # preset steps batches...
   local preset=$1 steps=$2
@@ -115,6 +128,11 @@ print("tests/gpu: " + ("passed" if stages.get("gpu_tests") == 0 else f"FAILED (r
       "| racecheck: " + ("clean" if stages.get("racecheck") == 0 else f"FAILED (rc {stages.get('racecheck')})"))
 if gemm:
     print(f"bf16 GEMM 8192^3 (cuBLAS via torch): {gemm / 1e12:.0f} TFLOP/s")
+for r in rows:
+    if r.get("bench") == "attention":
+        print(f"attention {r['precision']} {'causal' if r['causal'] else 'full'} (gpt2-small's shape): "
+              f"forward {r['forward_ms']:.3f} ms ({r['forward_tflops']:.0f} TFLOP/s), "
+              f"backward {r['backward_ms']:.3f} ms ({r['backward_tflops']:.0f} TFLOP/s)")
 print(f"{'model':12} {'impl':14} {'batch':>5} {'tokens/s':>10} {'ms/step':>8} {'MFU/peak':>8} {'MFU/GEMM':>8} {'peak GB':>8}")
 for r in rows:
     if "tokens_per_s" not in r:
