@@ -8,7 +8,8 @@
 // and 1e-2): the kernel rounds q, k, v, dO, P and dS to bf16 (8 significant bits) and accumulates
 // in fp32. An emulation of exactly those roundings in double against a double reference, at these
 // shapes, gave about 3e-3 for the output and 4e-3 to 5e-3 for dq, dk and dv (dS = P (dP - D)
-// subtracts nearly equal numbers); the bounds leave about 3x of that:
+// subtracts nearly equal numbers), and so did the kernels' own source run on the host with WMMA
+// emulated (T up to 1024); the bounds leave about 3x of that:
 constexpr double kBf16Out = 1e-2, kBf16Grad = 1.5e-2;
 // The saved log-sum-exp against one computed here in double from the fp32 inputs, as an absolute
 // error (a row with one key has lse = s_i0, which may be near 0): rounding q and k to bf16 moves a
@@ -183,8 +184,13 @@ class FlashAttention : public GpuTest {
       e_dk = rel_cols(gkv, rkv, 2 * I, 0, I);
       e_dv = rel_cols(gkv, rkv, 2 * I, I, 2 * I);
     }
-    EXPECT_LT(e_dq, tol_grad) << "dq " << what;
-    EXPECT_LT(e_dk, tol_grad) << "dk " << what;
+    // With one key, P = 1 and dS = P (dP - D) is exactly 0 on the CPU, so dq and dk are 0 there and
+    // the GPU's are the bf16 rounding of dP - D times k and q: about 1e-2 absolute at std-1
+    // inputs, not an error relative to anything (an emulation of the kernel measured 1.1e-2).
+    if (c.Tk > 1) {
+      EXPECT_LT(e_dq, tol_grad) << "dq " << what;
+      EXPECT_LT(e_dk, tol_grad) << "dk " << what;
+    }
     EXPECT_LT(e_dv, tol_grad) << "dv " << what;
     // The figures the first GPU runs calibrate the bounds with.
     std::printf("  %-40s out %.2e  lse %.2e (max %.2e)  dq %.2e  dk %.2e  dv %.2e\n", what.c_str(), e_out,
@@ -198,7 +204,8 @@ class FlashAttention : public GpuTest {
 TEST_F(FlashAttention, Bf16MatchesCpuFp32) {
   gpu->set_precision(Precision::BF16);
   const FlashCase cases[] = {
-      {1, 1, 1, 1, 64, true, false, true},         // one row, one key
+      {1, 1, 1, 1, 64, true, false, true},         // one row, one key (out, lse, dv)
+      {2, 1, 65, 2, 64, false, true, false},       // one query row, cross-attention over padded keys
       {2, 17, 17, 3, 64, true, false, true},       // a partial tile
       {2, 63, 63, 2, 128, true, false, true},      // one short of a tile
       {3, 64, 64, 2, 64, false, true, true},       // BERT: exactly a tile, padded keys
