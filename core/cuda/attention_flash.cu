@@ -108,20 +108,21 @@ __device__ __forceinline__ T* carve(unsigned char*& p, int n) {
   p += (n * sizeof(T) + 127) / 128 * 128;
   return r;
 }
+// Sizes, for the host's launch and the kernels' debug asserts alike.
 template <class T>
-constexpr int carved(int n) {
+__host__ __device__ constexpr int carved(int n) {
   return (n * static_cast<int>(sizeof(T)) + 127) / 128 * 128;
 }
 
 template <int HS>
-constexpr int forward_smem() {
+__host__ __device__ constexpr int forward_smem() {
   return 3 * carved<bf16>(kTile * Pitch<HS>::h) + carved<float>(kTile * kLds) + carved<bf16>(kTile * kLdp) +
          carved<float>(kTile * Pitch<HS>::o);
 }
 // Both backward passes: four bf16 operand tiles, the per-warp fp32 S and dP, dS (and the dk pass's
 // P^T), lse and D of the query tile.
 template <int HS>
-constexpr int backward_smem(bool key_pass) {
+__host__ __device__ constexpr int backward_smem(bool key_pass) {
   return 4 * carved<bf16>(kTile * Pitch<HS>::h) + 2 * carved<float>(kTile * kLds) +
          (key_pass ? 2 : 1) * carved<bf16>(kTile * kLdp) + 2 * carved<float>(kTile);
 }
