@@ -74,6 +74,10 @@
 #include "core/cuda/cuda_check.h"
 #include "core/cuda/reduce.cuh"
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#error "attention_flash.cu needs sm_80 or newer (bf16 WMMA): set CMAKE_CUDA_ARCHITECTURES to 80 or above"
+#endif
+
 namespace kervan::cuda {
 
 namespace {
