@@ -173,9 +173,11 @@ class Backend {
                                  const ColumnBlock& v, const AttentionSpec& spec) = 0;
   // dq, dk, dv overwritten (they may be blocks of one tensor, not of q, k, v's); dprobs, of
   // attention_scratch_shape(), is scratch which, when spec.bias is set, holds dS = dLoss/dS
-  // [B, NH, Tq, Tk] on return (every entry; the bias gradient is its sum over b).
+  // [B, NH, Tq, Tk] on return (every entry; the bias gradient is its sum over b). `out` is
+  // forward's output O [B, Tq, NH*hs] (the layers keep it as the output projection's input): a
+  // backend that recomputes P may take D_i = sum_j P_ij dP_ij as rowsum(dO_i * O_i) from it.
   virtual void attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv,
-                                  Tensor& dprobs, const Tensor& dout, const ColumnBlock& q,
+                                  Tensor& dprobs, const Tensor& dout, const Tensor& out, const ColumnBlock& q,
                                   const ColumnBlock& k, const ColumnBlock& v, const Tensor& saved,
                                   const AttentionSpec& spec) = 0;
   // The shapes of attention's saved state and backward scratch, this backend's choice (the free

@@ -50,6 +50,14 @@ struct BenchCheckpointOptions {
   bool collective = false;  // under mpirun: file per rank against one collective parallel-HDF5 file
 };
 
+struct BenchAttentionOptions {
+  std::string device = "cpu";
+  std::string precision = "fp32";
+  int64_t batch = 16, heads = 12, seq = 1024, head_size = 64, threads = 2;
+  bool causal = true;
+  int reps = 10;  // calls per timed batch
+};
+
 struct BenchGenerateOptions {
   std::string preset = "gpt2-tiny";
   int64_t tokens = 200, prompt_tokens = 8, threads = 2;
@@ -67,6 +75,9 @@ int run_bench_train(const BenchTrainOptions& opt);
 // `mpirun -np N kervan bench allreduce`: our all-reduce against plain MPI_Allreduce on the same
 // buffers, sizes min_bytes, 4 x min_bytes, ... max_bytes; one JSON line per size.
 int run_bench_allreduce(int64_t min_bytes, int64_t max_bytes, int reps);
+// `kervan bench attention`: the attention core's forward and backward time at one shape, with the
+// FLOPs and bytes to measure it against; one JSON line (launcher/bench_attention.cpp).
+int run_bench_attention(const BenchAttentionOptions& opt);
 // `kervan bench loader`: batches/s of the training data loader; one JSON line.
 int run_bench_loader(const BenchLoaderOptions& opt);
 // `kervan bench coordinator`: simulated workers against an in-process coordinator, token-data

@@ -76,7 +76,9 @@ BenchCommand::BenchCommand(CLI::App& app) {
   train_->add_flag("--profile", bt.profile, "Also report forward / backward / optimizer time");
   train_->add_option("--device", bt.device, "Device: cpu, or cuda (one process, docs/gpu.md)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  train_->add_option("--precision", bt.precision, "Matrix products: fp32, or bf16 (tensor cores; --device cuda)")
+  train_
+      ->add_option("--precision", bt.precision,
+                   "Matrix products: fp32, or bf16 (tensor cores; --device cuda)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
   train_->add_flag("--deterministic", bt.deterministic,
                    "Deterministic mode (train.deterministic): no split-K matrix products on cuda");
@@ -140,6 +142,21 @@ BenchCommand::BenchCommand(CLI::App& app) {
   generate_->add_option("--prompt-tokens", bg.prompt_tokens, "Random prompt tokens")
       ->check(CLI::Range(int64_t{1}, kMaxDim));
   generate_->add_option("--threads", bg.threads, "Threads")->check(CLI::Range(int64_t{1}, int64_t{1024}));
+
+  attention_ = cmd_->add_subcommand("attention", "Attention core forward and backward time at one shape");
+  auto& ba = attention_opt_;
+  attention_->add_option("--device", ba.device, "Device: cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  attention_->add_option("--precision", ba.precision, "fp32, or bf16 (the tensor-core kernel; --device cuda)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  attention_->add_option("--batch", ba.batch, "Sequences")->check(CLI::Range(int64_t{1}, kMaxDim));
+  attention_->add_option("--heads", ba.heads, "Heads")->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  attention_->add_option("--seq", ba.seq, "Sequence length")->check(CLI::Range(int64_t{1}, kMaxDim));
+  attention_->add_option("--head-size", ba.head_size, "Head size")
+      ->check(CLI::Range(int64_t{1}, int64_t{256}));
+  attention_->add_option("--causal", ba.causal, "Causal mask (true) or none (false)");
+  attention_->add_option("--threads", ba.threads, "Threads")->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  attention_->add_option("--reps", ba.reps, "Calls per timed batch (median of 5 batches)")
+      ->check(CLI::Range(1, 10000));
 }
 
 int BenchCommand::run() const {
@@ -162,6 +179,7 @@ int BenchCommand::run() const {
   if (checkpoint_->parsed()) return run_bench_checkpoint(checkpoint_opt_);
   if (coordinator_->parsed()) return run_bench_coordinator(coordinator_opt_);
   if (generate_->parsed()) return run_bench_generate(generate_opt_);
+  if (attention_->parsed()) return run_bench_attention(attention_opt_);
   const BenchTrainOptions& bt = train_opt_;
   if (bt.preset.empty() && (bt.layers <= 0 || bt.heads <= 0 || bt.d_model <= 0 || bt.vocab <= 0))
     throw UserError("bench train: give --preset or all of --layers --heads --d-model --vocab");

@@ -5,9 +5,9 @@
 
 namespace kervan {
 
-// `kervan bench gemm|allreduce|loader|train|checkpoint|coordinator|generate`: registers itself on the app
-// with every option range-checked at parsing (a bad value is a usage error, exit 2, before anything runs);
-// main() asks selected() after parsing and then calls run().
+// `kervan bench gemm|allreduce|loader|train|checkpoint|coordinator|generate|attention`: registers itself on
+// the app with every option range-checked at parsing (a bad value is a usage error, exit 2, before anything
+// runs); main() asks selected() after parsing and then calls run().
 class BenchCommand {
  public:
   explicit BenchCommand(CLI::App& app);
@@ -18,7 +18,8 @@ class BenchCommand {
   int run() const;
 
  private:
-  CLI::App *cmd_, *gemm_, *allreduce_, *loader_, *train_, *checkpoint_, *coordinator_, *generate_;
+  CLI::App *cmd_, *gemm_, *allreduce_, *loader_, *train_, *checkpoint_, *coordinator_, *generate_,
+      *attention_;
   int64_t gemm_n_ = 2048, gemm_threads_ = 1;
   std::vector<int64_t> gemm_shape_;  // m, n, k; empty: --size cubed
   bool gemm_trans_a_ = false, gemm_trans_b_ = false;
@@ -30,6 +31,7 @@ class BenchCommand {
   BenchCheckpointOptions checkpoint_opt_;
   BenchCoordinatorOptions coordinator_opt_;
   BenchGenerateOptions generate_opt_;
+  BenchAttentionOptions attention_opt_;
 };
 
 }  // namespace kervan

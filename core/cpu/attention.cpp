@@ -124,12 +124,15 @@ void CpuBackend::attention_forward(Tensor& out, Tensor& probs, const ColumnBlock
 }
 
 void CpuBackend::attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv,
-                                    Tensor& dprobs, const Tensor& dout, const ColumnBlock& q,
-                                    const ColumnBlock& k, const ColumnBlock& v, const Tensor& probs,
-                                    const AttentionSpec& spec) {
+                                    Tensor& dprobs, const Tensor& dout, const Tensor& out,
+                                    const ColumnBlock& q, const ColumnBlock& k, const ColumnBlock& v,
+                                    const Tensor& probs, const AttentionSpec& spec) {
   const auto [B, Tq, Tk, NH, hs] = check_layout(q, k, v, spec);
   KERVAN_CHECK(dq.width == q.width && dk.width == k.width && dv.width == v.width, "attention grad widths");
-  KERVAN_CHECK(dprobs.numel() == probs.numel() && dout.numel() == B * Tq * NH * hs, "attention grad shapes");
+  // out (forward's O) is not needed: the CPU keeps P, and D_i = sum_j P_ij dP_ij comes from it.
+  KERVAN_CHECK(
+      dprobs.numel() == probs.numel() && dout.numel() == B * Tq * NH * hs && out.numel() == dout.numel(),
+      "attention grad shapes");
   for (const Tensor* g : std::initializer_list<const Tensor*>{&dq.t, &dk.t, &dv.t})
     for (const Tensor* in : std::initializer_list<const Tensor*>{&q.t, &k.t, &v.t, &dout, &probs, &dprobs})
       KERVAN_CHECK(!overlaps(*g, *in), "attention backward: a gradient aliases an input");

@@ -44,7 +44,7 @@ class CpuBackend final : public Backend {
   void attention_forward(Tensor& out, Tensor& probs, const ColumnBlock& q, const ColumnBlock& k,
                          const ColumnBlock& v, const AttentionSpec& spec) override;
   void attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv, Tensor& dprobs,
-                          const Tensor& dout, const ColumnBlock& q, const ColumnBlock& k,
+                          const Tensor& dout, const Tensor& out, const ColumnBlock& q, const ColumnBlock& k,
                           const ColumnBlock& v, const Tensor& probs, const AttentionSpec& spec) override;
   void relative_bias_forward(Tensor& bias, const Tensor& table, const Tensor& buckets) override;
   void relative_bias_backward(Tensor& dtable, const Tensor& dbias, const Tensor& buckets) override;

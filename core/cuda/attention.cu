@@ -9,11 +9,14 @@
 // so every output has one writer and no atomics: deterministic. Each lane holds head-dimension
 // elements lane, lane + 32, ... (R of them, hs <= 32 R); a dot product is a warp sum, computed the
 // same way in forward and backward, so the recomputed s_ij equal the forward's bit for bit.
-// This is the correct first version, not the fast one: one warp walks keys one at a time with
-// CUDA-core FMAs; the tiled tensor-core kernel is the next step (docs/gpu.md).
+// This is the exact version: fp32 throughout, one warp walking keys one at a time with CUDA-core
+// FMAs. At precision BF16 the tiled tensor-core kernel (attention_flash.cu) takes what it can;
+// use_flash() below says which problems.
 #include <cfloat>
+#include <cstdint>
 #include <vector>
 
+#include "core/cuda/attention_flash.h"
 #include "core/cuda/backend_impl.h"
 #include "core/cuda/reduce.cuh"
 
@@ -242,6 +245,27 @@ int lanes_for(int64_t hs) {
   return hs <= 32 ? 1 : hs <= 64 ? 2 : hs <= 128 ? 4 : 8;
 }
 
+// The dispatch: precision BF16 runs the tiled tensor-core kernel (attention_flash.cu) for head
+// sizes 64 and 128 without a bias, when every block's rows are 16-byte aligned (its loads are
+// float4s). fp32 precision, other head sizes, T5's relative bias (whose dS the caller needs in
+// full) and unaligned blocks keep this file's exact fp32 kernel.
+bool use_flash(Precision precision, const Dims& d, std::initializer_list<Cols> blocks,
+               std::initializer_list<const float*> rows) {
+  if (precision != Precision::BF16 || d.bias || !flash_head_size(d.hs)) return false;
+  auto aligned = [](const float* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  for (const Cols& c : blocks)
+    if (!aligned(c.base) || c.ld % 4 != 0) return false;
+  for (const float* r : rows)
+    if (!aligned(r)) return false;
+  return true;
+}
+FlashProblem flash_problem(const Dims& d) {
+  return {d.B, d.Tq, d.Tk, d.NH, d.hs, d.scale, d.causal, d.key_lengths};
+}
+FlashCols flash_cols(const Cols& c) {
+  return {c.base, c.ld};
+}
+
 std::string dims_str(const Dims& d) {
   return "B " + std::to_string(d.B) + ", heads " + std::to_string(d.NH) + ", Tq " + std::to_string(d.Tq) +
          ", Tk " + std::to_string(d.Tk) + ", head size " + std::to_string(d.hs);
@@ -260,8 +284,12 @@ void CudaBackend::attention_forward(Tensor& out, Tensor& saved, const ColumnBloc
   if (d.B * d.NH * d.Tq == 0) return;
   const Cols Q = cols(q, d.B, d.Tq, d.hs, "q"), K = cols(k, d.B, d.Tk, d.hs, "k"),
              V = cols(v, d.B, d.Tk, d.hs, "v");
-  const dim3 grid(blocks_for(d.Tq, kWarps), static_cast<unsigned>(d.NH), static_cast<unsigned>(d.B));
   float *o = out.data<float>(), *lse = saved.data<float>();
+  if (use_flash(precision_, d, {Q, K, V}, {o})) {
+    flash_attention_forward(flash_problem(d), flash_cols(Q), flash_cols(K), flash_cols(V), o, lse, stream());
+    return;
+  }
+  const dim3 grid(blocks_for(d.Tq, kWarps), static_cast<unsigned>(d.NH), static_cast<unsigned>(d.B));
   switch (lanes_for(d.hs)) {
     case 1:
       forward_kernel<1><<<grid, 32 * kWarps, 0, stream()>>>(d, Q, K, V, o, lse);
@@ -279,17 +307,18 @@ void CudaBackend::attention_forward(Tensor& out, Tensor& saved, const ColumnBloc
 }
 
 void CudaBackend::attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv,
-                                     Tensor& dprobs, const Tensor& dout, const ColumnBlock& q,
-                                     const ColumnBlock& k, const ColumnBlock& v, const Tensor& saved,
-                                     const AttentionSpec& spec) {
+                                     Tensor& dprobs, const Tensor& dout, const Tensor& out,
+                                     const ColumnBlock& q, const ColumnBlock& k, const ColumnBlock& v,
+                                     const Tensor& saved, const AttentionSpec& spec) {
   const Dims d = check_dims(*this, q, k, v, spec);
   KERVAN_CHECK(dq.width == q.width && dk.width == k.width && dv.width == v.width, "attention grad widths");
   KERVAN_CHECK(saved.numel() == d.B * d.NH * d.Tq && dout.numel() == d.B * d.Tq * d.NH * d.hs &&
-                   (!spec.bias || dprobs.numel() == d.B * d.NH * d.Tq * d.Tk),
+                   out.numel() == dout.numel() && (!spec.bias || dprobs.numel() == d.B * d.NH * d.Tq * d.Tk),
                "attention grad shapes: saved " + shape_str(saved.shape()) + ", dprobs " +
                    shape_str(dprobs.shape()) + " for " + dims_str(d));
   for (const Tensor* g : {&dq.t, &dk.t, &dv.t})
-    for (const Tensor* in : std::initializer_list<const Tensor*>{&q.t, &k.t, &v.t, &dout, &saved, &dprobs})
+    for (const Tensor* in :
+         std::initializer_list<const Tensor*>{&q.t, &k.t, &v.t, &dout, &out, &saved, &dprobs})
       KERVAN_CHECK(!overlaps(*g, *in), "attention backward: a gradient aliases an input");
   if (d.B * d.NH * std::max(d.Tq, d.Tk) == 0) return;
   const Cols Q = cols(q, d.B, d.Tq, d.hs, "q"), K = cols(k, d.B, d.Tk, d.hs, "k"),
@@ -297,11 +326,17 @@ void CudaBackend::attention_backward(const ColumnBlock& dq, const ColumnBlock& d
   const Cols dQ = cols(dq, d.B, d.Tq, d.hs, "dq"), dK = cols(dk, d.B, d.Tk, d.hs, "dk"),
              dV = cols(dv, d.B, d.Tk, d.hs, "dv");
   Tensor D = empty({d.B, d.NH, d.Tq}, DType::F32);
+  const float *g = dout.data<float>(), *lse = saved.data<float>();
+  float* Dp = D.data<float>();
+  if (use_flash(precision_, d, {Q, K, V, dQ, dK, dV}, {g, out.data<float>()})) {
+    flash_attention_backward(flash_problem(d), flash_cols(Q), flash_cols(K), flash_cols(V), g,
+                             out.data<float>(), lse, Dp, flash_cols(dQ), flash_cols(dK), flash_cols(dV),
+                             stream());
+    return;
+  }
   float* dS = spec.bias ? dprobs.data<float>() : nullptr;
   const dim3 qgrid(blocks_for(d.Tq, kWarps), static_cast<unsigned>(d.NH), static_cast<unsigned>(d.B));
   const dim3 kgrid(blocks_for(d.Tk, kWarps), static_cast<unsigned>(d.NH), static_cast<unsigned>(d.B));
-  const float *g = dout.data<float>(), *lse = saved.data<float>();
-  float* Dp = D.data<float>();
   switch (lanes_for(d.hs)) {
     case 1:
       backward_query_kernel<1><<<qgrid, 32 * kWarps, 0, stream()>>>(d, Q, K, V, dQ, g, lse, Dp, dS);

@@ -56,7 +56,7 @@ class CudaBackend final : public Backend {
   void attention_forward(Tensor& out, Tensor& saved, const ColumnBlock& q, const ColumnBlock& k,
                          const ColumnBlock& v, const AttentionSpec& spec) override;
   void attention_backward(const ColumnBlock& dq, const ColumnBlock& dk, const ColumnBlock& dv, Tensor& dprobs,
-                          const Tensor& dout, const ColumnBlock& q, const ColumnBlock& k,
+                          const Tensor& dout, const Tensor& out, const ColumnBlock& q, const ColumnBlock& k,
                           const ColumnBlock& v, const Tensor& saved, const AttentionSpec& spec) override;
   void relative_bias_forward(Tensor& bias, const Tensor& table, const Tensor& buckets) override;
   void relative_bias_backward(Tensor& dtable, const Tensor& dbias, const Tensor& buckets) override;

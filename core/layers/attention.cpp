@@ -71,7 +71,7 @@ void SelfAttention::backward(Backend& be, Tensor& dx, const Tensor& dy, const Te
   const Tensor &qkv = saved.qkv, &dqkv = scratch.dqkv;
   const int64_t I = inner_;
   be.attention_backward(ColumnBlock::of(dqkv, 0, I), ColumnBlock::of(dqkv, I, I),
-                        ColumnBlock::of(dqkv, 2 * I, I), scratch.dprobs, scratch.datt,
+                        ColumnBlock::of(dqkv, 2 * I, I), scratch.dprobs, scratch.datt, saved.att,
                         ColumnBlock::of(qkv, 0, I), ColumnBlock::of(qkv, I, I),
                         ColumnBlock::of(qkv, 2 * I, I), saved.probs, spec(ctx));
   if (ctx.dbias) {  // d(bias_h) = sum over the batch of dS_bh

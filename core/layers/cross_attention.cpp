@@ -30,7 +30,7 @@ void CrossAttention::backward(Backend& be, Tensor& dx, Tensor& dmemory, const Te
   o_.backward(be, &scratch.datt, dy, saved.att);
   const int64_t I = inner_;
   be.attention_backward(ColumnBlock::of(scratch.dq, 0, I), ColumnBlock::of(scratch.dkv, 0, I),
-                        ColumnBlock::of(scratch.dkv, I, I), scratch.dprobs, scratch.datt,
+                        ColumnBlock::of(scratch.dkv, I, I), scratch.dprobs, scratch.datt, saved.att,
                         ColumnBlock::of(saved.q, 0, I), ColumnBlock::of(saved.kv, 0, I),
                         ColumnBlock::of(saved.kv, I, I), saved.probs, spec(memory_lengths));
   q_.backward(be, &dx, scratch.dq, x);

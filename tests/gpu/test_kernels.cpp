@@ -171,7 +171,10 @@ struct AttentionCase {
   bool causal, padding, bias;
 };
 
+// The exact fp32 kernel (core/cuda/attention.cu): the backend's precision is F32 unless set, and at
+// F32 every attention runs it. test_attention_flash.cpp tests the BF16 tensor-core kernel.
 TEST_F(GpuTest, AttentionForwardAndBackward) {
+  ASSERT_EQ(gpu->precision(), Precision::F32);
   const AttentionCase cases[] = {
       {1, 1, 1, 1, 1, true, false, false},     {2, 7, 7, 3, 5, true, false, false},
       {2, 33, 33, 2, 64, true, false, false},  {1, 130, 130, 4, 96, true, false, false},
@@ -213,13 +216,13 @@ TEST_F(GpuTest, AttentionForwardAndBackward) {
     Tensor ds_c = cpu->empty(cpu->attention_scratch_shape(c.B, c.NH, c.Tq, c.Tk, c.bias), DType::F32);
     Tensor ds_g = gpu->empty(gpu->attention_scratch_shape(c.B, c.NH, c.Tq, c.Tk, c.bias), DType::F32);
     cpu->attention_backward(ColumnBlock::of(dq.cpu, 0, I), ColumnBlock::of(dkv.cpu, I, I),
-                            ColumnBlock::of(dkv.cpu, 2 * I, I), ds_c, dout.cpu, ColumnBlock::of(q.cpu, 0, I),
-                            ColumnBlock::of(kv.cpu, I, I), ColumnBlock::of(kv.cpu, 2 * I, I), saved_c,
-                            spec(false));
+                            ColumnBlock::of(dkv.cpu, 2 * I, I), ds_c, dout.cpu, out.cpu,
+                            ColumnBlock::of(q.cpu, 0, I), ColumnBlock::of(kv.cpu, I, I),
+                            ColumnBlock::of(kv.cpu, 2 * I, I), saved_c, spec(false));
     gpu->attention_backward(ColumnBlock::of(dq.gpu, 0, I), ColumnBlock::of(dkv.gpu, I, I),
-                            ColumnBlock::of(dkv.gpu, 2 * I, I), ds_g, dout.gpu, ColumnBlock::of(q.gpu, 0, I),
-                            ColumnBlock::of(kv.gpu, I, I), ColumnBlock::of(kv.gpu, 2 * I, I), saved_g,
-                            spec(true));
+                            ColumnBlock::of(dkv.gpu, 2 * I, I), ds_g, dout.gpu, out.gpu,
+                            ColumnBlock::of(q.gpu, 0, I), ColumnBlock::of(kv.gpu, I, I),
+                            ColumnBlock::of(kv.gpu, 2 * I, I), saved_g, spec(true));
     EXPECT_LT(rel_err(dq), kAttentionGrad) << "dq " << what;
     // Only the k and v blocks of dkv were written: compare those columns.
     const std::vector<float> g = gpu->to_host<float>(dkv.gpu), r = cpu->to_host<float>(dkv.cpu);

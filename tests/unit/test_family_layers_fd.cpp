@@ -50,7 +50,7 @@ TEST_F(LayerFd, BidirectionalAttentionWithPaddingAndBias) {
   for (int64_t h = 0; h < NH; ++h)
     for (int64_t i = 0; i < T; ++i)
       for (int64_t j = 4; j < T; ++j) EXPECT_EQ(P[((1 * NH + h) * T + i) * T + j], 0.0f) << "padding key";
-  be->attention_backward(blk(dqkv, 0), blk(dqkv, 1), blk(dqkv, 2), dprobs, w, blk(qkv, 0), blk(qkv, 1),
+  be->attention_backward(blk(dqkv, 0), blk(dqkv, 1), blk(dqkv, 2), dprobs, w, out, blk(qkv, 0), blk(qkv, 1),
                          blk(qkv, 2), probs, spec);
   be->bias_backward(dbias, dprobs.view({B, NH * T * T}));
   EXPECT_LT(fd_relative_error(qkv, to_vector(dqkv), loss), kFdTolerance);
@@ -75,7 +75,7 @@ TEST_F(LayerFd, CausalAttentionWithBias) {
     return weighted_sum(out, w);
   };
   loss();
-  be->attention_backward(blk(dqkv, 0), blk(dqkv, 1), blk(dqkv, 2), dprobs, w, blk(qkv, 0), blk(qkv, 1),
+  be->attention_backward(blk(dqkv, 0), blk(dqkv, 1), blk(dqkv, 2), dprobs, w, out, blk(qkv, 0), blk(qkv, 1),
                          blk(qkv, 2), probs, spec);
   be->bias_backward(dbias, dprobs.view({B, NH * T * T}));
   EXPECT_LT(fd_relative_error(bias, to_vector(dbias), loss), kFdTolerance);

@@ -172,7 +172,7 @@ TEST_P(AttentionFd, CausalCore) {
       }
       EXPECT_NEAR(s, 1.0, 1e-6);
     }
-  be->attention_backward(grad[0], grad[1], grad[2], dprobs, w, in[0], in[1], in[2], probs, spec);
+  be->attention_backward(grad[0], grad[1], grad[2], dprobs, w, out, in[0], in[1], in[2], probs, spec);
   EXPECT_LT(fd_relative_error(qkv, to_vector(dqkv), loss), kFdTolerance);
 }
 INSTANTIATE_TEST_SUITE_P(SeqLens, AttentionFd, ::testing::Values(5, 70));
