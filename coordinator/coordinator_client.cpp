@@ -4,7 +4,6 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <spdlog/spdlog.h>
-#include <xxhash.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -14,6 +13,7 @@
 #include <thread>
 
 #include "coordinator/process_tuning.h"
+#include "coordinator/xxh3_inline.h"
 #include "proto/protocol_version.h"
 
 namespace kervan {

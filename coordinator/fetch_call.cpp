@@ -1,8 +1,7 @@
 #include "coordinator/fetch_call.h"
 
-#include <xxhash.h>
-
 #include "coordinator/coordinator_service.h"
+#include "coordinator/xxh3_inline.h"
 
 namespace kervan {
 

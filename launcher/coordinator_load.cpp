@@ -3,7 +3,6 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/completion_queue.h>
 #include <sys/resource.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <array>
@@ -16,6 +15,7 @@
 #include <thread>
 
 #include "coordinator/coordinator_client.h"
+#include "coordinator/xxh3_inline.h"
 #include "core/error.h"
 #include "proto/coordinator.grpc.pb.h"
 #include "proto/protocol_version.h"
