@@ -156,13 +156,21 @@ v1::ManifestResponse CoordinatorClient::manifest() {
 void CoordinatorClient::fetch(v1::FetchRequest req,
                               const std::function<void(const v1::TokenChunk&)>& on_piece) {
   *req.mutable_header() = header();
+  uint64_t asked = 0;
+  for (const v1::TokenRange& r : req.ranges()) asked += r.length();
   int bad_checksums = 0;
   call("FetchTokens", [&](grpc::ClientContext& ctx) {
     ctx.set_deadline(std::chrono::system_clock::now() + kFetchDeadline);
     std::unique_ptr<grpc::ClientReader<v1::TokenData>> reader = stub_->FetchTokens(&ctx, req);
-    v1::TokenData message;
-    while (reader->Read(&message)) {
+    // Parsed into one message per thread, whose pieces and buffers protobuf reuses from fetch to
+    // fetch (a batch's fetch is 16-odd pieces: as many allocations and frees saved).
+    thread_local v1::TokenData message;
+    // Once every byte asked for has come, the status is all that follows: Finish takes it
+    // without the Read that would only report the end of the stream.
+    uint64_t left = asked;
+    while (left > 0 && reader->Read(&message)) {
       for (const v1::TokenChunk& piece : message.chunks()) {
+        left -= std::min<uint64_t>(left, piece.data().size());
         if (piece.range() >= static_cast<uint32_t>(req.ranges_size()) ||
             XXH3_64bits(piece.data().data(), piece.data().size()) != piece.checksum()) {
           if (++bad_checksums >= kMaxChecksumFailures)

@@ -55,6 +55,10 @@ struct Lane {
   using Event = std::tuple<Clock::time_point, int, bool>;  // due, worker, fetch
   std::priority_queue<Event, std::vector<Event>, std::greater<>> due;
   std::discrete_distribution<uint32_t> pick_shard;  // weighted by size
+  // Every fetched message of the lane is parsed into this one, whose pieces and their buffers
+  // protobuf reuses, as a worker's CoordinatorClient::fetch parses into one per thread (gRPC
+  // parses a message when its completion is taken, on this thread, which checks it at once).
+  v1::TokenData message;
 
   explicit Lane(Sim& s);
   void run();
@@ -87,23 +91,28 @@ class FetchCall final : public Call {
   FetchCall(Lane& lane, int worker, Clock::time_point due) : lane_(lane), worker_(worker), due_(due) {
     ctx_.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
     req_ = lane.fetch_request(worker);
+    for (const v1::TokenRange& r : req_.ranges()) left_ += r.length();
     rpc_ = lane.sim.stubs[worker]->PrepareAsyncFetchTokens(&ctx_, req_, &lane.cq);
     rpc_->StartCall(this);
   }
+  // Reads until every byte asked for has come (then the status follows, as it does for a
+  // worker's CoordinatorClient::fetch) or the stream ends early, then asks for the status.
   void proceed(bool ok) override {
     switch (state_) {
-      case State::kStarting:  // the request went out (or the call failed): read, or ask why not
+      case State::kStarting:  // the request went out (or the call failed)
       case State::kReading:
-        if (ok) {
-          if (state_ == State::kReading) check_pieces();
+        if (ok && state_ == State::kReading) check_pieces();
+        if (ok && left_ > 0) {
           state_ = State::kReading;
-          return rpc_->Read(&chunk_, this);
+          return rpc_->Read(&lane_.message, this);
         }
         state_ = State::kFinishing;
         return rpc_->Finish(&status_, this);
       case State::kFinishing:
         if (status_.ok() && bad_pieces_ > 0)
           status_ = grpc::Status(grpc::StatusCode::DATA_LOSS, "a piece failed its checksum");
+        else if (status_.ok() && left_ > 0)
+          status_ = grpc::Status(grpc::StatusCode::DATA_LOSS, "the stream ended early");
         lane_.record(worker_, true, due_, status_);
         delete this;
     }
@@ -112,8 +121,10 @@ class FetchCall final : public Call {
  private:
   // As a worker's CoordinatorClient::fetch does: every piece against its XXH3-64.
   void check_pieces() {
-    for (const v1::TokenChunk& piece : chunk_.chunks())
+    for (const v1::TokenChunk& piece : lane_.message.chunks()) {
       if (XXH3_64bits(piece.data().data(), piece.data().size()) != piece.checksum()) bad_pieces_++;
+      left_ -= std::min<uint64_t>(left_, piece.data().size());
+    }
   }
 
   enum class State { kStarting, kReading, kFinishing };
@@ -123,7 +134,7 @@ class FetchCall final : public Call {
   State state_ = State::kStarting;
   grpc::ClientContext ctx_;
   v1::FetchRequest req_;
-  v1::TokenData chunk_;
+  uint64_t left_ = 0;  // bytes asked for and not yet received
   int bad_pieces_ = 0;
   grpc::Status status_;
   decltype(std::declval<v1::Coordinator::Stub>().PrepareAsyncFetchTokens(nullptr, {}, nullptr)) rpc_;
