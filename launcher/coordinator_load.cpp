@@ -268,8 +268,8 @@ double percentile(std::vector<double>& v, double p) {
 
 }  // namespace
 
-LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secret,
-                                const v1::ManifestResponse& manifest) {
+LoadSamples run_coordinator_load(const LoadOptions& opt, const SharedSecret& secret,
+                                 const v1::ManifestResponse& manifest) {
   if (manifest.corpora_size() == 0 || manifest.corpora(0).splits_size() == 0)
     throw UserError("bench coordinator: the coordinator serves no corpus");
   if (opt.threads < 1) throw UserError("bench coordinator: --client-threads must be at least 1");
@@ -281,24 +281,26 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
   sim.calls.assign(opt.workers, 0);
   sim.busy.assign(opt.workers, {false, false});
   sim.waiting.resize(opt.workers);
+  const int world = opt.world > 0 ? opt.world : opt.workers;
 
   // Each worker its own connection, set up as a real worker's (a distinct channel argument keeps
   // gRPC from sharing one).
   for (int w = 0; w < opt.workers; ++w) {
+    const int rank = opt.first_worker + w;
     grpc::ChannelArguments args;
-    args.SetInt("kervan.bench.worker", w);
+    args.SetInt("kervan.bench.worker", rank);
     sim.stubs.push_back(v1::Coordinator::NewStub(coordinator_channel(opt.address, args)));
-    sim.rngs.emplace_back(static_cast<uint64_t>(w) * 7919 + 1);
+    sim.rngs.emplace_back(static_cast<uint64_t>(rank) * 7919 + 1);
     v1::RegisterRequest reg;
     *reg.mutable_header() = sim.header;
     v1::WorkerIdentity* id = reg.mutable_worker();
     id->set_role(v1::WORKER_ROLE_TRAIN);
     id->set_host("sim");
-    id->set_pid(static_cast<uint32_t>(w));
-    id->set_rank(w);
-    id->set_world_size(opt.workers);
-    id->set_dp_rank(w);
-    id->set_dp_size(opt.workers);
+    id->set_pid(static_cast<uint32_t>(rank));
+    id->set_rank(rank);
+    id->set_world_size(world);
+    id->set_dp_rank(rank);
+    id->set_dp_size(world);
     id->set_tp_size(1);
     v1::RegisterResponse resp;
     grpc::ClientContext ctx;
@@ -312,16 +314,17 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
   const int lanes = std::min(opt.threads, opt.workers);
   std::vector<std::unique_ptr<Lane>> lane;
   for (int t = 0; t < lanes; ++t) lane.push_back(std::make_unique<Lane>(sim));
-  LoadResult out;
+  LoadSamples out;
+  const Clock::time_point start =
+      opt.start ? opt.start() : Clock::now() + std::chrono::milliseconds(10);  // the lanes' threads start
   const double cpu0 = process_cpu_seconds();
-  const Clock::time_point start = Clock::now() + std::chrono::milliseconds(10);  // the lanes' threads start
   sim.end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.seconds));
   // Open loop: each worker's heartbeats and fetches at their periods, its phase spread over them.
   // Closed loop: every worker's first fetch at the start.
   const auto ms = [](double v) {
     return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(v));
   };
-  std::mt19937_64 phase(1);
+  std::mt19937_64 phase(static_cast<uint64_t>(opt.first_worker) + 1);
   for (int w = 0; w < opt.workers; ++w) {
     auto& due = lane[static_cast<size_t>(w % lanes)]->due;
     if (opt.closed_loop) {
@@ -333,32 +336,45 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
         start + ms(opt.step_ms * static_cast<double>(phase() % 1000) / 1000.0);
     if (opt.fetch) due.emplace(first_fetch, w, true);
   }
-  if (!opt.closed_loop)
-    out.offered_per_s = opt.workers * (1000.0 / opt.heartbeat_ms + (opt.fetch ? 1000.0 / opt.step_ms : 0));
   std::vector<std::thread> threads;
   for (auto& l : lane) threads.emplace_back([&l] { l->run(); });
   for (std::thread& t : threads) t.join();
   out.process_cpu_s = process_cpu_seconds() - cpu0;
-  out.seconds = opt.seconds;
 
-  std::vector<double> all, heartbeats, fetches;
-  int64_t in_window = 0;
   for (auto& l : lane) {
     l->cq.Shutdown();
     void* tag = nullptr;
     bool ok = false;
     while (l->cq.Next(&tag, &ok)) {
     }  // nothing is left in flight: drains the queue's own shutdown
-    heartbeats.insert(heartbeats.end(), l->heartbeat_ms.begin(), l->heartbeat_ms.end());
-    fetches.insert(fetches.end(), l->fetch_ms.begin(), l->fetch_ms.end());
-    in_window += l->in_window;
+    out.heartbeat_ms.insert(out.heartbeat_ms.end(), l->heartbeat_ms.begin(), l->heartbeat_ms.end());
+    out.fetch_ms.insert(out.fetch_ms.end(), l->fetch_ms.begin(), l->fetch_ms.end());
+    out.in_window += l->in_window;
     out.errors += l->errors;
     for (const auto& [code, n] : l->error_codes) out.error_codes[code] += n;
+  }
+  return out;
+}
+
+LoadResult summarize_load(const std::vector<LoadSamples>& parts, const LoadOptions& opt) {
+  LoadResult out;
+  out.seconds = opt.seconds;
+  if (!opt.closed_loop)
+    out.offered_per_s = opt.workers * (1000.0 / opt.heartbeat_ms + (opt.fetch ? 1000.0 / opt.step_ms : 0));
+  std::vector<double> heartbeats, fetches;
+  int64_t in_window = 0;
+  for (const LoadSamples& p : parts) {
+    heartbeats.insert(heartbeats.end(), p.heartbeat_ms.begin(), p.heartbeat_ms.end());
+    fetches.insert(fetches.end(), p.fetch_ms.begin(), p.fetch_ms.end());
+    in_window += p.in_window;
+    out.errors += p.errors;
+    for (const auto& [code, n] : p.error_codes) out.error_codes[code] += n;
+    out.process_cpu_s += p.process_cpu_s;
   }
   out.heartbeats = static_cast<int64_t>(heartbeats.size());
   out.fetches = static_cast<int64_t>(fetches.size());
   out.answered_per_s = static_cast<double>(in_window) / out.seconds;
-  all = heartbeats;
+  std::vector<double> all = heartbeats;
   all.insert(all.end(), fetches.begin(), fetches.end());
   out.p50_ms = percentile(all, 0.50);
   out.p99_ms = percentile(all, 0.99);
