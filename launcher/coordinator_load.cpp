@@ -59,12 +59,17 @@ struct Lane {
   // protobuf reuses, as a worker's CoordinatorClient::fetch parses into one per thread (gRPC
   // parses a message when its completion is taken, on this thread, which checks it at once).
   v1::TokenData message;
+  // The lane's requests are built in these (gRPC serializes a request when its call is set up),
+  // their header set once.
+  v1::FetchRequest fetch;
+  v1::HeartbeatRequest heartbeat;
 
   explicit Lane(Sim& s);
   void run();
   void send(int w, bool fetch, Clock::time_point due_at);
   void record(int w, bool fetch, Clock::time_point due_at, const grpc::Status& status);
-  v1::FetchRequest fetch_request(int w);
+  // Fills `fetch` with worker w's next batch: `windows` windows at random places.
+  const v1::FetchRequest& fetch_request(int w);
 };
 
 struct Sim {
@@ -84,15 +89,20 @@ struct Sim {
   explicit Sim(const LoadOptions& o) : opt(o) {}
 };
 
-Lane::Lane(Sim& s) : sim(s), pick_shard(s.shard_bytes.begin(), s.shard_bytes.end()) {}
+Lane::Lane(Sim& s) : sim(s), pick_shard(s.shard_bytes.begin(), s.shard_bytes.end()) {
+  *fetch.mutable_header() = sim.header;
+  fetch.set_corpus(0);
+  fetch.set_split("train");
+  *heartbeat.mutable_header() = sim.header;
+}
 
 class FetchCall final : public Call {
  public:
   FetchCall(Lane& lane, int worker, Clock::time_point due) : lane_(lane), worker_(worker), due_(due) {
     ctx_.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
-    req_ = lane.fetch_request(worker);
-    for (const v1::TokenRange& r : req_.ranges()) left_ += r.length();
-    rpc_ = lane.sim.stubs[worker]->PrepareAsyncFetchTokens(&ctx_, req_, &lane.cq);
+    const v1::FetchRequest& req = lane.fetch_request(worker);
+    for (const v1::TokenRange& r : req.ranges()) left_ += r.length();
+    rpc_ = lane.sim.stubs[worker]->PrepareAsyncFetchTokens(&ctx_, req, &lane.cq);
     rpc_->StartCall(this);
   }
   // Reads until every byte asked for has come (then the status follows, as it does for a
@@ -133,7 +143,6 @@ class FetchCall final : public Call {
   Clock::time_point due_;
   State state_ = State::kStarting;
   grpc::ClientContext ctx_;
-  v1::FetchRequest req_;
   uint64_t left_ = 0;  // bytes asked for and not yet received
   int bad_pieces_ = 0;
   grpc::Status status_;
@@ -144,12 +153,12 @@ class HeartbeatCall final : public Call {
  public:
   HeartbeatCall(Lane& lane, int worker, Clock::time_point due) : lane_(lane), worker_(worker), due_(due) {
     ctx_.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
-    *req_.mutable_header() = lane.sim.header;
-    req_.set_worker_id(lane.sim.worker_ids[worker]);
-    req_.set_step(1);
-    req_.set_consumed_samples(16);
-    req_.set_tokens_per_s(160000);
-    rpc_ = lane.sim.stubs[worker]->PrepareAsyncHeartbeat(&ctx_, req_, &lane.cq);
+    v1::HeartbeatRequest& req = lane.heartbeat;
+    req.set_worker_id(lane.sim.worker_ids[worker]);
+    req.set_step(1);
+    req.set_consumed_samples(16);
+    req.set_tokens_per_s(160000);
+    rpc_ = lane.sim.stubs[worker]->PrepareAsyncHeartbeat(&ctx_, req, &lane.cq);
     rpc_->StartCall();
     rpc_->Finish(&resp_, &status_, this);
   }
@@ -163,7 +172,6 @@ class HeartbeatCall final : public Call {
   int worker_;
   Clock::time_point due_;
   grpc::ClientContext ctx_;
-  v1::HeartbeatRequest req_;
   v1::HeartbeatResponse resp_;
   grpc::Status status_;
   decltype(std::declval<v1::Coordinator::Stub>().PrepareAsyncHeartbeat(nullptr, {}, nullptr)) rpc_;
@@ -234,12 +242,10 @@ void Lane::run() {
   }
 }
 
-v1::FetchRequest Lane::fetch_request(int w) {
+const v1::FetchRequest& Lane::fetch_request(int w) {
   const LoadOptions& opt = sim.opt;
-  v1::FetchRequest req;
-  *req.mutable_header() = sim.header;
-  req.set_corpus(0);
-  req.set_split("train");
+  v1::FetchRequest& req = fetch;
+  req.mutable_ranges()->Clear();  // (keeps the TokenRange objects for add_ranges to reuse)
   for (int i = 0; i < opt.windows; ++i) {
     const uint32_t s = pick_shard(sim.rngs[w]);
     const uint64_t bytes = sim.shard_bytes[s];
