@@ -61,6 +61,11 @@ std::shared_ptr<grpc::Channel> coordinator_channel(const std::string& address, g
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   // Nobody reads channelz; its per-call counters are atomics on every call.
   args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  // No retry filter: it keeps every call's sent messages for a replay and runs each call as an
+  // attempt of its own (10% of a simulated worker's CPU per RPC, bench/RESULTS.md).
+  // CoordinatorClient::call retries what gRPC's transparent retries would (UNAVAILABLE, with
+  // back-off), and the benchmark's registrations wait for the connection (wait_for_ready).
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (const std::string ca = read_env_file("KERVAN_TLS_CA"); !ca.empty()) {
     grpc::SslCredentialsOptions ssl;
