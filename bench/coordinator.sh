@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The coordinator's figures for bench/RESULTS.md and docs/scaling.md: `kervan bench coordinator`
-# (memory of a 1 TB-token manifest, streaming against a plain TCP copy, simulated workers
-# in-process), then the same simulated workers against a coordinator in its own process, whose
-# CPU time per answered RPC is what one coordinator core costs (robust to a busy machine).
+# (memory of a 1 TB-token manifest, streaming against a plain TCP copy, simulated workers in two
+# child processes against an in-process coordinator), then the same simulated workers against a
+# coordinator in its own process, whose CPU time per answered RPC is what one coordinator core
+# costs (robust to a busy machine).
 #   bench/coordinator.sh [--workers N] [--seconds S]
 set -euo pipefail
 cd "$(dirname "$0")/.."

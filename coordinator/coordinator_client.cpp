@@ -4,7 +4,6 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <spdlog/spdlog.h>
-#include <xxhash.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -14,6 +13,7 @@
 #include <thread>
 
 #include "coordinator/process_tuning.h"
+#include "coordinator/xxh3_inline.h"
 #include "proto/protocol_version.h"
 
 namespace kervan {
@@ -61,6 +61,11 @@ std::shared_ptr<grpc::Channel> coordinator_channel(const std::string& address, g
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   // Nobody reads channelz; its per-call counters are atomics on every call.
   args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  // No retry filter: it keeps every call's sent messages for a replay and runs each call as an
+  // attempt of its own (10% of a simulated worker's CPU per RPC, bench/RESULTS.md).
+  // CoordinatorClient::call retries what gRPC's transparent retries would (UNAVAILABLE, with
+  // back-off), and the benchmark's registrations wait for the connection (wait_for_ready).
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (const std::string ca = read_env_file("KERVAN_TLS_CA"); !ca.empty()) {
     grpc::SslCredentialsOptions ssl;
@@ -156,13 +161,21 @@ v1::ManifestResponse CoordinatorClient::manifest() {
 void CoordinatorClient::fetch(v1::FetchRequest req,
                               const std::function<void(const v1::TokenChunk&)>& on_piece) {
   *req.mutable_header() = header();
+  uint64_t asked = 0;
+  for (const v1::TokenRange& r : req.ranges()) asked += r.length();
   int bad_checksums = 0;
   call("FetchTokens", [&](grpc::ClientContext& ctx) {
     ctx.set_deadline(std::chrono::system_clock::now() + kFetchDeadline);
     std::unique_ptr<grpc::ClientReader<v1::TokenData>> reader = stub_->FetchTokens(&ctx, req);
-    v1::TokenData message;
-    while (reader->Read(&message)) {
+    // Parsed into one message per thread, whose pieces and buffers protobuf reuses from fetch to
+    // fetch (a batch's fetch is 16-odd pieces: as many allocations and frees saved).
+    thread_local v1::TokenData message;
+    // Once every byte asked for has come, the status is all that follows: Finish takes it
+    // without the Read that would only report the end of the stream.
+    uint64_t left = asked;
+    while (left > 0 && reader->Read(&message)) {
       for (const v1::TokenChunk& piece : message.chunks()) {
+        left -= std::min<uint64_t>(left, piece.data().size());
         if (piece.range() >= static_cast<uint32_t>(req.ranges_size()) ||
             XXH3_64bits(piece.data().data(), piece.data().size()) != piece.checksum()) {
           if (++bad_checksums >= kMaxChecksumFailures)

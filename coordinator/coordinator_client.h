@@ -50,6 +50,7 @@ class CoordinatorClient {
   coordinator::v1::ManifestResponse manifest();
   // Streams the ranges' token data into on_piece (each piece's checksum already verified). A
   // retried request delivers pieces again, so on_piece must be idempotent (write to the same place).
+  // Pieces live in a message reused per thread: on_piece must not fetch again on its thread.
   void fetch(coordinator::v1::FetchRequest request,
              const std::function<void(const coordinator::v1::TokenChunk&)>& on_piece);
   coordinator::v1::HeartbeatResponse heartbeat(coordinator::v1::HeartbeatRequest request);

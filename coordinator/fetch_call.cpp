@@ -1,8 +1,9 @@
 #include "coordinator/fetch_call.h"
 
-#include <xxhash.h>
+#include <cstring>
 
 #include "coordinator/coordinator_service.h"
+#include "coordinator/xxh3_inline.h"
 
 namespace kervan {
 
@@ -10,8 +11,35 @@ namespace v1 = coordinator::v1;
 using grpc::StatusCode;
 
 namespace {
+
 constexpr size_t kMessageBytes = 1 << 20;  // token data per streamed message
+
+// The protobuf wire format's pieces.
+uint8_t* put_varint(uint8_t* p, uint64_t v) {
+  while (v >= 0x80) *p++ = static_cast<uint8_t>((v & 0x7f) | 0x80), v >>= 7;
+  *p++ = static_cast<uint8_t>(v);
+  return p;
+}
+// A TokenChunk's bytes before its data: range (1), offset (2), checksum (4), the data's tag and
+// length (3); at most 1 + 5 + 1 + 10 + 1 + 8 + 1 + 10.
+constexpr size_t kMaxChunkHead = 37;
+
+google::protobuf::ArenaOptions arena_options(char* block, size_t size) {
+  google::protobuf::ArenaOptions o;
+  o.initial_block = block;
+  o.initial_block_size = size;
+  return o;
+}
+
 }  // namespace
+
+FetchCall::FetchCall(CoordinatorService& service, const CorpusCatalog& catalog,
+                     grpc::ServerCompletionQueue* cq)
+    : service_(service),
+      catalog_(catalog),
+      cq_(cq),
+      arena_(arena_options(arena_block_, sizeof arena_block_)),
+      req_(google::protobuf::Arena::CreateMessage<v1::FetchRequest>(&arena_)) {}
 
 void FetchCall::start(CoordinatorService& service, const CorpusCatalog& catalog,
                       grpc::ServerCompletionQueue* cq) {
@@ -38,23 +66,23 @@ void FetchCall::proceed(bool ok) {
 }
 
 grpc::Status FetchCall::check() {
-  if (!parse_request(&in_, &req_))
+  if (!parse_request(&in_, req_))
     return grpc::Status(StatusCode::INVALID_ARGUMENT, "the request is not a valid FetchRequest");
-  if (grpc::Status s = service_.check_header(req_.header()); !s.ok()) return s;
-  split_ = catalog_.split(req_.corpus(), req_.split());
+  if (grpc::Status s = service_.check_header(req_->header()); !s.ok()) return s;
+  split_ = catalog_.split(req_->corpus(), req_->split());
   if (!split_)
     return grpc::Status(StatusCode::INVALID_ARGUMENT,
-                        fmt::format("fetch: no split '{}' in corpus {}", req_.split(), req_.corpus()));
+                        fmt::format("fetch: no split '{}' in corpus {}", req_->split(), req_->corpus()));
   const v1::ManifestResponse& limits = catalog_.manifest();
-  if (static_cast<uint32_t>(req_.ranges_size()) > limits.max_fetch_ranges())
+  if (static_cast<uint32_t>(req_->ranges_size()) > limits.max_fetch_ranges())
     return grpc::Status(StatusCode::RESOURCE_EXHAUSTED,
-                        fmt::format("fetch: {} ranges, at most {} per request", req_.ranges_size(),
+                        fmt::format("fetch: {} ranges, at most {} per request", req_->ranges_size(),
                                     limits.max_fetch_ranges()));
   uint64_t total = 0;
-  for (const v1::TokenRange& r : req_.ranges()) {
+  for (const v1::TokenRange& r : req_->ranges()) {
     if (r.shard() >= split_->shards.size())
       return grpc::Status(StatusCode::INVALID_ARGUMENT,
-                          fmt::format("fetch: no shard {} in split '{}'", r.shard(), req_.split()));
+                          fmt::format("fetch: no shard {} in split '{}'", r.shard(), req_->split()));
     const TokenShard& shard = *split_->shards[r.shard()];
     const uint64_t size = shard.token_count() * shard.token_bytes();
     if (r.offset() > size || r.length() > size - r.offset())
@@ -71,26 +99,26 @@ grpc::Status FetchCall::check() {
 }
 
 void FetchCall::write_next() {
-  slices_.clear();
+  pieces_.clear();
   size_t message_bytes = 0;
-  const auto ranges = static_cast<size_t>(req_.ranges_size());
+  const auto ranges = static_cast<size_t>(req_->ranges_size());
   const auto skip_done = [&] {  // past the ranges that are sent in full
-    while (range_ < ranges && done_ == req_.ranges(static_cast<int>(range_)).length()) ++range_, done_ = 0;
+    while (range_ < ranges && done_ == req_->ranges(static_cast<int>(range_)).length()) ++range_, done_ = 0;
   };
   skip_done();
   while (range_ < ranges && message_bytes < kMessageBytes) {
-    const v1::TokenRange& r = req_.ranges(static_cast<int>(range_));
+    const v1::TokenRange& r = req_->ranges(static_cast<int>(range_));
     const uint64_t offset = r.offset() + done_;
     const size_t n =
         static_cast<size_t>(std::min<uint64_t>(kMessageBytes - message_bytes, r.length() - done_));
     const char* data = static_cast<const char*>(split_->shards[r.shard()]->token_data()) + offset;
-    add_piece(static_cast<uint32_t>(range_), offset, data, n);
+    pieces_.push_back({static_cast<uint32_t>(range_), offset, data, n});
     done_ += n;
     message_bytes += n;
     skip_done();
   }
-  if (slices_.empty()) return finish(grpc::Status::OK);
-  buffer_ = grpc::ByteBuffer(slices_.data(), slices_.size());
+  if (pieces_.empty()) return finish(grpc::Status::OK);
+  write_pieces();
   if (range_ < ranges) {
     state_ = State::kWriting;
     writer_.Write(buffer_, this);
@@ -100,28 +128,37 @@ void FetchCall::write_next() {
   }
 }
 
-// TokenData.chunks (field 1) holding a TokenChunk in protobuf wire format: range (1), offset (2),
-// checksum (4), then the data (3) as a slice of its own.
-void FetchCall::add_piece(uint32_t range, uint64_t offset, const char* data, size_t n) {
-  std::string chunk;
-  const auto varint = [](std::string& s, uint64_t v) {
-    while (v >= 0x80) s += static_cast<char>((v & 0x7f) | 0x80), v >>= 7;
-    s += static_cast<char>(v);
-  };
-  chunk += static_cast<char>(1 << 3 | 0);
-  varint(chunk, range);
-  chunk += static_cast<char>(2 << 3 | 0);
-  varint(chunk, offset);
-  chunk += static_cast<char>(4 << 3 | 1);
-  const uint64_t sum = XXH3_64bits(data, n);
-  chunk.append(reinterpret_cast<const char*>(&sum), 8);  // fixed64, little-endian
-  chunk += static_cast<char>(3 << 3 | 2);
-  varint(chunk, n);
-  std::string head(1, static_cast<char>(1 << 3 | 2));
-  varint(head, chunk.size() + n);
-  head += chunk;
-  slices_.emplace_back(head.data(), head.size());  // copied into the slice
-  slices_.emplace_back(data, n, grpc::Slice::STATIC_SLICE);
+// The message as TokenData in protobuf wire format: each piece a TokenChunk (field 1) whose head
+// (its length, range, offset, checksum and the data's tag and length) goes into one buffer shared
+// by the message's pieces, and whose data is a static slice of the mapped shard, not copied.
+void FetchCall::write_pieces() {
+  grpc::Slice heads(grpc_slice_malloc(pieces_.size() * (1 + 10 + kMaxChunkHead)), grpc::Slice::STEAL_REF);
+  uint8_t* const base = const_cast<uint8_t*>(heads.begin());
+  uint8_t* p = base;
+  slices_.clear();
+  for (const Piece& piece : pieces_) {
+    uint8_t chunk[kMaxChunkHead];
+    uint8_t* c = chunk;
+    *c++ = 1 << 3 | 0;
+    c = put_varint(c, piece.range);
+    *c++ = 2 << 3 | 0;
+    c = put_varint(c, piece.offset);
+    *c++ = 4 << 3 | 1;
+    const uint64_t sum = XXH3_64bits(piece.data, piece.n);
+    std::memcpy(c, &sum, 8);  // fixed64, little-endian
+    c += 8;
+    *c++ = 3 << 3 | 2;
+    c = put_varint(c, piece.n);
+    const size_t chunk_head = static_cast<size_t>(c - chunk);
+    uint8_t* const head = p;
+    *p++ = 1 << 3 | 2;
+    p = put_varint(p, chunk_head + piece.n);
+    std::memcpy(p, chunk, chunk_head);
+    p += chunk_head;
+    slices_.push_back(heads.sub(static_cast<size_t>(head - base), static_cast<size_t>(p - base)));
+    slices_.emplace_back(piece.data, piece.n, grpc::Slice::STATIC_SLICE);
+  }
+  buffer_ = grpc::ByteBuffer(slices_.data(), slices_.size());
 }
 
 void FetchCall::finish(const grpc::Status& s) {

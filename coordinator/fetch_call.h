@@ -1,4 +1,5 @@
 #pragma once
+#include <google/protobuf/arena.h>
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/async_stream.h>
 #include <grpcpp/support/byte_buffer.h>
@@ -17,7 +18,9 @@ class CoordinatorService;
 // ranges from the catalog's memory maps as TokenData messages of up to 1 MiB: many small ranges
 // (a batch's windows) share one message, a long range is cut into pieces. Each piece is written
 // around the mapped bytes (a static slice: no copy into a protobuf string), with their XXH3-64.
-// The last message goes out with the call's status in one operation.
+// The last message goes out with the call's status in one operation. The request is parsed into
+// an arena in the call's own memory, and a message's piece heads share one buffer, so a batch's
+// fetch allocates a handful of times instead of about fifty.
 class FetchCall final : public CallTag {
  public:
   static void start(CoordinatorService& service, const CorpusCatalog& catalog,
@@ -26,14 +29,21 @@ class FetchCall final : public CallTag {
 
  private:
   enum class State { kWaiting, kWriting, kFinishing };
-  FetchCall(CoordinatorService& service, const CorpusCatalog& catalog, grpc::ServerCompletionQueue* cq)
-      : service_(service), catalog_(catalog), cq_(cq) {}
+  FetchCall(CoordinatorService& service, const CorpusCatalog& catalog, grpc::ServerCompletionQueue* cq);
   // The request's checks: a refusal's status, or OK with split_ set.
   grpc::Status check();
   // Writes the next message (the last one with the status), or the status alone.
   void write_next();
-  void add_piece(uint32_t range, uint64_t offset, const char* data, size_t n);
+  // buffer_ = pieces_ as a TokenData message.
+  void write_pieces();
   void finish(const grpc::Status& s);
+
+  struct Piece {
+    uint32_t range;
+    uint64_t offset;
+    const char* data;
+    size_t n;
+  };
 
   CoordinatorService& service_;
   const CorpusCatalog& catalog_;
@@ -42,10 +52,14 @@ class FetchCall final : public CallTag {
   grpc::ByteBuffer in_;
   grpc::ServerAsyncWriter<grpc::ByteBuffer> writer_{&ctx_};
   State state_ = State::kWaiting;
-  coordinator::v1::FetchRequest req_;
+  // A batch's request (16 ranges, the header) fits the first block: no allocation to parse it.
+  alignas(8) char arena_block_[2048];
+  google::protobuf::Arena arena_;
+  coordinator::v1::FetchRequest* req_;  // on arena_
   const CorpusCatalog::Split* split_ = nullptr;
   size_t range_ = 0;
   uint64_t done_ = 0;
+  std::vector<Piece> pieces_;  // of the next message
   std::vector<grpc::Slice> slices_;
   grpc::ByteBuffer buffer_;
 };

@@ -11,10 +11,10 @@ struct BenchTrainOptions {
   std::string preset;
   int64_t layers = 0, heads = 0, d_model = 0, vocab = 0;
   int64_t batch = 4, seq = 64, threads = 1, steps = 10, warmup_steps = 2;
-  int64_t tp = 1;              // tensor-parallel size (ranks / tp data-parallel replicas)
-  bool zero1 = false;          // shard AdamW state over the data-parallel replicas (ZeRO-1)
-  bool profile = false;        // also print per-phase timings
-  std::string device = "cpu";  // cpu or cuda (one process)
+  int64_t tp = 1;                  // tensor-parallel size (ranks / tp data-parallel replicas)
+  bool zero1 = false;              // shard AdamW state over the data-parallel replicas (ZeRO-1)
+  bool profile = false;            // also print per-phase timings
+  std::string device = "cpu";      // cpu or cuda (one process)
   std::string precision = "fp32";  // of matrix products: fp32, or bf16 (cuda)
   bool deterministic = false;      // Backend::set_deterministic (no split-K products on cuda)
 };
@@ -35,12 +35,17 @@ struct BenchCoordinatorOptions {
   std::string only;                              // "rpc", "stream" or "memory"; empty: all three
   // rpc: the fetch paces to load with, each a run of its own (ms per fetch; 0: closed loop).
   std::vector<double> paces_ms = {1000, 100, 50, 0};
-  int client_threads = 2;      // rpc: threads that drive the simulated workers
+  // rpc: the simulated workers run in this many child processes (real workers are processes of
+  // their own), each driving its share from client_threads threads (launcher/coordinator_load_children.h).
+  int client_processes = 2;
+  int client_threads = 1;
   double heartbeat_ms = 1000;  // rpc: a worker's heartbeat period
   bool no_fetch = false;       // rpc: heartbeats only (gRPC's own cost per call, for comparison)
   // rpc only: load a coordinator running elsewhere (serving a corpus; token from $KERVAN_TOKEN)
   // instead of one in this process, so that its CPU time can be told from the clients'.
   std::string coordinator;
+  // Internal: run as one of those child processes, with these ranks of a world of load_world.
+  int load_child = -1, load_world = 0;
 };
 
 struct BenchCheckpointOptions {

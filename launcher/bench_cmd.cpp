@@ -121,8 +121,16 @@ BenchCommand::BenchCommand(CLI::App& app) {
       ->delimiter(',')
       ->check(FiniteRange(0.0, 1e6));
   coordinator_
-      ->add_option("--client-threads", bco.client_threads, "rpc: threads driving the simulated workers")
+      ->add_option("--client-processes", bco.client_processes,
+                   "rpc: child processes running the simulated workers (each its own gRPC client)")
       ->check(CLI::Range(1, 256));
+  coordinator_
+      ->add_option("--client-threads", bco.client_threads,
+                   "rpc: threads driving each process's simulated workers")
+      ->check(CLI::Range(1, 256));
+  // What a parent passes its child processes (launcher/coordinator_load_children.h); not for users.
+  coordinator_->add_option("--load-child", bco.load_child)->check(CLI::Range(0, 100000))->group("");
+  coordinator_->add_option("--load-world", bco.load_world)->check(CLI::Range(1, 100000))->group("");
   coordinator_->add_option("--heartbeat-ms", bco.heartbeat_ms, "rpc: ms between a worker's heartbeats")
       ->check(FiniteRange(1.0, 1e6));
   coordinator_->add_flag("--no-fetch", bco.no_fetch,

@@ -3,8 +3,10 @@
 //      worker's pace, at twice that, and flat out (closed loop);
 //  (b) token-data streaming in MB/s next to a plain TCP loopback copy of the same bytes;
 //  (c) the coordinator's memory for a manifest of --manifest-tokens tokens (synthetic; no files).
-// Coordinator and clients run in this one process, so they share the machine's cores.
+// The coordinator runs in this process, the simulated workers of (a) in child processes
+// (launcher/coordinator_load_children.h); all share the machine's cores.
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -16,7 +18,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
@@ -28,6 +29,7 @@
 #include "datasets/format/token_shard.h"
 #include "launcher/bench.h"
 #include "launcher/coordinator_load.h"
+#include "launcher/coordinator_load_children.h"
 
 namespace kervan {
 
@@ -71,44 +73,74 @@ void print(const nlohmann::json& j) {
   std::printf("%s\n", j.dump().c_str());
 }
 
+// CPU seconds of this process (every thread: the coordinator's, the client's) so far.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// One load run's options: a fetch every `pace` ms (0: closed loop).
+LoadOptions load_options(const BenchCoordinatorOptions& opt, const std::string& address, double pace) {
+  LoadOptions lo;
+  lo.address = address;
+  lo.workers = opt.workers;
+  lo.seconds = opt.seconds;
+  lo.step_ms = pace == 0 ? 100 : pace;
+  lo.closed_loop = pace == 0;
+  lo.threads = opt.client_threads;
+  lo.heartbeat_ms = opt.heartbeat_ms;
+  lo.fetch = !opt.no_fetch;
+  return lo;
+}
+
+// `in_process`: the coordinator runs in this process.
 void bench_rpc(const BenchCoordinatorOptions& opt, const std::string& address, const SharedSecret& secret,
-               const v1::ManifestResponse& manifest) {
+               const v1::ManifestResponse& manifest, bool in_process) {
   // A fetch per step is a worker whose token cache never hits; one per second is closer to a
   // warm cache (docs/scaling.md).
   for (const double pace : opt.paces_ms) {
     const bool closed = pace == 0;
-    const std::string mode =
-        opt.no_fetch ? (closed ? "closed loop, heartbeats only"
-                               : fmt::format("heartbeats only, every {:g} ms", opt.heartbeat_ms))
-                     : (closed ? "closed loop" : fmt::format("fetch every {:g} ms", pace));
-    LoadOptions lo;
-    lo.address = address;
-    lo.workers = opt.workers;
-    lo.seconds = opt.seconds;
-    lo.step_ms = closed ? 100 : pace;
-    lo.closed_loop = closed;
-    lo.threads = opt.client_threads;
-    lo.heartbeat_ms = opt.heartbeat_ms;
-    lo.fetch = !opt.no_fetch;
-    const LoadResult r = run_coordinator_load(lo, secret, manifest);
-    print({{"bench", "coordinator_rpc"},
-           {"mode", mode},
-           {"workers", opt.workers},
-           {"offered_rpc_per_s", r.offered_per_s},
-           {"answered_rpc_per_s", r.answered_per_s},
-           {"heartbeats", r.heartbeats},
-           {"fetches", r.fetches},
-           {"fetch_windows", lo.windows},
-           {"errors", r.errors},
-           {"error_codes", r.error_codes},
-           {"p50_ms", r.p50_ms},
-           {"p99_ms", r.p99_ms},
-           {"max_ms", r.max_ms},
-           {"heartbeat_p99_ms", r.heartbeat_p99_ms},
-           {"fetch_p99_ms", r.fetch_p99_ms},
-           // with --coordinator the simulated workers' CPU alone; in-process, both sides'
-           {"process_cpu_us_per_rpc",
-            1e6 * r.process_cpu_s / static_cast<double>(std::max<int64_t>(1, r.heartbeats + r.fetches))}});
+    const std::string mode = opt.no_fetch
+                                 ? (closed ? "closed loop, heartbeats only"
+                                           : fmt::format("heartbeats only, every {:g} ms", opt.heartbeat_ms))
+                                 : (closed ? "closed loop" : fmt::format("fetch every {:g} ms", pace));
+    const LoadOptions lo = load_options(opt, address, pace);
+    // The workers in child processes, unless one process is asked for and the coordinator is
+    // another process already: then in this one.
+    const bool here = opt.client_processes == 1 && !in_process;
+    const double cpu0 = cpu_seconds();
+    const LoadResult r = here ? summarize_load({run_coordinator_load(lo, secret, manifest)}, lo)
+                              : run_coordinator_load_in_children(lo, opt.client_processes, secret);
+    // With the workers in children, this process's CPU is the in-process coordinator's (its
+    // registrations included, as with a coordinator of its own in bench/coordinator_before_after.sh).
+    const double coordinator_us =
+        in_process ? 1e6 * (cpu_seconds() - cpu0) /
+                         static_cast<double>(std::max<int64_t>(1, r.heartbeats + r.fetches + opt.workers))
+                   : 0;
+    nlohmann::json line = {
+        {"bench", "coordinator_rpc"},
+        {"mode", mode},
+        {"workers", opt.workers},
+        {"client_processes", here ? 0 : opt.client_processes},
+        {"client_threads", opt.client_threads},
+        {"offered_rpc_per_s", r.offered_per_s},
+        {"answered_rpc_per_s", r.answered_per_s},
+        {"heartbeats", r.heartbeats},
+        {"fetches", r.fetches},
+        {"fetch_windows", lo.windows},
+        {"errors", r.errors},
+        {"error_codes", r.error_codes},
+        {"p50_ms", r.p50_ms},
+        {"p99_ms", r.p99_ms},
+        {"max_ms", r.max_ms},
+        {"heartbeat_p99_ms", r.heartbeat_p99_ms},
+        {"fetch_p99_ms", r.fetch_p99_ms},
+        // the simulated workers' CPU alone, registration excluded
+        {"process_cpu_us_per_rpc",
+         1e6 * r.process_cpu_s / static_cast<double>(std::max<int64_t>(1, r.heartbeats + r.fetches))}};
+    if (in_process) line["coordinator_cpu_us_per_rpc"] = coordinator_us;
+    print(line);
   }
 }
 
@@ -183,13 +215,6 @@ double tcp_copy(const std::vector<std::unique_ptr<TokenShard>>& shards) {
   ::close(fd);
   ::close(listener);
   return mb_s;
-}
-
-// CPU seconds of this process (every thread: the coordinator's, the client's) so far.
-double cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 void bench_stream(const BenchCoordinatorOptions& opt, const fs::path& corpus, const std::string& address,
@@ -290,8 +315,15 @@ int run_bench_coordinator(const BenchCoordinatorOptions& opt) {
   if (!opt.coordinator.empty()) {
     if (opt.only != "rpc") throw UserError("bench coordinator: --coordinator goes with --only rpc");
     const SharedSecret secret = SharedSecret::require("", "bench coordinator --coordinator");
+    if (opt.load_child >= 0) {  // one of a parent's simulated-workers processes
+      LoadOptions lo = load_options(opt, opt.coordinator, opt.paces_ms.at(0));
+      lo.first_worker = opt.load_child;
+      lo.world = opt.load_world;
+      run_coordinator_load_child(lo, secret);
+      return 0;
+    }
     bench_rpc(opt, opt.coordinator, secret,
-              CoordinatorClient({opt.coordinator, "default", 10}, secret).manifest());
+              CoordinatorClient({opt.coordinator, "default", 10}, secret).manifest(), false);
     return 0;
   }
   if (all || opt.only == "memory") bench_memory(opt);
@@ -318,7 +350,7 @@ int run_bench_coordinator(const BenchCoordinatorOptions& opt) {
   CoordinatorServer server(co, secret);
   const v1::ManifestResponse manifest = server.catalog().manifest();
   if (all || opt.only == "stream") bench_stream(opt, dir / "corpus", server.address(), secret, manifest);
-  if (all || opt.only == "rpc") bench_rpc(opt, server.address(), secret, manifest);
+  if (all || opt.only == "rpc") bench_rpc(opt, server.address(), secret, manifest, true);
   return 0;
 }
 

@@ -3,7 +3,6 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/completion_queue.h>
 #include <sys/resource.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <array>
@@ -16,6 +15,7 @@
 #include <thread>
 
 #include "coordinator/coordinator_client.h"
+#include "coordinator/xxh3_inline.h"
 #include "core/error.h"
 #include "proto/coordinator.grpc.pb.h"
 #include "proto/protocol_version.h"
@@ -55,12 +55,21 @@ struct Lane {
   using Event = std::tuple<Clock::time_point, int, bool>;  // due, worker, fetch
   std::priority_queue<Event, std::vector<Event>, std::greater<>> due;
   std::discrete_distribution<uint32_t> pick_shard;  // weighted by size
+  // Every fetched message of the lane is parsed into this one, whose pieces and their buffers
+  // protobuf reuses, as a worker's CoordinatorClient::fetch parses into one per thread (gRPC
+  // parses a message when its completion is taken, on this thread, which checks it at once).
+  v1::TokenData message;
+  // The lane's requests are built in these (gRPC serializes a request when its call is set up),
+  // their header set once.
+  v1::FetchRequest fetch;
+  v1::HeartbeatRequest heartbeat;
 
   explicit Lane(Sim& s);
   void run();
   void send(int w, bool fetch, Clock::time_point due_at);
   void record(int w, bool fetch, Clock::time_point due_at, const grpc::Status& status);
-  v1::FetchRequest fetch_request(int w);
+  // Fills `fetch` with worker w's next batch: `windows` windows at random places.
+  const v1::FetchRequest& fetch_request(int w);
 };
 
 struct Sim {
@@ -80,30 +89,40 @@ struct Sim {
   explicit Sim(const LoadOptions& o) : opt(o) {}
 };
 
-Lane::Lane(Sim& s) : sim(s), pick_shard(s.shard_bytes.begin(), s.shard_bytes.end()) {}
+Lane::Lane(Sim& s) : sim(s), pick_shard(s.shard_bytes.begin(), s.shard_bytes.end()) {
+  *fetch.mutable_header() = sim.header;
+  fetch.set_corpus(0);
+  fetch.set_split("train");
+  *heartbeat.mutable_header() = sim.header;
+}
 
 class FetchCall final : public Call {
  public:
   FetchCall(Lane& lane, int worker, Clock::time_point due) : lane_(lane), worker_(worker), due_(due) {
     ctx_.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
-    req_ = lane.fetch_request(worker);
-    rpc_ = lane.sim.stubs[worker]->PrepareAsyncFetchTokens(&ctx_, req_, &lane.cq);
+    const v1::FetchRequest& req = lane.fetch_request(worker);
+    for (const v1::TokenRange& r : req.ranges()) left_ += r.length();
+    rpc_ = lane.sim.stubs[worker]->PrepareAsyncFetchTokens(&ctx_, req, &lane.cq);
     rpc_->StartCall(this);
   }
+  // Reads until every byte asked for has come (then the status follows, as it does for a
+  // worker's CoordinatorClient::fetch) or the stream ends early, then asks for the status.
   void proceed(bool ok) override {
     switch (state_) {
-      case State::kStarting:  // the request went out (or the call failed): read, or ask why not
+      case State::kStarting:  // the request went out (or the call failed)
       case State::kReading:
-        if (ok) {
-          if (state_ == State::kReading) check_pieces();
+        if (ok && state_ == State::kReading) check_pieces();
+        if (ok && left_ > 0) {
           state_ = State::kReading;
-          return rpc_->Read(&chunk_, this);
+          return rpc_->Read(&lane_.message, this);
         }
         state_ = State::kFinishing;
         return rpc_->Finish(&status_, this);
       case State::kFinishing:
         if (status_.ok() && bad_pieces_ > 0)
           status_ = grpc::Status(grpc::StatusCode::DATA_LOSS, "a piece failed its checksum");
+        else if (status_.ok() && left_ > 0)
+          status_ = grpc::Status(grpc::StatusCode::DATA_LOSS, "the stream ended early");
         lane_.record(worker_, true, due_, status_);
         delete this;
     }
@@ -112,8 +131,10 @@ class FetchCall final : public Call {
  private:
   // As a worker's CoordinatorClient::fetch does: every piece against its XXH3-64.
   void check_pieces() {
-    for (const v1::TokenChunk& piece : chunk_.chunks())
+    for (const v1::TokenChunk& piece : lane_.message.chunks()) {
       if (XXH3_64bits(piece.data().data(), piece.data().size()) != piece.checksum()) bad_pieces_++;
+      left_ -= std::min<uint64_t>(left_, piece.data().size());
+    }
   }
 
   enum class State { kStarting, kReading, kFinishing };
@@ -122,8 +143,7 @@ class FetchCall final : public Call {
   Clock::time_point due_;
   State state_ = State::kStarting;
   grpc::ClientContext ctx_;
-  v1::FetchRequest req_;
-  v1::TokenData chunk_;
+  uint64_t left_ = 0;  // bytes asked for and not yet received
   int bad_pieces_ = 0;
   grpc::Status status_;
   decltype(std::declval<v1::Coordinator::Stub>().PrepareAsyncFetchTokens(nullptr, {}, nullptr)) rpc_;
@@ -133,12 +153,12 @@ class HeartbeatCall final : public Call {
  public:
   HeartbeatCall(Lane& lane, int worker, Clock::time_point due) : lane_(lane), worker_(worker), due_(due) {
     ctx_.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
-    *req_.mutable_header() = lane.sim.header;
-    req_.set_worker_id(lane.sim.worker_ids[worker]);
-    req_.set_step(1);
-    req_.set_consumed_samples(16);
-    req_.set_tokens_per_s(160000);
-    rpc_ = lane.sim.stubs[worker]->PrepareAsyncHeartbeat(&ctx_, req_, &lane.cq);
+    v1::HeartbeatRequest& req = lane.heartbeat;
+    req.set_worker_id(lane.sim.worker_ids[worker]);
+    req.set_step(1);
+    req.set_consumed_samples(16);
+    req.set_tokens_per_s(160000);
+    rpc_ = lane.sim.stubs[worker]->PrepareAsyncHeartbeat(&ctx_, req, &lane.cq);
     rpc_->StartCall();
     rpc_->Finish(&resp_, &status_, this);
   }
@@ -152,7 +172,6 @@ class HeartbeatCall final : public Call {
   int worker_;
   Clock::time_point due_;
   grpc::ClientContext ctx_;
-  v1::HeartbeatRequest req_;
   v1::HeartbeatResponse resp_;
   grpc::Status status_;
   decltype(std::declval<v1::Coordinator::Stub>().PrepareAsyncHeartbeat(nullptr, {}, nullptr)) rpc_;
@@ -223,12 +242,10 @@ void Lane::run() {
   }
 }
 
-v1::FetchRequest Lane::fetch_request(int w) {
+const v1::FetchRequest& Lane::fetch_request(int w) {
   const LoadOptions& opt = sim.opt;
-  v1::FetchRequest req;
-  *req.mutable_header() = sim.header;
-  req.set_corpus(0);
-  req.set_split("train");
+  v1::FetchRequest& req = fetch;
+  req.mutable_ranges()->Clear();  // (keeps the TokenRange objects for add_ranges to reuse)
   for (int i = 0; i < opt.windows; ++i) {
     const uint32_t s = pick_shard(sim.rngs[w]);
     const uint64_t bytes = sim.shard_bytes[s];
@@ -257,8 +274,8 @@ double percentile(std::vector<double>& v, double p) {
 
 }  // namespace
 
-LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secret,
-                                const v1::ManifestResponse& manifest) {
+LoadSamples run_coordinator_load(const LoadOptions& opt, const SharedSecret& secret,
+                                 const v1::ManifestResponse& manifest) {
   if (manifest.corpora_size() == 0 || manifest.corpora(0).splits_size() == 0)
     throw UserError("bench coordinator: the coordinator serves no corpus");
   if (opt.threads < 1) throw UserError("bench coordinator: --client-threads must be at least 1");
@@ -270,24 +287,26 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
   sim.calls.assign(opt.workers, 0);
   sim.busy.assign(opt.workers, {false, false});
   sim.waiting.resize(opt.workers);
+  const int world = opt.world > 0 ? opt.world : opt.workers;
 
   // Each worker its own connection, set up as a real worker's (a distinct channel argument keeps
   // gRPC from sharing one).
   for (int w = 0; w < opt.workers; ++w) {
+    const int rank = opt.first_worker + w;
     grpc::ChannelArguments args;
-    args.SetInt("kervan.bench.worker", w);
+    args.SetInt("kervan.bench.worker", rank);
     sim.stubs.push_back(v1::Coordinator::NewStub(coordinator_channel(opt.address, args)));
-    sim.rngs.emplace_back(static_cast<uint64_t>(w) * 7919 + 1);
+    sim.rngs.emplace_back(static_cast<uint64_t>(rank) * 7919 + 1);
     v1::RegisterRequest reg;
     *reg.mutable_header() = sim.header;
     v1::WorkerIdentity* id = reg.mutable_worker();
     id->set_role(v1::WORKER_ROLE_TRAIN);
     id->set_host("sim");
-    id->set_pid(static_cast<uint32_t>(w));
-    id->set_rank(w);
-    id->set_world_size(opt.workers);
-    id->set_dp_rank(w);
-    id->set_dp_size(opt.workers);
+    id->set_pid(static_cast<uint32_t>(rank));
+    id->set_rank(rank);
+    id->set_world_size(world);
+    id->set_dp_rank(rank);
+    id->set_dp_size(world);
     id->set_tp_size(1);
     v1::RegisterResponse resp;
     grpc::ClientContext ctx;
@@ -301,16 +320,17 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
   const int lanes = std::min(opt.threads, opt.workers);
   std::vector<std::unique_ptr<Lane>> lane;
   for (int t = 0; t < lanes; ++t) lane.push_back(std::make_unique<Lane>(sim));
-  LoadResult out;
+  LoadSamples out;
+  const Clock::time_point start =
+      opt.start ? opt.start() : Clock::now() + std::chrono::milliseconds(10);  // the lanes' threads start
   const double cpu0 = process_cpu_seconds();
-  const Clock::time_point start = Clock::now() + std::chrono::milliseconds(10);  // the lanes' threads start
   sim.end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.seconds));
   // Open loop: each worker's heartbeats and fetches at their periods, its phase spread over them.
   // Closed loop: every worker's first fetch at the start.
   const auto ms = [](double v) {
     return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::milli>(v));
   };
-  std::mt19937_64 phase(1);
+  std::mt19937_64 phase(static_cast<uint64_t>(opt.first_worker) + 1);
   for (int w = 0; w < opt.workers; ++w) {
     auto& due = lane[static_cast<size_t>(w % lanes)]->due;
     if (opt.closed_loop) {
@@ -322,32 +342,45 @@ LoadResult run_coordinator_load(const LoadOptions& opt, const SharedSecret& secr
         start + ms(opt.step_ms * static_cast<double>(phase() % 1000) / 1000.0);
     if (opt.fetch) due.emplace(first_fetch, w, true);
   }
-  if (!opt.closed_loop)
-    out.offered_per_s = opt.workers * (1000.0 / opt.heartbeat_ms + (opt.fetch ? 1000.0 / opt.step_ms : 0));
   std::vector<std::thread> threads;
   for (auto& l : lane) threads.emplace_back([&l] { l->run(); });
   for (std::thread& t : threads) t.join();
   out.process_cpu_s = process_cpu_seconds() - cpu0;
-  out.seconds = opt.seconds;
 
-  std::vector<double> all, heartbeats, fetches;
-  int64_t in_window = 0;
   for (auto& l : lane) {
     l->cq.Shutdown();
     void* tag = nullptr;
     bool ok = false;
     while (l->cq.Next(&tag, &ok)) {
     }  // nothing is left in flight: drains the queue's own shutdown
-    heartbeats.insert(heartbeats.end(), l->heartbeat_ms.begin(), l->heartbeat_ms.end());
-    fetches.insert(fetches.end(), l->fetch_ms.begin(), l->fetch_ms.end());
-    in_window += l->in_window;
+    out.heartbeat_ms.insert(out.heartbeat_ms.end(), l->heartbeat_ms.begin(), l->heartbeat_ms.end());
+    out.fetch_ms.insert(out.fetch_ms.end(), l->fetch_ms.begin(), l->fetch_ms.end());
+    out.in_window += l->in_window;
     out.errors += l->errors;
     for (const auto& [code, n] : l->error_codes) out.error_codes[code] += n;
+  }
+  return out;
+}
+
+LoadResult summarize_load(const std::vector<LoadSamples>& parts, const LoadOptions& opt) {
+  LoadResult out;
+  out.seconds = opt.seconds;
+  if (!opt.closed_loop)
+    out.offered_per_s = opt.workers * (1000.0 / opt.heartbeat_ms + (opt.fetch ? 1000.0 / opt.step_ms : 0));
+  std::vector<double> heartbeats, fetches;
+  int64_t in_window = 0;
+  for (const LoadSamples& p : parts) {
+    heartbeats.insert(heartbeats.end(), p.heartbeat_ms.begin(), p.heartbeat_ms.end());
+    fetches.insert(fetches.end(), p.fetch_ms.begin(), p.fetch_ms.end());
+    in_window += p.in_window;
+    out.errors += p.errors;
+    for (const auto& [code, n] : p.error_codes) out.error_codes[code] += n;
+    out.process_cpu_s += p.process_cpu_s;
   }
   out.heartbeats = static_cast<int64_t>(heartbeats.size());
   out.fetches = static_cast<int64_t>(fetches.size());
   out.answered_per_s = static_cast<double>(in_window) / out.seconds;
-  all = heartbeats;
+  std::vector<double> all = heartbeats;
   all.insert(all.end(), fetches.begin(), fetches.end());
   out.p50_ms = percentile(all, 0.50);
   out.p99_ms = percentile(all, 0.99);

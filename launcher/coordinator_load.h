@@ -1,5 +1,7 @@
 #pragma once
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -11,7 +13,8 @@ namespace kervan {
 
 // Simulated workers for `kervan bench coordinator`: each has its own connection, registers, then
 // heartbeats and fetches its batches' token windows the way a training worker does, for a while.
-// A few threads drive them all through gRPC's asynchronous client API (coordinator_load.cpp).
+// A few threads of a process drive its share of them through gRPC's asynchronous client API
+// (coordinator_load.cpp); launcher/coordinator_load_children.h splits them over processes.
 struct LoadOptions {
   std::string address;
   int workers = 1000;
@@ -27,7 +30,21 @@ struct LoadOptions {
   // No fetches: every call a heartbeat, the smallest RPC (what gRPC itself costs per call).
   bool fetch = true;
   // Threads that send the workers' calls and take their answers (each worker's calls on one).
-  int threads = 2;
+  int threads = 1;
+  // When several processes share the simulated workers: this process's are ranks first_worker
+  // to first_worker + workers - 1 of world (0: workers).
+  int first_worker = 0, world = 0;
+  // Called once every worker has registered; returns when the timed window starts (processes
+  // that share the workers start together). Unset: at once.
+  std::function<std::chrono::steady_clock::time_point()> start;
+};
+
+// What one process's simulated workers measured; the LoadResult of a run merges every process's.
+struct LoadSamples {
+  std::vector<double> heartbeat_ms, fetch_ms;  // each call's latency
+  int64_t in_window = 0, errors = 0;           // calls answered within the timed window; failed calls
+  std::map<std::string, int64_t> error_codes;  // by gRPC status name
+  double process_cpu_s = 0;                    // this process's, from the first timed call to the last answer
 };
 
 struct LoadResult {
@@ -38,13 +55,17 @@ struct LoadResult {
   double p50_ms = 0, p99_ms = 0, max_ms = 0;  // over every call
   double heartbeat_p99_ms = 0, fetch_p99_ms = 0;
   double offered_per_s = 0;  // what the schedule asked for (open loop)
-  // CPU time of this whole process from the first timed call until every call was answered
-  // (registration excluded): the simulated workers' alone when the coordinator runs elsewhere.
+  // CPU time of the processes that ran the workers, from the first timed call until every call
+  // was answered (registration excluded): the simulated workers' alone when the coordinator runs
+  // in another process.
   double process_cpu_s = 0;
 };
 
-// Runs the load against the coordinator serving `manifest` (its first corpus's train split).
-LoadResult run_coordinator_load(const LoadOptions& options, const SharedSecret& secret,
-                                const coordinator::v1::ManifestResponse& manifest);
+// Runs the load in this process against the coordinator serving `manifest` (its first corpus's
+// train split).
+LoadSamples run_coordinator_load(const LoadOptions& options, const SharedSecret& secret,
+                                 const coordinator::v1::ManifestResponse& manifest);
+// Rates, percentiles and totals over the samples of every process that ran `options`' load.
+LoadResult summarize_load(const std::vector<LoadSamples>& parts, const LoadOptions& options);
 
 }  // namespace kervan
