@@ -110,7 +110,7 @@ int run_bench_train(const BenchTrainOptions& o) {
   const int ranks = job.grid.world_size, rank = job.grid.world_rank;
   const ProcessGrid& grid = job.grid;
   set_host_threads(static_cast<int>(o.threads));
-  const std::unique_ptr<Backend> device_be = use_compute_device(o.device, job, cfg.parallel.collective_timeout_s);
+  const std::unique_ptr<Backend> device_be = use_compute_device(o.device, job, cfg.parallel.collective_timeout_s, o.deterministic);
   Backend* be = device_be ? device_be.get() : job.host.get();
   be->set_precision(precision_named(o.precision));
   be->set_deterministic(o.deterministic);

@@ -165,7 +165,8 @@ std::vector<ConfigKey> make_keys() {
        "bool",
        "false",
        "leave out what could make the same run twice differ in its last bits beyond the defaults: on "
-       "`cuda`, split-K matrix products (docs/gpu.md says what the default already guarantees); on the CPU "
+       "`cuda`, split-K matrix products, and NCCL's choice of algorithm (pinned to Ring, Simple; docs/gpu.md says "
+       "what the default already guarantees); on the CPU "
        "nothing, as its kernels are deterministic for a fixed train.threads",
        [](C& c) -> ConfigField { return &c.train.deterministic; },
        {}},

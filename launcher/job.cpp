@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
+
 #include "core/backends/backends.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/error.h"
@@ -39,7 +41,8 @@ Job start_job(const RunConfig& cfg, bool tp_over_world) {
   return job;
 }
 
-std::unique_ptr<Backend> use_compute_device(const std::string& device, Job& job, double timeout_s) {
+std::unique_ptr<Backend> use_compute_device(const std::string& device, Job& job, double timeout_s,
+                                            bool deterministic) {
   if (device == "cpu") return nullptr;
   std::unique_ptr<Backend> be;
   std::string failure;
@@ -67,6 +70,13 @@ std::unique_ptr<Backend> use_compute_device(const std::string& device, Job& job,
   // NCCL for the groups whose tensors are now on the device (the rule above); every rank makes dp
   // first, then tp, so the NCCL initialisations line up.
   if (job.mpi) {
+    // NCCL picks its algorithm (ring, tree) and protocol per message size from the topology, each
+    // summing in another order; deterministic runs pin both, read when a communicator is made (a
+    // value the user set is kept).
+    if (deterministic) {
+      setenv("NCCL_ALGO", "Ring", 0);
+      setenv("NCCL_PROTO", "Simple", 0);
+    }
     move_group_to_device(job.dp, "data-parallel", timeout_s, *be);
     move_group_to_device(job.tp, "tensor-parallel", timeout_s, *be);
   }

@@ -40,7 +40,10 @@ Job start_job(const RunConfig& cfg, bool tp_over_world = false);
 // picks this rank's GPU first (its rank among the node's ranks, modulo the node's GPUs; logged),
 // makes the backend there and, under MPI, moves dp and tp to NCCL on it (collective over the job).
 // UserError "no CUDA device ..." where there is none, on every rank alike.
-std::unique_ptr<Backend> use_compute_device(const std::string& device, Job& job, double timeout_s);
+// With `deterministic` (train.deterministic), NCCL's algorithm and protocol are pinned (Ring,
+// Simple) unless NCCL_ALGO / NCCL_PROTO are set already.
+std::unique_ptr<Backend> use_compute_device(const std::string& device, Job& job, double timeout_s,
+                                            bool deterministic = false);
 
 // Every rank must train the same thing: compares a hash of the resolved config across ranks
 // (UserError naming the first rank that differs).

@@ -436,7 +436,7 @@ int run_train(const RunConfig& cfg) {
   // verdicts, coordinator words) stay in host memory, on job.host (the rule in launcher/job.h).
   Backend& host = *job.host;
   const std::unique_ptr<Backend> device_be =
-      use_compute_device(cfg.train.device, job, cfg.parallel.collective_timeout_s);
+      use_compute_device(cfg.train.device, job, cfg.parallel.collective_timeout_s, cfg.train.deterministic);
   Backend& be = device_be ? *device_be : host;
   be.set_precision(precision_named(cfg.train.precision));
   be.set_deterministic(cfg.train.deterministic);
