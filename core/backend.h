@@ -122,6 +122,15 @@ class Backend {
   // y = alpha * op(a) @ op(b) + beta * y, with a, b, y 2-D; op(a) is a^T when trans_a.
   virtual void matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
                       float beta) = 0;
+  // The two products of the backward of y = alpha x w^T (a linear layer, the LM head), which both
+  // read dy [N, out]:  dw = alpha dy^T x + dw_beta dw  ([out, in]);  dx = alpha dy w  ([N, in],
+  // overwritten; skipped when null). Here two matmul calls; a backend that converts its operands
+  // first (CUDA at bf16) converts dy once for both.
+  virtual void linear_backward(Tensor& dw, Tensor* dx, const Tensor& dy, const Tensor& x, const Tensor& w,
+                               float alpha, float dw_beta) {
+    matmul(dw, dy, true, x, false, alpha, dw_beta);
+    if (dx) matmul(*dx, dy, false, w, false, alpha, 0.0f);
+  }
   // y[n, :] += bias  (y [N, C], bias [C])
   virtual void add_bias(Tensor& y, const Tensor& bias) = 0;
   // dbias += sum_n dy[n, :]

@@ -25,7 +25,7 @@ namespace kervan {
 class Communicator;  // parallel/communicator.h: declared here only to name the factory's type
 
 // Raise whenever CudaModule or the Backend interface changes.
-inline constexpr int kCudaModuleAbi = 6;
+inline constexpr int kCudaModuleAbi = 7;
 inline constexpr const char* kCudaModuleFile = "libkervan_cuda.so";
 inline constexpr const char* kCudaModuleEntry = "kervan_cuda_module";
 

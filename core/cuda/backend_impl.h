@@ -33,6 +33,8 @@ class CudaBackend final : public Backend {
 
   void matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
               float beta) override;
+  void linear_backward(Tensor& dw, Tensor* dx, const Tensor& dy, const Tensor& x, const Tensor& w, float alpha,
+                       float dw_beta) override;
   void add_bias(Tensor& y, const Tensor& bias) override;
   void bias_backward(Tensor& dbias, const Tensor& dy) override;
   void add(Tensor& out, const Tensor& a, const Tensor& b) override;

@@ -211,17 +211,48 @@ void CudaBackend::copy(Tensor& dst, const Tensor& src) {
         "cudaMemcpyAsync", "device to device, " + shape_of(src));
 }
 
-void CudaBackend::matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
-                         float beta) {
+namespace {
+
+// A product's shapes checked (2-D, agreeing, y aliasing neither input), named for errors.
+struct ProductShapes {
+  int64_t m, n, k;
+  std::string text;
+};
+ProductShapes check_product(const Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
   KERVAN_CHECK(a.ndim() == 2 && b.ndim() == 2 && y.ndim() == 2, "matmul takes 2-D tensors");
   const int64_t m = trans_a ? a.dim(1) : a.dim(0);
   const int64_t k = trans_a ? a.dim(0) : a.dim(1);
   const int64_t kb = trans_b ? b.dim(1) : b.dim(0);
   const int64_t n = trans_b ? b.dim(0) : b.dim(1);
-  const std::string shapes = shape_of(a) + (trans_a ? "^T" : "") + " x " + shape_of(b) +
-                             (trans_b ? "^T" : "") + " -> " + shape_of(y);
-  KERVAN_CHECK(k == kb && y.dim(0) == m && y.dim(1) == n, "matmul shapes " + shapes);
+  std::string text = shape_of(a) + (trans_a ? "^T" : "") + " x " + shape_of(b) + (trans_b ? "^T" : "") + " -> " +
+                     shape_of(y);
+  KERVAN_CHECK(k == kb && y.dim(0) == m && y.dim(1) == n, "matmul shapes " + text);
   KERVAN_CHECK(!overlaps(y, a) && !overlaps(y, b), "matmul output aliases an input");
+  return {m, n, k, std::move(text)};
+}
+
+}  // namespace
+
+void CudaBackend::linear_backward(Tensor& dw, Tensor* dx, const Tensor& dy, const Tensor& x, const Tensor& w,
+                                  float alpha, float dw_beta) {
+  // At bf16, dy is rounded once and its copy serves both products (the workspace is sized for
+  // both first, so that growing it for the second cannot drop the first's copy). Empty products
+  // and fp32 take the two plain calls.
+  if (precision_ != Precision::BF16 || dy.numel() == 0 || x.numel() == 0 || w.numel() == 0)
+    return Backend::linear_backward(dw, dx, dy, x, w, alpha, dw_beta);
+  const ProductShapes pw = check_product(dw, dy, true, x, false);
+  const ProductShapes px = dx ? check_product(*dx, dy, false, w, false) : ProductShapes{};
+  if (!bf16_) bf16_ = std::make_unique<Bf16Matmul>(stream_);
+  bf16_->reserve(dy.numel(), std::max(x.numel(), dx ? w.numel() : 0));
+  bf16_->run(dw, dy, true, x, false, alpha, dw_beta, deterministic_, pw.text, /*a_rounded=*/false);
+  if (dx) bf16_->run(*dx, dy, false, w, false, alpha, 0.0f, deterministic_, px.text, /*a_rounded=*/true);
+}
+
+void CudaBackend::matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
+                         float beta) {
+  const ProductShapes p = check_product(y, a, trans_a, b, trans_b);
+  const int64_t m = p.m, n = p.n, k = p.k;
+  const std::string& shapes = p.text;
   if (m == 0 || n == 0) return;
   if (k == 0) {  // cuBLAS leaves y untouched when k == 0; the CPU twin scales it by beta
     KERVAN_CHECK(beta == 0.0f || beta == 1.0f, "matmul with k = 0 and beta " + std::to_string(beta));
@@ -230,7 +261,7 @@ void CudaBackend::matmul(Tensor& y, const Tensor& a, bool trans_a, const Tensor&
   }
   if (precision_ == Precision::BF16) {
     if (!bf16_) bf16_ = std::make_unique<Bf16Matmul>(stream_);
-    bf16_->run(y, a, trans_a, b, trans_b, alpha, beta, deterministic_, shapes);
+    bf16_->run(y, a, trans_a, b, trans_b, alpha, beta, deterministic_, shapes, /*a_rounded=*/false);
     return;
   }
   const float al = alpha, be = beta;

@@ -22,9 +22,11 @@
 // of products: 15.4 ms at ~790 TFLOP/s dense bf16. So the casts add about 60% to the products' time
 // at those rates (the q|k|v projection's forward: 20 us of casts beside a 73 us product; the LM
 // head's backward casts the [16384, 50304] logits gradient twice, 4.9 GB of traffic each time, and
-// its bf16 copy sizes the operand workspace: 1.73 GB). The way down is for the kernels that produce
-// an operand (LayerNorm, GELU, attention, AdamW for the weights) to write its bf16 copy as well, and
-// for backward to cast dY once for both dX and dW (that alone saves about 3 ms of the 9.4): then the
+// its bf16 copy sizes the operand workspace: 1.73 GB). Backward rounds dY once for both dW and dX
+// (Backend::linear_backward, CudaBackend's override: run() with a_rounded): 9C rows' worth a layer
+// and the logits gradient, 2.18 G of the 6.75 G elements, 13.1 GB: 3.0 ms of the 9.4, leaving 6.4
+// ms, ~40% on top of the products. The way further down is for the kernels that produce an operand
+// (LayerNorm, GELU, attention, AdamW for the weights) to write its bf16 copy as well: then the
 // casts' traffic mostly disappears into writes those kernels do anyway.
 //
 // Row-major to column-major as the SGEMM path maps them: cuBLASLt's A is our b, its B our a, its D
@@ -120,10 +122,15 @@ void* Bf16Matmul::operands(int64_t bytes) {
     if (operands_) device_allocator().release(operands_);
     operands_ = nullptr;
     operand_bytes_ = 0;  // so that a failed allocation below leaves no dangling block
+    rounded_a_ = nullptr;
     operands_ = device_allocator().allocate(static_cast<size_t>(bytes), "bf16 copies of a matmul's operands");
     operand_bytes_ = bytes;
   }
   return operands_;
+}
+
+void Bf16Matmul::reserve(int64_t a_elems, int64_t b_elems) {
+  operands(bf16_operand_layout(a_elems, b_elems).bytes);
 }
 
 void Bf16Matmul::destroy(Plan& p) {
@@ -192,12 +199,17 @@ const Bf16Matmul::Plan& Bf16Matmul::plan_for(const LtShape& s, const std::string
 }
 
 void Bf16Matmul::run(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha,
-                     float beta, bool deterministic, const std::string& shapes) {
+                     float beta, bool deterministic, const std::string& shapes, bool a_rounded) {
   const Bf16OperandLayout layout = bf16_operand_layout(a.numel(), b.numel());
+  if (a_rounded)  // the copy must be this very tensor's, in a workspace that has not moved since
+    KERVAN_CHECK(rounded_a_ == a.raw() && rounded_a_elems_ == a.numel() && layout.bytes <= operand_bytes_,
+                 "bf16 matmul: the rounded operand of " + shapes + " is not the previous product's");
   char* base = static_cast<char*>(operands(layout.bytes));
   auto* a16 = reinterpret_cast<__nv_bfloat16*>(base);
   auto* b16 = reinterpret_cast<__nv_bfloat16*>(base + layout.b_offset);
-  launch_round(a16, a.data<float>(), a.numel(), stream_, shapes);
+  if (!a_rounded) launch_round(a16, a.data<float>(), a.numel(), stream_, shapes);
+  rounded_a_ = a.raw();
+  rounded_a_elems_ = a.numel();
   launch_round(b16, b.data<float>(), b.numel(), stream_, shapes);
 
   LtShape s;

@@ -36,9 +36,13 @@ class Bf16Matmul {
   Bf16Matmul& operator=(const Bf16Matmul&) = delete;
 
   // y [m, n] = alpha op(a) op(b) + beta y for row-major fp32 tensors (k > 0), with a and b rounded
-  // to bf16 first; `shapes` names the product in errors.
+  // to bf16 first; `shapes` names the product in errors. With a_rounded, a is the a of the
+  // previous call, whose bf16 copy is still in the workspace and is not made again (the caller
+  // reserve()d room for both products before the first).
   void run(Tensor& y, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, float alpha, float beta,
-           bool deterministic, const std::string& shapes);
+           bool deterministic, const std::string& shapes, bool a_rounded);
+  // Grows the workspace for operands of a_elems and b_elems now (Backend::linear_backward's pair).
+  void reserve(int64_t a_elems, int64_t b_elems);
 
  private:
   struct Plan {
@@ -56,6 +60,8 @@ class Bf16Matmul {
   void* lt_workspace_ = nullptr;  // kCublasLtWorkspaceBytes
   void* operands_ = nullptr;      // the bf16 copies, grown to the largest product so far
   int64_t operand_bytes_ = 0;
+  const void* rounded_a_ = nullptr;  // the fp32 tensor whose bf16 copy the workspace's a holds
+  int64_t rounded_a_elems_ = 0;
   std::map<LtShape, Plan> plans_;
 };
 

@@ -43,13 +43,10 @@ void Linear::forward(Backend& be, Tensor& y, const Tensor& x) const {
 
 void Linear::backward(Backend& be, Tensor* dx, const Tensor& dy, const Tensor& x) const {
   const Tensor dy2 = as_rows(dy);
-  be.matmul(weight_.grad, dy2, true, as_rows(x), false, 1.0f, 1.0f);
+  Tensor dx2 = dx ? as_rows(*dx) : Tensor();
+  be.linear_backward(weight_.grad, dx ? &dx2 : nullptr, dy2, as_rows(x), weight_.value, 1.0f, 1.0f);
   if (bias_) be.bias_backward(bias_->grad, dy2);
-  if (dx) {
-    Tensor dx2 = as_rows(*dx);
-    be.matmul(dx2, dy2, false, weight_.value, false, 1.0f, 0.0f);
-    if (split_.kind == TpSplit::Kind::Column) split_.group->all_reduce_sum(dx2);
-  }
+  if (dx && split_.kind == TpSplit::Kind::Column) split_.group->all_reduce_sum(dx2);
 }
 
 }  // namespace kervan

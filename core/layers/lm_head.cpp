@@ -78,10 +78,9 @@ void LmHead::backward(Backend& be, Tensor& dh, LmHeadTensors& t, const Tensor& h
   } else {
     be.cross_entropy_backward(dlogits, dlogits, targets, vocab_, dloss);
   }
-  be.matmul(dh, dlogits, false, weight_.value, false, alpha_, 0.0f);
-  if (tp_) tp_->all_reduce_sum(dh);
   Tensor dw = weight_.grad;
-  be.matmul(dw, dlogits, true, h, false, alpha_, 1.0f);
+  be.linear_backward(dw, &dh, dlogits, h, weight_.value, alpha_, 1.0f);
+  if (tp_) tp_->all_reduce_sum(dh);
   if (bias_) {
     Tensor db = bias_->grad;
     be.bias_backward(db, dlogits);

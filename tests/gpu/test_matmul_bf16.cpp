@@ -134,5 +134,37 @@ TEST_F(GpuTest, MatmulBf16RepeatsAndSwitchesBackToFp32) {
   }
 }
 
+// Backend::linear_backward rounds dy once for both products at bf16 (CudaBackend's override): the
+// same roundings and the same cached algorithms as two matmul calls, so the same bits; and against
+// the CPU within the bf16 bound. Shapes: a layer (odd widths, the workspace grown by the pair's
+// larger second operand) and an LM head's (alpha != 1, dw accumulating), then a call without dx.
+TEST_F(GpuTest, LinearBackwardRoundsDyOnceAndEqualsTwoProducts) {
+  gpu->set_precision(Precision::BF16);
+  struct Case {
+    int64_t N, in, out;
+    float alpha;
+    bool with_dx;
+  };
+  for (const Case c : {Case{129, 33, 1000, 1.0f, true}, Case{64, 96, 515, 0.5f, true}, Case{7, 40, 24, 1.0f, false}}) {
+    SCOPED_TRACE("N " + std::to_string(c.N) + " in " + std::to_string(c.in) + " out " + std::to_string(c.out));
+    Twin dy = rand({c.N, c.out}), x = rand({c.N, c.in}), w = rand({c.out, c.in});
+    const std::vector<float> dw0 = normal(c.out * c.in);
+    Twin dw = from_host({c.out, c.in}, dw0), dx = poisoned({c.N, c.in});
+    Tensor dw_apart = gpu->empty({c.out, c.in}, DType::F32), dx_apart = gpu->empty({c.N, c.in}, DType::F32);
+    gpu->copy_from_host(dw_apart, dw0.data());
+    cpu->linear_backward(dw.cpu, c.with_dx ? &dx.cpu : nullptr, dy.cpu, x.cpu, w.cpu, c.alpha, 1.0f);
+    gpu->linear_backward(dw.gpu, c.with_dx ? &dx.gpu : nullptr, dy.gpu, x.gpu, w.gpu, c.alpha, 1.0f);
+    gpu->matmul(dw_apart, dy.gpu, true, x.gpu, false, c.alpha, 1.0f);
+    EXPECT_EQ(gpu->to_host<float>(dw.gpu), gpu->to_host<float>(dw_apart));
+    EXPECT_LT(rel_err(dw), kBf16Upper);
+    if (c.with_dx) {
+      gpu->matmul(dx_apart, dy.gpu, false, w.gpu, false, c.alpha, 0.0f);
+      EXPECT_EQ(gpu->to_host<float>(dx.gpu), gpu->to_host<float>(dx_apart));
+      EXPECT_LT(rel_err(dx), kBf16Upper);
+      EXPECT_GT(rel_err(dx), kBf16Lower);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kervan::gpu_test
