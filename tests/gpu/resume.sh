@@ -20,7 +20,7 @@ cat >"$work/c.toml" <<TOML
 [model]
 n_layer = 2
 n_head = 4
-d_model = 128
+d_model = 256  # head size 64: at bf16 the tensor-core attention (attention_flash.cu) runs
 vocab_size = 256
 [data]
 path = "$work/a.bin"
