@@ -37,10 +37,11 @@ void copy_in_parallel(const std::vector<HostCopy>& copies) {
 void StateSnapshot::take(const StateDict& state, Backend& backend, bool copy) {
   tensors_.clear();
   values_ = state.values;
+  const auto copied = [copy](const StateTensor& t) { return copy || t.data.device() != Device::CPU; };
   size_t total = 0;
   for (const StateTensor& t : state.tensors)
-    if (t.writer) total += aligned(t.data.bytes());
-  if (copy && total > capacity_) {
+    if (t.writer && copied(t)) total += aligned(t.data.bytes());
+  if (total > capacity_) {
     buffer_.reset(new std::byte[total]);
     capacity_ = total;
   }
@@ -51,7 +52,7 @@ void StateSnapshot::take(const StateDict& state, Backend& backend, bool copy) {
     KERVAN_CHECK(t.data.numel() == t.slice.flat_count,
                  "state tensor " + t.name + " does not match its slice");
     SnapshotTensor s{t.name, t.slice, t.data.dtype(), t.replica, nullptr};
-    if (copy) {
+    if (copied(t)) {
       std::byte* dst = buffer_.get() + at;
       if (t.data.device() == Device::CPU) {
         host_copies.push_back({dst, static_cast<const std::byte*>(t.data.raw()), t.data.bytes()});
@@ -61,7 +62,6 @@ void StateSnapshot::take(const StateDict& state, Backend& backend, bool copy) {
       s.data = dst;
       at += aligned(t.data.bytes());
     } else {
-      KERVAN_CHECK(t.data.device() == Device::CPU, "an uncopied snapshot needs host tensors");
       s.data = t.data.raw();
     }
     tensors_.push_back(std::move(s));

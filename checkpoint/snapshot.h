@@ -24,8 +24,9 @@ struct SnapshotTensor {
 class StateSnapshot {
  public:
   // Takes `state`'s writer tensors. With `copy`, into this snapshot's own host buffer (kept and
-  // reused by the next take), so training may go on at once; without, it points at the tensors
-  // themselves, which must be in host memory and stay unchanged until written.
+  // reused by the next take), so training may go on at once; without, it points at the host
+  // tensors themselves, which must stay unchanged until written, and still copies device tensors
+  // (the writer reads host memory).
   void take(const StateDict& state, Backend& backend, bool copy);
   const std::vector<SnapshotTensor>& tensors() const { return tensors_; }
   const std::map<std::string, StateValue>& values() const { return values_; }

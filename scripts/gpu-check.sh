@@ -76,7 +76,9 @@ record "{\"stage\": \"gpu_tests\", \"rc\": $rc}"
 for precision in fp32 bf16; do
   t=$(cap 60 20) || { skipped "resume $precision" "resume_$precision"; continue; }
   note "kervan train on the GPU, $precision: repeat, SIGKILL and resume, export"
-  timeout "$t" bash tests/gpu/resume.sh "$K/bin/kervan" --set "train.precision=\"$precision\"" > "$LOG/resume_$precision.log" 2>&1
+  # (deterministic: bit-for-bit comparisons must not hinge on cuBLASLt's split-K choices)
+  timeout "$t" bash tests/gpu/resume.sh "$K/bin/kervan" --set "train.precision=\"$precision\"" \
+    --set train.deterministic=true > "$LOG/resume_$precision.log" 2>&1
   rc=$?
   tail -n 4 "$LOG/resume_$precision.log"
   record "{\"stage\": \"resume_$precision\", \"rc\": $rc}"

@@ -55,6 +55,9 @@ void cuda_copy_bytes(void* dst, const void* src, size_t bytes) {
   const std::string what = "a one-rank collective of " + std::to_string(bytes) + " bytes";
   check(cudaDeviceSynchronize(), "cudaDeviceSynchronize", what);
   check(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "cudaMemcpy", what);
+  // A device-to-device cudaMemcpy may return before it is done, on the legacy stream, which the
+  // backend's non-blocking stream does not wait for: finish it before any kernel reads dst.
+  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize", what);
 }
 
 CudaBackend::CudaBackend() {

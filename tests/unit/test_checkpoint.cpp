@@ -31,6 +31,32 @@ std::string name_of(const Layout& l) {
   return "DP=" + std::to_string(l.dp) + " x TP=" + std::to_string(l.tp) + (l.zero1 ? " ZeRO-1" : "");
 }
 
+// A synchronous save (no copy) points at host tensors, but must still copy device tensors: the
+// writer reads host memory. The device tensor here is host memory labelled CUDA (the CPU backend's
+// copy_to_host is a memcpy), which is what the snapshot sees of a GPU tensor.
+TEST(Snapshot, UncopiedSnapshotStillCopiesDeviceTensors) {
+  auto be = make_cpu_backend();
+  std::vector<float> host_values{1, 2, 3}, device_values{4, 5, 6, 7};
+  const auto as_tensor = [](std::vector<float>& v, Device d) {
+    return Tensor(std::make_shared<Storage>(v.data(), v.size() * sizeof(float), d, [](void*) {}), 0,
+                  {static_cast<int64_t>(v.size())}, DType::F32);
+  };
+  StateDict state;
+  state.tensors.push_back({"host", TensorSlice::whole({3}), as_tensor(host_values, Device::CPU)});
+  state.tensors.push_back({"device", TensorSlice::whole({4}), as_tensor(device_values, Device::CUDA)});
+  for (const bool copy : {false, true}) {
+    StateSnapshot snapshot;
+    snapshot.take(state, *be, copy);
+    ASSERT_EQ(snapshot.tensors().size(), 2u);
+    const SnapshotTensor& host = snapshot.tensors()[0];
+    const SnapshotTensor& device = snapshot.tensors()[1];
+    EXPECT_EQ(host.data == host_values.data(), !copy) << "copy " << copy;
+    EXPECT_NE(device.data, device_values.data()) << "copy " << copy;
+    EXPECT_EQ(std::memcmp(device.data, device_values.data(), 16), 0) << "copy " << copy;
+    EXPECT_EQ(std::memcmp(host.data, host_values.data(), 12), 0) << "copy " << copy;
+  }
+}
+
 TEST(CheckpointLayouts, WriterSlicesCoverEveryGlobalTensorExactlyOnce) {
   auto be = make_cpu_backend();
   for (const Layout& l :
