@@ -24,6 +24,36 @@ uint8_t* put_varint(uint8_t* p, uint64_t v) {
 // length (3); at most 1 + 5 + 1 + 10 + 1 + 8 + 1 + 10.
 constexpr size_t kMaxChunkHead = 37;
 
+// How far the prefetches run ahead of the checksums (about half the L2 cache of current x86).
+constexpr uint64_t kPrefetchBytes = 256 << 10;
+
+// Asks the memory for the pieces' bytes, cache line by cache line, up to a byte budget. A batch's
+// windows lie at random places of a corpus much larger than the caches: hashed one after another,
+// each window's first miss (and its page-table walk) waits for the one before. Asked for ahead,
+// the misses overlap (`perf`: 35 -> 29 us of coordinator CPU per RPC of the bench's mix, about
+// what the checksums cost when the bytes are cached).
+class Prefetcher {
+ public:
+  explicit Prefetcher(const std::vector<FetchCall::Piece>& pieces) : pieces_(pieces) {}
+  // Prefetches until `bytes` bytes have been asked for in all.
+  void until(uint64_t bytes) {
+    while (asked_ < bytes && piece_ < pieces_.size()) {
+      const FetchCall::Piece& p = pieces_[piece_];
+      const auto first = reinterpret_cast<uintptr_t>(p.data) & ~uintptr_t{63};
+      const auto end = reinterpret_cast<uintptr_t>(p.data) + p.n;
+      for (; first + line_ < end && asked_ < bytes; line_ += 64, asked_ += 64)
+        __builtin_prefetch(reinterpret_cast<const char*>(first + line_));
+      if (first + line_ >= end) ++piece_, line_ = 0;
+    }
+  }
+
+ private:
+  const std::vector<FetchCall::Piece>& pieces_;
+  size_t piece_ = 0;
+  uintptr_t line_ = 0;  // into pieces_[piece_], from its first cache line
+  uint64_t asked_ = 0;
+};
+
 google::protobuf::ArenaOptions arena_options(char* block, size_t size) {
   google::protobuf::ArenaOptions o;
   o.initial_block = block;
@@ -136,7 +166,11 @@ void FetchCall::write_pieces() {
   uint8_t* const base = const_cast<uint8_t*>(heads.begin());
   uint8_t* p = base;
   slices_.clear();
+  Prefetcher prefetch(pieces_);
+  uint64_t hashed = 0;
   for (const Piece& piece : pieces_) {
+    prefetch.until(hashed + kPrefetchBytes);
+    hashed += piece.n;
     uint8_t chunk[kMaxChunkHead];
     uint8_t* c = chunk;
     *c++ = 1 << 3 | 0;

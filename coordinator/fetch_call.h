@@ -23,6 +23,14 @@ class CoordinatorService;
 // fetch allocates a handful of times instead of about fifty.
 class FetchCall final : public CallTag {
  public:
+  // A piece of a range in the next message: `n` mapped bytes at `data`.
+  struct Piece {
+    uint32_t range;
+    uint64_t offset;
+    const char* data;
+    size_t n;
+  };
+
   static void start(CoordinatorService& service, const CorpusCatalog& catalog,
                     grpc::ServerCompletionQueue* cq);
   void proceed(bool ok) override;
@@ -37,13 +45,6 @@ class FetchCall final : public CallTag {
   // buffer_ = pieces_ as a TokenData message.
   void write_pieces();
   void finish(const grpc::Status& s);
-
-  struct Piece {
-    uint32_t range;
-    uint64_t offset;
-    const char* data;
-    size_t n;
-  };
 
   CoordinatorService& service_;
   const CorpusCatalog& catalog_;
