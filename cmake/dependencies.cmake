@@ -42,6 +42,8 @@ find_package(spdlog CONFIG REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
 pkg_check_modules(ZSTD REQUIRED IMPORTED_TARGET libzstd)
+# The lean HTTP/2 client of `kervan bench coordinator`'s simulated workers.
+pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
 find_package(ZLIB REQUIRED)
 find_package(GTest CONFIG REQUIRED)
 include(GoogleTest)

@@ -39,6 +39,9 @@ struct BenchCoordinatorOptions {
   // their own), each driving its share from client_threads threads (launcher/coordinator_load_children.h).
   int client_processes = 2;
   int client_threads = 1;
+  // rpc: how the simulated workers' calls travel (launcher/coordinator_load.h): "h2", plain HTTP/2
+  // requests from a lean client, or "grpc", gRPC's C++ client as kervan's workers use it.
+  std::string client = "h2";
   double heartbeat_ms = 1000;  // rpc: a worker's heartbeat period
   bool no_fetch = false;       // rpc: heartbeats only (gRPC's own cost per call, for comparison)
   // rpc only: load a coordinator running elsewhere (serving a corpus; token from $KERVAN_TOKEN)

@@ -128,6 +128,12 @@ BenchCommand::BenchCommand(CLI::App& app) {
       ->add_option("--client-threads", bco.client_threads,
                    "rpc: threads driving each process's simulated workers")
       ->check(CLI::Range(1, 256));
+  coordinator_
+      ->add_option("--client", bco.client,
+                   "rpc: the simulated workers' client: h2 (the same HTTP/2 requests as gRPC's, from a "
+                   "lean client, so the cores go to the coordinator) or grpc (gRPC's C++ client, as "
+                   "kervan's workers)")
+      ->check(CLI::IsMember({"h2", "grpc"}));
   // What a parent passes its child processes (launcher/coordinator_load_children.h); not for users.
   coordinator_->add_option("--load-child", bco.load_child)->check(CLI::Range(0, 100000))->group("");
   coordinator_->add_option("--load-world", bco.load_world)->check(CLI::Range(1, 100000))->group("");

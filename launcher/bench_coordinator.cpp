@@ -91,6 +91,7 @@ LoadOptions load_options(const BenchCoordinatorOptions& opt, const std::string& 
   lo.threads = opt.client_threads;
   lo.heartbeat_ms = opt.heartbeat_ms;
   lo.fetch = !opt.no_fetch;
+  lo.client = opt.client == "grpc" ? LoadClient::kGrpc : LoadClient::kH2;
   return lo;
 }
 
@@ -124,6 +125,7 @@ void bench_rpc(const BenchCoordinatorOptions& opt, const std::string& address, c
         {"workers", opt.workers},
         {"client_processes", here ? 0 : opt.client_processes},
         {"client_threads", opt.client_threads},
+        {"client", opt.client},
         {"offered_rpc_per_s", r.offered_per_s},
         {"answered_rpc_per_s", r.answered_per_s},
         {"heartbeats", r.heartbeats},

@@ -11,10 +11,16 @@
 
 namespace kervan {
 
-// Simulated workers for `kervan bench coordinator`: each has its own connection, registers, then
+// How the simulated workers' calls travel: through gRPC's asynchronous C++ client, as kervan's
+// workers call (each call costs the client about as much CPU as the coordinator), or as the same
+// HTTP/2 requests from a lean nghttp2 client, so that on a shared machine the cores go to the
+// coordinator being measured rather than to the clients.
+enum class LoadClient { kGrpc, kH2 };
+
+// Simulated workers for `kervan bench coordinator`: each registers, has its own connection, then
 // heartbeats and fetches its batches' token windows the way a training worker does, for a while.
-// A few threads of a process drive its share of them through gRPC's asynchronous client API
-// (coordinator_load.cpp); launcher/coordinator_load_children.h splits them over processes.
+// A few threads of a process drive its share of them (launcher/coordinator_load_lane.h);
+// launcher/coordinator_load_children.h splits them over processes.
 struct LoadOptions {
   std::string address;
   int workers = 1000;
@@ -29,6 +35,7 @@ struct LoadOptions {
   bool closed_loop = false;
   // No fetches: every call a heartbeat, the smallest RPC (what gRPC itself costs per call).
   bool fetch = true;
+  LoadClient client = LoadClient::kH2;
   // Threads that send the workers' calls and take their answers (each worker's calls on one).
   int threads = 1;
   // When several processes share the simulated workers: this process's are ranks first_worker

@@ -115,6 +115,7 @@ std::vector<std::string> child_args(const LoadOptions& opt, int first, int n) {
   option("--load-child", std::to_string(first));
   option("--load-world", std::to_string(opt.workers));
   if (!opt.fetch) args.push_back("--no-fetch");
+  option("--client", opt.client == LoadClient::kGrpc ? "grpc" : "h2");
   return args;
 }
 

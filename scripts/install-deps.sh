@@ -14,7 +14,7 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
-  libssl-dev libxxhash-dev libzstd-dev zlib1g-dev zstd
+  libssl-dev libxxhash-dev libzstd-dev zlib1g-dev zstd libnghttp2-dev
   bible-kjv
   time  # /usr/bin/time: peak memory in bench/prepare.sh and bench/bpe_train.sh
   gnuplot-nox  # kervan plot
