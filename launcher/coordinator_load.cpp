@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "coordinator/coordinator_client.h"
+#include "coordinator/token_cache.h"
 #include "core/error.h"
 #include "launcher/coordinator_load_lane.h"
 
@@ -73,10 +74,16 @@ const v1::FetchRequest& Lane::fetch_request(int w) {
     const uint32_t s = pick_shard_(sim.rngs[w]);
     const uint64_t bytes = sim.shard_bytes[s];
     const uint64_t span = bytes > opt.window_bytes ? bytes - opt.window_bytes : 0;
+    const uint64_t at = span ? (sim.rngs[w]() % span) & ~uint64_t{1} : 0;
+    // The blocks that hold the window, as a worker's token cache asks for them.
+    constexpr uint64_t kBlock = TokenCache::kBlockBytes;
+    const uint64_t begin = at / kBlock * kBlock;
+    const uint64_t end =
+        std::min(bytes, (at + std::min(opt.window_bytes, bytes) + kBlock - 1) / kBlock * kBlock);
     v1::TokenRange* r = fetch_.add_ranges();
     r->set_shard(s);
-    r->set_offset(span ? (sim.rngs[w]() % span) & ~uint64_t{1} : 0);
-    r->set_length(std::min(opt.window_bytes, bytes));
+    r->set_offset(begin);
+    r->set_length(end - begin);
   }
   return fetch_;
 }

@@ -26,7 +26,8 @@ struct LoadOptions {
   int workers = 1000;
   double seconds = 5;
   // Per worker: a heartbeat every heartbeat_ms, and a fetch of `windows` windows of
-  // window_bytes (random places in the train split) every step_ms. Closed loop instead: each
+  // window_bytes (random places in the train split, rounded out to the token cache's blocks)
+  // every step_ms. Closed loop instead: each
   // worker sends its next request as soon as the last one is answered, one heartbeat per ten
   // fetches (the coordinator's capacity).
   double heartbeat_ms = 1000, step_ms = 100;

@@ -87,7 +87,7 @@ TEST_F(RemoteLoader, BlendedDataParallelBatchesEqualTheFoldersAcrossEpochs) {
     EXPECT_GT(s.fetched_bytes, (80001 + 40000) * 2u);  // everything, and some of it again after eviction
     EXPECT_GT(s.evicted_bytes, 0u);
     EXPECT_LE(s.resident_bytes, 64u << 10);
-    EXPECT_LT(s.segments, 40u);  // state kept for what is cached or pinned, not for all 60 blocks
+    EXPECT_LT(s.segments, 200u);  // state kept for what is cached or pinned, not for all 470 blocks
     EXPECT_LT(s.waits, s.require_calls);  // read-ahead had some batches ready
   }
 }
@@ -174,11 +174,11 @@ TEST_F(RemoteLoader, NamesAnUnreachableCoordinatorAndATooSmallCache) {
         << e.what();
   }
   auto server = start();
-  auto r = remote(server->address(), 4096, "tiny");
+  auto r = remote(server->address(), 1000, "tiny");  // less than two blocks
   auto served = blend(r.get());
   try {
     read(*served, 0);
-    ADD_FAILURE() << "a 4 KiB cache held a batch";
+    ADD_FAILURE() << "a 1,000-byte cache held a batch";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("cannot hold one batch's data"), std::string::npos) << e.what();
   }
