@@ -28,6 +28,7 @@ struct BenchLoaderOptions {
 struct BenchCoordinatorOptions {
   int workers = 1000;                            // simulated workers, one connection each
   double seconds = 5;                            // per load run
+  double warmup_s = 1;                           // rpc: before each load run's timed window
   double corpus_mb = 256;                        // synthetic corpus streamed in (b)
   int rounds = 3;                                // of (b), alternating gRPC and TCP; medians
   uint64_t manifest_tokens = 1'000'000'000'000;  // (c): a 1 TB-token corpus

@@ -105,6 +105,10 @@ BenchCommand::BenchCommand(CLI::App& app) {
   coordinator_->add_option("--workers", bco.workers, "Simulated workers (one connection each)")
       ->check(CLI::Range(1, 100000));
   coordinator_->add_option("--seconds", bco.seconds, "Seconds per load run")->check(FiniteRange(0.1, 3600.0));
+  coordinator_
+      ->add_option("--warmup-s", bco.warmup_s,
+                   "rpc: seconds of load before each run's timed window, left out of its figures (1)")
+      ->check(FiniteRange(0.0, 3600.0));
   coordinator_->add_option("--corpus-mb", bco.corpus_mb, "Synthetic corpus to stream (MB)")
       ->check(FiniteRange(1.0, 1e6));
   coordinator_->add_option("--rounds", bco.rounds, "Streaming rounds (gRPC and TCP alternating; medians)")

@@ -86,6 +86,7 @@ LoadOptions load_options(const BenchCoordinatorOptions& opt, const std::string& 
   lo.address = address;
   lo.workers = opt.workers;
   lo.seconds = opt.seconds;
+  lo.warmup_s = opt.warmup_s;
   lo.step_ms = pace == 0 ? 100 : pace;
   lo.closed_loop = pace == 0;
   lo.threads = opt.client_threads;
@@ -115,10 +116,9 @@ void bench_rpc(const BenchCoordinatorOptions& opt, const std::string& address, c
                               : run_coordinator_load_in_children(lo, opt.client_processes, secret);
     // With the workers in children, this process's CPU is the in-process coordinator's (its
     // registrations included, as with a coordinator of its own in bench/coordinator_before_after.sh).
-    const double coordinator_us =
-        in_process ? 1e6 * (cpu_seconds() - cpu0) /
-                         static_cast<double>(std::max<int64_t>(1, r.heartbeats + r.fetches + opt.workers))
-                   : 0;
+    // (CPU per RPC counts the warm-up's calls, which the CPU time includes)
+    const auto calls = static_cast<double>(std::max<int64_t>(1, r.heartbeats + r.fetches + r.warmup_calls));
+    const double coordinator_us = in_process ? 1e6 * (cpu_seconds() - cpu0) / (calls + opt.workers) : 0;
     nlohmann::json line = {
         {"bench", "coordinator_rpc"},
         {"mode", mode},
@@ -138,9 +138,11 @@ void bench_rpc(const BenchCoordinatorOptions& opt, const std::string& address, c
         {"max_ms", r.max_ms},
         {"heartbeat_p99_ms", r.heartbeat_p99_ms},
         {"fetch_p99_ms", r.fetch_p99_ms},
+        {"warmup_s", lo.warmup_s},
+        {"warmup_calls", r.warmup_calls},
+        {"warmup_p99_ms", r.warmup_p99_ms},
         // the simulated workers' CPU alone, registration excluded
-        {"process_cpu_us_per_rpc",
-         1e6 * r.process_cpu_s / static_cast<double>(std::max<int64_t>(1, r.heartbeats + r.fetches))}};
+        {"process_cpu_us_per_rpc", 1e6 * r.process_cpu_s / calls}};
     if (in_process) line["coordinator_cpu_us_per_rpc"] = coordinator_us;
     print(line);
   }

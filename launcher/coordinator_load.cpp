@@ -32,9 +32,9 @@ void Lane::send(int w, bool fetch, Clock::time_point due_at) {
 
 void Lane::record(int w, bool fetch, Clock::time_point due_at, grpc::StatusCode code) {
   const Clock::time_point now = Clock::now();
-  (fetch ? fetch_ms : heartbeat_ms)
-      .push_back(std::chrono::duration<double, std::milli>(now - due_at).count());
-  if (now <= sim.end) in_window++;
+  const double ms = std::chrono::duration<double, std::milli>(now - due_at).count();
+  (due_at < sim.timed ? warmup_ms : fetch ? fetch_ms : heartbeat_ms).push_back(ms);
+  if (sim.timed <= now && now <= sim.end) in_window++;
   if (code != grpc::StatusCode::OK) errors++, error_codes[status_code_name(code)]++;
   in_flight_--;
   sim.busy[w][fetch] = false;
@@ -160,7 +160,11 @@ LoadSamples run_coordinator_load(const LoadOptions& opt, const SharedSecret& sec
   const Clock::time_point start =
       opt.start ? opt.start() : Clock::now() + std::chrono::milliseconds(10);  // the lanes' threads start
   const double cpu0 = process_cpu_seconds();
-  sim.end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.seconds));
+  const auto seconds = [](double s) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+  };
+  sim.timed = start + seconds(opt.warmup_s);
+  sim.end = sim.timed + seconds(opt.seconds);
   // Open loop: each worker's heartbeats and fetches at their periods, its phase spread over them.
   // Closed loop: every worker's first fetch at the start.
   const auto ms = [](double v) {
@@ -186,6 +190,7 @@ LoadSamples run_coordinator_load(const LoadOptions& opt, const SharedSecret& sec
   for (auto& l : lane) {
     out.heartbeat_ms.insert(out.heartbeat_ms.end(), l->heartbeat_ms.begin(), l->heartbeat_ms.end());
     out.fetch_ms.insert(out.fetch_ms.end(), l->fetch_ms.begin(), l->fetch_ms.end());
+    out.warmup_ms.insert(out.warmup_ms.end(), l->warmup_ms.begin(), l->warmup_ms.end());
     out.in_window += l->in_window;
     out.errors += l->errors;
     for (const auto& [code, n] : l->error_codes) out.error_codes[code] += n;
@@ -198,10 +203,11 @@ LoadResult summarize_load(const std::vector<LoadSamples>& parts, const LoadOptio
   out.seconds = opt.seconds;
   if (!opt.closed_loop)
     out.offered_per_s = opt.workers * (1000.0 / opt.heartbeat_ms + (opt.fetch ? 1000.0 / opt.step_ms : 0));
-  std::vector<double> heartbeats, fetches;
+  std::vector<double> heartbeats, fetches, warmup;
   int64_t in_window = 0;
   for (const LoadSamples& p : parts) {
     heartbeats.insert(heartbeats.end(), p.heartbeat_ms.begin(), p.heartbeat_ms.end());
+    warmup.insert(warmup.end(), p.warmup_ms.begin(), p.warmup_ms.end());
     fetches.insert(fetches.end(), p.fetch_ms.begin(), p.fetch_ms.end());
     in_window += p.in_window;
     out.errors += p.errors;
@@ -210,6 +216,8 @@ LoadResult summarize_load(const std::vector<LoadSamples>& parts, const LoadOptio
   }
   out.heartbeats = static_cast<int64_t>(heartbeats.size());
   out.fetches = static_cast<int64_t>(fetches.size());
+  out.warmup_calls = static_cast<int64_t>(warmup.size());
+  out.warmup_p99_ms = percentile(warmup, 0.99);
   out.answered_per_s = static_cast<double>(in_window) / out.seconds;
   std::vector<double> all = heartbeats;
   all.insert(all.end(), fetches.begin(), fetches.end());

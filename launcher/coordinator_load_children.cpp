@@ -108,6 +108,7 @@ std::vector<std::string> child_args(const LoadOptions& opt, int first, int n) {
   option("--coordinator", opt.address);
   option("--workers", std::to_string(n));
   option("--seconds", fmt::format("{}", opt.seconds));
+  option("--warmup-s", fmt::format("{}", opt.warmup_s));
   option("--paces", opt.closed_loop ? "0" : fmt::format("{}", opt.step_ms));
   option("--heartbeat-ms", fmt::format("{}", opt.heartbeat_ms));
   option("--client-processes", "1");
@@ -133,6 +134,7 @@ LoadSamples samples_from_json(const std::string& line) {
   LoadSamples s;
   s.heartbeat_ms = j.at("heartbeat_ms").get<std::vector<double>>();
   s.fetch_ms = j.at("fetch_ms").get<std::vector<double>>();
+  s.warmup_ms = j.at("warmup_ms").get<std::vector<double>>();
   s.in_window = j.at("in_window").get<int64_t>();
   s.errors = j.at("errors").get<int64_t>();
   s.error_codes = j.at("error_codes").get<std::map<std::string, int64_t>>();
@@ -180,9 +182,10 @@ void run_coordinator_load_child(LoadOptions opt, const SharedSecret& secret) {
     return Clock::time_point(Clock::duration(std::stoll(line.substr(6))));
   };
   const LoadSamples s = run_coordinator_load(opt, secret, manifest);
-  const nlohmann::json j = {{"heartbeat_ms", s.heartbeat_ms}, {"fetch_ms", s.fetch_ms},
-                            {"in_window", s.in_window},       {"errors", s.errors},
-                            {"error_codes", s.error_codes},   {"process_cpu_s", s.process_cpu_s}};
+  const nlohmann::json j = {
+      {"heartbeat_ms", s.heartbeat_ms},  {"fetch_ms", s.fetch_ms}, {"warmup_ms", s.warmup_ms},
+      {"in_window", s.in_window},        {"errors", s.errors},     {"error_codes", s.error_codes},
+      {"process_cpu_s", s.process_cpu_s}};
   std::printf("%s\n", j.dump().c_str());
   std::fflush(stdout);
 }

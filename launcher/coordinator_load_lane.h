@@ -34,8 +34,10 @@ struct Sim {
   std::vector<uint64_t> worker_ids;
   std::vector<std::mt19937_64> rngs;
   std::vector<uint64_t> shard_bytes;  // of the train split
-  Clock::time_point end;              // of the timed window; completions after it are not counted in RPC/s
-  std::vector<int64_t> calls;         // per worker, closed loop: which call comes next
+  // The timed window: calls due before `timed` warm up (left out of the figures), completions
+  // after `end` are not counted in RPC/s.
+  Clock::time_point timed, end;
+  std::vector<int64_t> calls;  // per worker, closed loop: which call comes next
   // Per worker and kind (heartbeat 0, fetch 1): a call in flight, and the due times of those
   // waiting for it.
   std::vector<std::array<bool, 2>> busy;
@@ -61,7 +63,7 @@ class Lane {
   using Event = std::tuple<Clock::time_point, int, bool>;  // due, worker, fetch
   std::priority_queue<Event, std::vector<Event>, std::greater<>> due;
   int64_t in_window = 0, errors = 0;
-  std::vector<double> heartbeat_ms, fetch_ms;
+  std::vector<double> heartbeat_ms, fetch_ms, warmup_ms;
   std::map<std::string, int64_t> error_codes;
 
  protected:
