@@ -35,7 +35,7 @@ struct BenchCoordinatorOptions {
   uint64_t shard_tokens = 100'000'000;           // (c): kervan prepare's default shard size
   std::string only;                              // "rpc", "stream" or "memory"; empty: all three
   // rpc: the fetch paces to load with, each a run of its own (ms per fetch; 0: closed loop).
-  std::vector<double> paces_ms = {1000, 100, 50, 0};
+  std::vector<double> paces_ms = {1000, 100, 52.5, 50, 0};  // 52.5 ms: 20,048 RPC/s with 1,000 workers
   // rpc: the simulated workers run in this many child processes (real workers are processes of
   // their own), each driving its share from client_threads threads (launcher/coordinator_load_children.h).
   int client_processes = 2;
