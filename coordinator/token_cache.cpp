@@ -32,7 +32,8 @@ TokenCache::TokenCache(Options options, std::shared_ptr<CoordinatorClient> clien
       client_(std::move(client)),
       max_fetch_bytes_(std::max<uint64_t>(max_fetch_bytes, kBlockBytes)),
       max_fetch_ranges_(std::max<uint32_t>(max_fetch_ranges, 1)) {
-  KERVAN_CHECK(options_.segment_blocks > 0, "TokenCache: segment_blocks must be positive");
+  KERVAN_CHECK(options_.segment_blocks > 0 && options_.segment_blocks % kBlocksPerPage == 0,
+               "TokenCache: segment_blocks must be a positive number of 4 KiB pages");
   tune_process_for_grpc();
   std::error_code ec;
   const fs::path dir(options_.dir);
@@ -132,12 +133,26 @@ void TokenCache::set_block_locked(const SegmentKey& key, Shard& shard, uint64_t 
   Segment& seg = segment_locked(shard, block);
   uint8_t& b = seg.blocks[block % options_.segment_blocks];
   if (b == state) return;
-  const uint64_t bytes = block_bytes(shard, block);
-  if (b == kPresent) seg.present--, stats_.resident_bytes -= bytes;
+  // The disk a page takes is counted while any of its blocks is present (pages never straddle
+  // segments: segment_blocks is a whole number of pages).
+  const uint64_t page = block / kBlocksPerPage;
+  const auto page_present = [&] {
+    const uint8_t* first = &seg.blocks[page * kBlocksPerPage % options_.segment_blocks];
+    return std::find(first, first + kBlocksPerPage, uint8_t{kPresent}) != first + kBlocksPerPage;
+  };
+  const bool page_was_present = page_present();
+  if (b == kPresent) seg.present--;
   if (b == kFetching) seg.fetching--;
   b = state;
-  if (state == kPresent) seg.present++, stats_.resident_bytes += bytes, stats_.fetched_bytes += bytes;
+  if (state == kPresent) seg.present++, stats_.fetched_bytes += block_bytes(shard, block);
   if (state == kFetching) seg.fetching++;
+  if (const bool now_present = page_present(); now_present != page_was_present) {
+    const uint64_t page_bytes = std::min(kPageBytes, shard.bytes - page * kPageBytes);
+    if (now_present)
+      stats_.resident_bytes += page_bytes;
+    else
+      stats_.resident_bytes -= page_bytes;
+  }
   if (seg.present > 0 && !seg.in_lru) {
     seg.lru = lru_.insert(lru_.end(), key);
     seg.in_lru = true;

@@ -23,9 +23,9 @@ struct ByteRange {
 
 // A worker's local copy of the token data it reads from a coordinator: one sparse file per
 // served shard in a folder of its own, memory-mapped, filled in 512-byte blocks by a background
-// thread, and bounded in size. What a batch needs is fetched at once (require); what the batches
-// after it need is fetched ahead (prefetch). When the blocks on disk pass the bound, the least
-// recently used segments (1 MiB) are evicted (their blocks punched out of the file), except
+// thread, and bounded in size (the 4 KiB pages its blocks take on disk). What a batch needs is
+// fetched at once (require); what the batches after it need is fetched ahead (prefetch). When
+// the pages on disk pass the bound, the least recently used segments (64 KiB) are evicted (their blocks punched out of the file), except
 // segments of the latest require() of each split, which the loader may be reading.
 //
 // Every piece is checked against its checksum before it is written (CoordinatorClient::fetch),
@@ -37,7 +37,7 @@ class TokenCache {
   struct Options {
     std::string dir;
     uint64_t max_bytes = 10ull << 30;
-    uint64_t segment_blocks = 2048;  // the eviction unit, in blocks (1 MiB)
+    uint64_t segment_blocks = 128;  // the eviction unit, in blocks (64 KiB); whole pages
   };
   // `max_fetch_bytes` / `max_fetch_ranges` are the server's limits per request (the manifest's).
   TokenCache(Options options, std::shared_ptr<CoordinatorClient> client, uint64_t max_fetch_bytes,
@@ -61,18 +61,21 @@ class TokenCache {
   void prefetch(int split, const std::vector<ByteRange>& ranges);
 
   struct Stats {
-    uint64_t fetched_bytes = 0, evicted_bytes = 0, resident_bytes = 0;
+    uint64_t fetched_bytes = 0, evicted_bytes = 0;  // blocks' bytes
+    uint64_t resident_bytes = 0;                    // the pages they take on disk
     uint64_t segments = 0;                  // whose state is held in memory
     uint64_t require_calls = 0, waits = 0;  // require() calls, and those that had to wait for a fetch
   };
   Stats stats() const;
 
   // What a fetch is rounded to. A batch's windows are isolated in a large corpus, and a window
-  // of 1,025 uint16 tokens at an even offset spans ~5 blocks of 512 bytes (1.25x its bytes) but
-  // 1.5 blocks of 4 KiB (3x): with 4 KiB blocks the coordinator sent ~96 KiB per gpt2-small
-  // batch of 16 instead of ~40, and on the 2-core bench machine its CPU per RPC rose from
-  // ~33 to ~49 us. The block states cost 2 KiB per cached MiB.
+  // of 1,025 uint16 tokens at an even offset spans 5 blocks of 512 bytes (1.25x its bytes) but
+  // 1.5 blocks of 4 KiB on average (3x): with 4 KiB blocks the coordinator sent ~96 KiB per
+  // gpt2-small batch of 16 instead of ~40, and on the 2-core bench machine its CPU per RPC rose
+  // from ~35 to ~49 us. On disk the filesystem still allocates whole pages, which the bound counts.
   static constexpr uint64_t kBlockBytes = 512;
+  static constexpr uint64_t kPageBytes = 4096;
+  static constexpr uint64_t kBlocksPerPage = kPageBytes / kBlockBytes;
 
  private:
   enum : uint8_t { kAbsent, kFetching, kPresent };
@@ -85,9 +88,10 @@ class TokenCache {
     }
     bool operator==(const SegmentKey&) const = default;
   };
-  // A segment's state exists only while the segment holds, awaits or pins blocks, so the cache's
-  // memory follows what it holds, not the size of the corpus (a 1 TB-token corpus has 2 million
-  // segments, a 10 GiB cache at most 10,240).
+  // A segment's state (128 bytes and its map and list nodes, ~300 bytes) exists only while the
+  // segment holds, awaits or pins blocks, so the cache's memory follows what it holds, not the
+  // size of the corpus: a 10 GiB cache holds at most 163,840 full segments, or ~1.6 million
+  // scattered 2 KB windows (1.6 pages each) in about as many segments, ~0.5 GB of state.
   struct Segment {
     std::vector<uint8_t> blocks;  // kAbsent, kFetching or kPresent per block
     uint32_t present = 0, fetching = 0;

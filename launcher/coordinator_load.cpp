@@ -32,10 +32,12 @@ void Lane::send(int w, bool fetch, Clock::time_point due_at) {
 
 void Lane::record(int w, bool fetch, Clock::time_point due_at, grpc::StatusCode code) {
   const Clock::time_point now = Clock::now();
+  // Answers count (in the rate and the latencies); failures are counted apart.
+  const bool ok = code == grpc::StatusCode::OK;
   const double ms = std::chrono::duration<double, std::milli>(now - due_at).count();
-  (due_at < sim.timed ? warmup_ms : fetch ? fetch_ms : heartbeat_ms).push_back(ms);
-  if (sim.timed <= now && now <= sim.end) in_window++;
-  if (code != grpc::StatusCode::OK) errors++, error_codes[status_code_name(code)]++;
+  if (ok) (due_at < sim.timed ? warmup_ms : fetch ? fetch_ms : heartbeat_ms).push_back(ms);
+  if (ok && sim.timed <= now && now <= sim.end) in_window++;
+  if (!ok) errors++, error_codes[status_code_name(code)]++;
   in_flight_--;
   sim.busy[w][fetch] = false;
   if (std::deque<Clock::time_point>& next = sim.waiting[w][fetch]; !next.empty()) {
@@ -43,7 +45,9 @@ void Lane::record(int w, bool fetch, Clock::time_point due_at, grpc::StatusCode 
     next.pop_front();
     send(w, fetch, was_due);
   }
-  if (sim.opt.closed_loop && now < sim.end) send(w, sim.opt.fetch && ++sim.calls[w] % 11 != 10, now);
+  // Closed loop: the worker's next call at once, unless this one failed (where a real worker
+  // would back off, this one stops).
+  if (sim.opt.closed_loop && ok && now < sim.end) send(w, sim.opt.fetch && ++sim.calls[w] % 11 != 10, now);
 }
 
 // Sends what is due and takes answers until the next call is due; after the timed window,

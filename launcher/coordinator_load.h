@@ -54,15 +54,15 @@ struct LoadOptions {
 
 // What one process's simulated workers measured; the LoadResult of a run merges every process's.
 struct LoadSamples {
-  std::vector<double> heartbeat_ms, fetch_ms;  // each timed call's latency
-  std::vector<double> warmup_ms;               // each warm-up call's
-  int64_t in_window = 0, errors = 0;           // calls answered within the timed window; failed calls
+  std::vector<double> heartbeat_ms, fetch_ms;  // each timed answered call's latency
+  std::vector<double> warmup_ms;               // each answered warm-up call's
+  int64_t in_window = 0, errors = 0;           // calls answered (OK) within the timed window; failed calls
   std::map<std::string, int64_t> error_codes;  // by gRPC status name
   double process_cpu_s = 0;                    // this process's, from the first call to the last answer
 };
 
 struct LoadResult {
-  int64_t heartbeats = 0, fetches = 0, errors = 0;  // timed calls; errors of every call
+  int64_t heartbeats = 0, fetches = 0, errors = 0;  // timed calls answered; failed calls, warm-up included
   int64_t warmup_calls = 0;
   double warmup_p99_ms = 0;
   std::map<std::string, int64_t> error_codes;  // by gRPC status name

@@ -95,6 +95,9 @@ class H2Lane final : public Lane {
   // A call's status once its stream has closed; checks a fetch's pieces.
   StatusCode finish(const Stream& s, uint32_t error_code);
   void end_call(Connection& c, Stream* s, StatusCode code);
+  // After each nghttp2 call on `c`: ends the calls whose streams it closed (answers, refusals
+  // after a GOAWAY), and the connection once its session wants nothing more.
+  void after_nghttp2(Connection& c);
   void read_from(Connection& c);
 
   struct EpollFd {
@@ -106,8 +109,9 @@ class H2Lane final : public Lane {
   std::unique_ptr<nghttp2_session_callbacks, decltype(&nghttp2_session_callbacks_del)> callbacks_{
       nullptr, nghttp2_session_callbacks_del};
   std::vector<std::unique_ptr<Connection>> connections_;  // per worker; null for other lanes' workers
-  // Streams that closed while nghttp2 was reading: recorded once it returns (record() may start
-  // the worker's next call, which must not happen inside nghttp2's callbacks).
+  // Streams that nghttp2 closed inside its last call (mem_recv or mem_send) on one connection:
+  // recorded once it returns (record() may start the worker's next call, which must not happen
+  // inside nghttp2's callbacks).
   std::vector<std::pair<Stream*, uint32_t>> closed_;
   std::vector<Connection*> dirty_;  // connections with frames to send
   // Calls of workers whose connection broke: recorded UNAVAILABLE by the next wait(), not at
@@ -174,6 +178,9 @@ void H2Lane::connect(int w) {
   Connection& conn = *c;
   connections_[static_cast<size_t>(w)] = std::move(c);
   flush(conn);  // the preface and settings, while the socket still blocks
+  if (conn.broken)
+    throw EnvironmentError("connect", "the coordinator at " + sim.opt.address,
+                           "it closed the connection at once");
   if (::fcntl(conn.fd, F_SETFL, ::fcntl(conn.fd, F_GETFL) | O_NONBLOCK) != 0)
     throw EnvironmentError("fcntl(O_NONBLOCK)", "bench coordinator", std::strerror(errno));
   epoll_event ev{};
@@ -222,7 +229,7 @@ void H2Lane::start_call(int w, bool fetch, Clock::time_point due_at) {
   body.source.ptr = s.get();
   body.read_callback = read_request;
   s->id = nghttp2_submit_request(c.session, nullptr, headers, std::size(headers), &body, s.get());
-  if (s->id < 0) return record(w, fetch, due_at, StatusCode::INTERNAL);
+  if (s->id < 0) return failed_.push_back({w, fetch, due_at});
   c.calls[fetch] = s.release();  // until its stream closes
   if (!c.dirty) c.dirty = true, dirty_.push_back(&c);
 }
@@ -314,8 +321,12 @@ void H2Lane::flush(Connection& c) {
   for (;;) {  // everything nghttp2 has, in one buffer: one send for a call's frames
     const uint8_t* data = nullptr;
     const ssize_t n = nghttp2_session_mem_send(c.session, &data);
-    if (n < 0) return break_connection(c, StatusCode::INTERNAL);
-    if (n == 0) break;
+    if (n <= 0) {
+      after_nghttp2(c);
+      if (n < 0 && !c.broken) break_connection(c, StatusCode::INTERNAL);
+      if (c.broken) return;
+      break;
+    }
     c.out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
   }
   size_t done = 0;
@@ -343,22 +354,26 @@ void H2Lane::read_from(Connection& c) {
   const ssize_t n = ::recv(c.fd, read_buffer_.data(), read_buffer_.size(), 0);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
   if (n <= 0) return break_connection(c, StatusCode::UNAVAILABLE);
-  if (nghttp2_session_mem_recv(c.session, reinterpret_cast<const uint8_t*>(read_buffer_.data()),
-                               static_cast<size_t>(n)) < 0)
-    return break_connection(c, StatusCode::INTERNAL);
-  for (const auto& [s, error_code] : closed_) end_call(c, s, finish(*s, error_code));
-  closed_.clear();
+  const ssize_t read = nghttp2_session_mem_recv(
+      c.session, reinterpret_cast<const uint8_t*>(read_buffer_.data()), static_cast<size_t>(n));
+  after_nghttp2(c);
+  if (read < 0 && !c.broken) break_connection(c, StatusCode::INTERNAL);
   flush(c);  // WINDOW_UPDATEs, the SETTINGS ack, the next calls of this worker
+}
+
+void H2Lane::after_nghttp2(Connection& c) {
+  for (const auto& [s, error_code] : std::exchange(closed_, {})) end_call(c, s, finish(*s, error_code));
+  if (!c.broken && !nghttp2_session_want_read(c.session) && !nghttp2_session_want_write(c.session))
+    break_connection(c, StatusCode::UNAVAILABLE);
 }
 
 void H2Lane::wait(Clock::time_point until) {
   for (const auto& [w, fetch, due_at] : std::exchange(failed_, {}))
     record(w, fetch, due_at, StatusCode::UNAVAILABLE);
-  for (Connection* c : dirty_) {
+  for (Connection* c : std::exchange(dirty_, {})) {  // (a flush may start calls: a new list)
     c->dirty = false;
     flush(*c);
   }
-  dirty_.clear();
   const Clock::time_point now = Clock::now();
   // After the timed window the lane waits only for answers, up to the calls' deadline.
   const Clock::time_point give_up = sim.end + kCallDeadline;

@@ -48,6 +48,6 @@ rc=$?
 import json, sys
 j = json.loads(open(sys.argv[1]).read())
 assert j["errors"] > 0 and set(j["error_codes"]) == {"UNAVAILABLE"}, j
-assert j["errors"] < j["fetches"] + j["heartbeats"], j  # those before the kill were answered
+assert j["fetches"] > 0 and j["heartbeats"] > 0, j  # those before the kill were answered
 PY
 finish bench_coordinator "both clients answered in full; a killed coordinator's calls counted UNAVAILABLE"

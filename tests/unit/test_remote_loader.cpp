@@ -43,9 +43,9 @@ class RemoteLoader : public TempDirTest {
                                         const std::string& name, double timeout_s = 10) {
     auto client = std::make_shared<CoordinatorClient>(ClientOptions{address, "default", timeout_s},
                                                       SharedSecret("secret"));
-    // One-block segments, so that a small cache still evicts at a fine grain.
-    return std::make_unique<RemoteCorpora>(client,
-                                           TokenCache::Options{path("cache/" + name), cache_bytes, 1});
+    // One-page segments, so that a small cache still evicts at a fine grain.
+    return std::make_unique<RemoteCorpora>(
+        client, TokenCache::Options{path("cache/" + name), cache_bytes, TokenCache::kBlocksPerPage});
   }
 
   // A blend of a and b (0.7 / 0.3), from the folders or from the coordinator.
@@ -87,7 +87,7 @@ TEST_F(RemoteLoader, BlendedDataParallelBatchesEqualTheFoldersAcrossEpochs) {
     EXPECT_GT(s.fetched_bytes, (80001 + 40000) * 2u);  // everything, and some of it again after eviction
     EXPECT_GT(s.evicted_bytes, 0u);
     EXPECT_LE(s.resident_bytes, 64u << 10);
-    EXPECT_LT(s.segments, 200u);  // state kept for what is cached or pinned, not for all 470 blocks
+    EXPECT_LT(s.segments, 40u);  // state kept for what is cached or pinned, not for all 59 pages
     EXPECT_LT(s.waits, s.require_calls);  // read-ahead had some batches ready
   }
 }
@@ -174,7 +174,7 @@ TEST_F(RemoteLoader, NamesAnUnreachableCoordinatorAndATooSmallCache) {
         << e.what();
   }
   auto server = start();
-  auto r = remote(server->address(), 1000, "tiny");  // less than two blocks
+  auto r = remote(server->address(), 1000, "tiny");  // less than one page
   auto served = blend(r.get());
   try {
     read(*served, 0);
