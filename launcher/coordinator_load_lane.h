@@ -89,7 +89,7 @@ class Lane {
   coordinator::v1::HeartbeatRequest heartbeat_;
 };
 
-// The transports' lanes; `connect` sets up the connections of the lane's workers (w % lanes == index).
+// The transports' lanes; each connects its workers (w % lanes == index) before it returns.
 std::unique_ptr<Lane> make_grpc_lane(Sim& sim, int index, int lanes);
 std::unique_ptr<Lane> make_h2_lane(Sim& sim, int index, int lanes);
 
