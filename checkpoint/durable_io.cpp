@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <cerrno>
 #include <cstring>
@@ -14,6 +13,7 @@
 
 #include "checkpoint/failpoint.h"
 #include "core/error.h"
+#include "core/xxh3_inline.h"
 
 namespace kervan {
 

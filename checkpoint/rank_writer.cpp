@@ -1,7 +1,5 @@
 #include "checkpoint/rank_writer.h"
 
-#include <xxhash.h>
-
 #include <filesystem>
 #include <map>
 #include <system_error>
@@ -10,6 +8,7 @@
 #include "checkpoint/failpoint.h"
 #include "checkpoint/format.h"
 #include "checkpoint/hdf5_file.h"
+#include "core/xxh3_inline.h"
 #include "core/error.h"
 
 namespace kervan {

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "coordinator/process_tuning.h"
-#include "coordinator/xxh3_inline.h"
+#include "core/xxh3_inline.h"
 #include "proto/protocol_version.h"
 
 namespace kervan {

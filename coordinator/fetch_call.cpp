@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "coordinator/coordinator_service.h"
-#include "coordinator/xxh3_inline.h"
+#include "core/xxh3_inline.h"
 
 namespace kervan {
 

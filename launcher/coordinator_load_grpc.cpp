@@ -4,7 +4,7 @@
 #include <grpcpp/completion_queue.h>
 
 #include "coordinator/coordinator_client.h"
-#include "coordinator/xxh3_inline.h"
+#include "core/xxh3_inline.h"
 #include "core/error.h"
 #include "launcher/coordinator_load_lane.h"
 #include "proto/coordinator.grpc.pb.h"

@@ -19,7 +19,7 @@
 #include <new>
 #include <utility>
 
-#include "coordinator/xxh3_inline.h"
+#include "core/xxh3_inline.h"
 #include "core/error.h"
 #include "launcher/coordinator_load_lane.h"
 
