@@ -61,28 +61,44 @@ char* at(const Tensor& t, int64_t elements) { return static_cast<char*>(t.raw())
 
 class EventHandle final : public CommHandle {
  public:
-  EventHandle(NcclCommunicator& comm, cudaEvent_t start, cudaEvent_t done, std::string what, std::vector<Tensor> keep)
-      : comm_(comm), start_(start), done_(done), what_(std::move(what)), keep_(std::move(keep)) {}
-  // Destroying a pending event is allowed (CUDA releases it once it completes); the tensors are
-  // released only after wait(), or here when a handle is dropped unwaited (an error path).
-  ~EventHandle() override {
-    cudaEventDestroy(start_);
-    cudaEventDestroy(done_);
-  }
+  EventHandle(NcclCommunicator& comm, CudaEvent start, CudaEvent done, std::string what, std::vector<Tensor> keep)
+      : comm_(comm), start_(std::move(start)), done_(std::move(done)), what_(std::move(what)), keep_(std::move(keep)) {}
+  // (The tensors are released only after wait(), or with the handle when it is dropped unwaited:
+  // an error path.)
   void wait() override {
-    comm_.wait_event(done_, what_);
+    comm_.wait_event(done_.get(), what_);
     keep_.clear();
     float ms = 0;
-    if (cudaEventElapsedTime(&ms, start_, done_) == cudaSuccess) seconds_ = ms / 1e3;
+    if (cudaEventElapsedTime(&ms, start_.get(), done_.get()) == cudaSuccess) seconds_ = ms / 1e3;
   }
   double seconds() const override { return seconds_; }
 
  private:
   NcclCommunicator& comm_;
-  cudaEvent_t start_, done_;
+  CudaEvent start_, done_;
   std::string what_;
   std::vector<Tensor> keep_;
   double seconds_ = 0;
+};
+
+// ncclGroupStart ... ncclGroupEnd, ended also when a call inside throws (NCCL's group state is
+// per thread: one left open would swallow this thread's later NCCL calls).
+class NcclGroup {
+ public:
+  explicit NcclGroup(const std::string& what) : what_(what) { check_nccl(ncclGroupStart(), "ncclGroupStart", what_); }
+  ~NcclGroup() {
+    if (open_) ncclGroupEnd();
+  }
+  NcclGroup(const NcclGroup&) = delete;
+  NcclGroup& operator=(const NcclGroup&) = delete;
+  void end() {
+    open_ = false;
+    check_nccl(ncclGroupEnd(), "ncclGroupEnd", what_);
+  }
+
+ private:
+  const std::string& what_;
+  bool open_ = true;
 };
 
 }  // namespace
@@ -100,9 +116,15 @@ NcclCommunicator::NcclCommunicator(Communicator& bootstrap, std::string name, do
   Tensor word(std::make_shared<Storage>(&id, sizeof id, Device::CPU, [](void*) {}), 0,
               {static_cast<int64_t>(sizeof id / sizeof(int32_t))}, DType::I32);
   bootstrap.broadcast(word, 0);
-  check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags", what);
-  check_cuda(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming), "cudaEventCreate", what);
-  check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank", what);
+  try {
+    check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags", what);
+    check_cuda(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming), "cudaEventCreate", what);
+    check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank", what);
+  } catch (...) {  // (no destructor runs for a constructor that throws)
+    if (compute_done_) cudaEventDestroy(compute_done_);
+    if (stream_) cudaStreamDestroy(stream_);
+    throw;
+  }
 }
 
 NcclCommunicator::~NcclCommunicator() {
@@ -117,23 +139,29 @@ NcclCommunicator::~NcclCommunicator() {
   if (stream_) cudaStreamDestroy(stream_);
 }
 
-cudaEvent_t NcclCommunicator::begin() {
+CudaEvent::CudaEvent(const std::string& what) {
+  check_cuda(cudaEventCreate(&event_), "cudaEventCreate", what);
+}
+
+CudaEvent::~CudaEvent() {
+  if (event_) cudaEventDestroy(event_);  // (allowed while pending: CUDA releases it once complete)
+}
+
+CudaEvent NcclCommunicator::begin() {
   const std::string what = "the " + name_ + " group's stream";
   check_cuda(cudaEventRecord(compute_done_, compute_), "cudaEventRecord", "the compute stream");
   // Waits for the event as recorded now: reusing compute_done_ for the next collective is safe.
   check_cuda(cudaStreamWaitEvent(stream_, compute_done_, 0), "cudaStreamWaitEvent", what);
-  cudaEvent_t start;
-  check_cuda(cudaEventCreate(&start), "cudaEventCreate", what);
-  check_cuda(cudaEventRecord(start, stream_), "cudaEventRecord", what);
+  CudaEvent start(what);
+  check_cuda(cudaEventRecord(start.get(), stream_), "cudaEventRecord", what);
   return start;
 }
 
-std::unique_ptr<CommHandle> NcclCommunicator::finish(cudaEvent_t start, const std::string& what,
+std::unique_ptr<CommHandle> NcclCommunicator::finish(CudaEvent start, const std::string& what,
                                                      std::vector<Tensor> keep) {
-  cudaEvent_t done;
-  check_cuda(cudaEventCreate(&done), "cudaEventCreate", what);
-  check_cuda(cudaEventRecord(done, stream_), "cudaEventRecord", what);
-  return std::make_unique<EventHandle>(*this, start, done, what, std::move(keep));
+  CudaEvent done(what);
+  check_cuda(cudaEventRecord(done.get(), stream_), "cudaEventRecord", what);
+  return std::make_unique<EventHandle>(*this, std::move(start), std::move(done), what, std::move(keep));
 }
 
 void NcclCommunicator::wait_event(cudaEvent_t event, const std::string& what) {
@@ -168,10 +196,10 @@ void NcclCommunicator::wait_event(cudaEvent_t event, const std::string& what) {
 std::unique_ptr<CommHandle> NcclCommunicator::all_reduce_async(Tensor& t, ReduceOp op) {
   const std::string what = "all_reduce of " + std::to_string(t.bytes()) + " bytes";
   require_cuda(t, what);
-  const cudaEvent_t start = begin();
+  CudaEvent start = begin();
   check_nccl(ncclAllReduce(t.raw(), t.raw(), t.numel(), nccl_type(t.dtype()), nccl_op(op), comm_, stream_),
              "ncclAllReduce", what);
-  return finish(start, what, {t});
+  return finish(std::move(start), what, {t});
 }
 
 std::unique_ptr<CommHandle> NcclCommunicator::reduce_scatter_async(Tensor& out, const Tensor& in, ReduceOp op) {
@@ -181,21 +209,21 @@ std::unique_ptr<CommHandle> NcclCommunicator::reduce_scatter_async(Tensor& out, 
   const Chunk mine = chunk_of(in.numel(), size_, rank_);
   KERVAN_CHECK(out.numel() == mine.count && in.dtype() == out.dtype(), "reduce_scatter sizes");
   const ncclDataType_t type = nccl_type(in.dtype());
-  const cudaEvent_t start = begin();
+  CudaEvent start = begin();
   if (in.numel() % size_ == 0) {
     check_nccl(ncclReduceScatter(in.raw(), out.raw(), mine.count, type, nccl_op(op), comm_, stream_),
                "ncclReduceScatter", what);
   } else {
-    check_nccl(ncclGroupStart(), "ncclGroupStart", what);
+    NcclGroup group(what);
     for (int r = 0; r < size_; ++r) {
       const Chunk c = chunk_of(in.numel(), size_, r);
       check_nccl(ncclReduce(at(in, c.begin), r == rank_ ? out.raw() : nullptr, c.count, type, nccl_op(op), r, comm_,
                             stream_),
                  "ncclReduce", what);
     }
-    check_nccl(ncclGroupEnd(), "ncclGroupEnd", what);
+    group.end();
   }
-  return finish(start, what, {out, in});
+  return finish(std::move(start), what, {out, in});
 }
 
 std::unique_ptr<CommHandle> NcclCommunicator::all_gather_async(Tensor& out, const Tensor& in) {
@@ -205,28 +233,28 @@ std::unique_ptr<CommHandle> NcclCommunicator::all_gather_async(Tensor& out, cons
   const Chunk mine = chunk_of(out.numel(), size_, rank_);
   KERVAN_CHECK(in.numel() == mine.count && in.dtype() == out.dtype(), "all_gather sizes");
   const ncclDataType_t type = nccl_type(out.dtype());
-  const cudaEvent_t start = begin();
+  CudaEvent start = begin();
   if (out.numel() % size_ == 0) {
     check_nccl(ncclAllGather(in.raw(), out.raw(), mine.count, type, comm_, stream_), "ncclAllGather", what);
   } else {
-    check_nccl(ncclGroupStart(), "ncclGroupStart", what);
+    NcclGroup group(what);
     for (int r = 0; r < size_; ++r) {
       const Chunk c = chunk_of(out.numel(), size_, r);
       check_nccl(ncclBroadcast(r == rank_ ? in.raw() : nullptr, at(out, c.begin), c.count, type, r, comm_, stream_),
                  "ncclBroadcast", what);
     }
-    check_nccl(ncclGroupEnd(), "ncclGroupEnd", what);
+    group.end();
   }
-  return finish(start, what, {out, in});
+  return finish(std::move(start), what, {out, in});
 }
 
 std::unique_ptr<CommHandle> NcclCommunicator::broadcast_async(Tensor& t, int root) {
   const std::string what = "broadcast of " + std::to_string(t.bytes()) + " bytes";
   require_cuda(t, what);
-  const cudaEvent_t start = begin();
+  CudaEvent start = begin();
   check_nccl(ncclBroadcast(t.raw(), t.raw(), t.numel(), nccl_type(t.dtype()), root, comm_, stream_), "ncclBroadcast",
              what);
-  return finish(start, what, {t});
+  return finish(std::move(start), what, {t});
 }
 
 void NcclCommunicator::barrier() {

@@ -2,10 +2,28 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include <string>
+#include <utility>
+
 #include "core/backend.h"
 #include "parallel/communicator.h"
 
 namespace kervan {
+
+// A CUDA event that is destroyed with its owner, also while an error unwinds.
+class CudaEvent {
+ public:
+  // cudaEventCreate; an EnvironmentError naming `what` when it fails.
+  explicit CudaEvent(const std::string& what);
+  CudaEvent(CudaEvent&& o) noexcept : event_(std::exchange(o.event_, nullptr)) {}
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  ~CudaEvent();
+  cudaEvent_t get() const { return event_; }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
 
 // Communicator for CUDA tensors over NCCL, one per group (built into the CUDA module,
 // core/cuda_module.h; kervan reaches it through the module's make_nccl_communicator).
@@ -53,8 +71,8 @@ class NcclCommunicator final : public Communicator {
 
  private:
   // The stream waits for the compute work queued so far; returns the collective's start event.
-  cudaEvent_t begin();
-  std::unique_ptr<CommHandle> finish(cudaEvent_t start, const std::string& what, std::vector<Tensor> keep);
+  CudaEvent begin();
+  std::unique_ptr<CommHandle> finish(CudaEvent start, const std::string& what, std::vector<Tensor> keep);
 
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr, compute_ = nullptr;
